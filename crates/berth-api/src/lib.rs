@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod authn;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod v3;

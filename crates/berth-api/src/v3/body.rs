@@ -1,0 +1,228 @@
+//! Reading V3 request bodies: a bounded JSON object, and Cloud Foundry's field messages.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
+use berth_domain::RelationshipKind;
+use berth_domain::metadata::{
+    AnnotationKey, AnnotationValue, LabelKey, LabelValue, MetadataPatch,
+};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+use super::error::V3Error;
+
+/// Largest request body accepted: 200 annotations of 5000 characters fit, a flood does not.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request body that is a JSON object. An empty body reads as `{}`.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl FromRequest for JsonObject {
+    type Error = V3Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+                return Err(V3Error::payload_too_large(MAX_BODY_BYTES));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| V3Error::message_parse("invalid request body"))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(V3Error::payload_too_large(MAX_BODY_BYTES));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(Map::new()));
+            }
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(map)) => Ok(Self(map)),
+                Ok(_) => Err(V3Error::message_parse("the request body must be a JSON object")),
+                Err(_) => Err(V3Error::message_parse("invalid request body")),
+            }
+        })
+    }
+}
+
+/// Collects every problem of a body, so the client sees them all at once.
+#[derive(Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    pub fn push(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    /// The value of a step that may fail, recording its problem.
+    pub fn check<T, E: std::fmt::Display>(&mut self, result: Result<T, E>) -> Option<T> {
+        result.map_err(|error| self.push(error.to_string())).ok()
+    }
+
+    /// `Ok(value)` when nothing was recorded, else a 422 with every problem.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, V3Error> {
+        if self.0.is_empty() {
+            if let Some(value) = value() {
+                return Ok(value);
+            }
+        }
+        Err(V3Error::unprocessable(&self.0))
+    }
+}
+
+fn quoted_list(keys: &[&str]) -> String {
+    keys.iter().map(|key| format!("'{key}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// Records "Unknown field(s): 'a', 'b'" for keys outside `allowed`.
+pub fn reject_unknown_fields(map: &Map<String, Value>, allowed: &[&str], problems: &mut Problems) {
+    let unknown: Vec<&str> =
+        map.keys().map(String::as_str).filter(|key| !allowed.contains(key)).collect();
+    if !unknown.is_empty() {
+        problems.push(format!("Unknown field(s): {}", quoted_list(&unknown)));
+    }
+}
+
+/// A string field; `label` is the field's name as a sentence starts it ("Location").
+/// Missing or `null` is "can't be blank" when `required`, else `None`.
+pub fn string_field<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    label: &str,
+    required: bool,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    match map.get(key) {
+        None | Some(Value::Null) if required => {
+            problems.push(format!("{label} can't be blank"));
+            None
+        }
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(_) => {
+            problems.push(format!("{label} must be a string"));
+            None
+        }
+    }
+}
+
+/// The guid in `{"data": {"guid": "..."}}`, or the Cloud Foundry structure message.
+pub fn relationship_guid<'a>(
+    value: &'a Value,
+    kind: RelationshipKind,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    let guid = value
+        .as_object()
+        .filter(|object| object.len() == 1)
+        .and_then(|object| object.get("data"))
+        .and_then(Value::as_object)
+        .filter(|data| data.len() == 1)
+        .and_then(|data| data.get("guid"))
+        .and_then(Value::as_str)
+        .filter(|guid| !guid.is_empty() && guid.len() <= 200);
+    if guid.is_none() {
+        problems.push(format!(
+            "Relationships {kind} must be structured like this: \"{kind}: {{\"data\": {{\"guid\": \"valid-guid\"}}}}\""
+        ));
+    }
+    guid
+}
+
+/// The `relationships` object of a directory body, which must name exactly `kind`.
+pub fn required_parent<'a>(
+    map: &'a Map<String, Value>,
+    kind: RelationshipKind,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    let Some(relationships) = map.get("relationships").and_then(Value::as_object) else {
+        problems.push("Relationships 'relationships' is not an object");
+        return None;
+    };
+    reject_unknown_fields_with(relationships, &[kind.as_str()], "Relationships", problems);
+    match relationships.get(kind.as_str()) {
+        Some(value) => relationship_guid(value, kind, problems),
+        None => {
+            problems.push(format!("Relationships {kind} can't be blank"));
+            None
+        }
+    }
+}
+
+fn reject_unknown_fields_with(
+    map: &Map<String, Value>,
+    allowed: &[&str],
+    what: &str,
+    problems: &mut Problems,
+) {
+    let unknown: Vec<&str> =
+        map.keys().map(String::as_str).filter(|key| !allowed.contains(key)).collect();
+    if !unknown.is_empty() {
+        problems.push(format!("{what} has unexpected field(s): {}", quoted_list(&unknown)));
+    }
+}
+
+/// Parses a `metadata` value into a patch: a string sets a key, `null` deletes it.
+pub fn metadata_patch(value: Option<&Value>, problems: &mut Problems) -> MetadataPatch {
+    let Some(value) = value else { return MetadataPatch::default() };
+    let Some(metadata) = value.as_object() else {
+        problems.push("Metadata must be an object");
+        return MetadataPatch::default();
+    };
+    reject_unknown_fields_with(metadata, &["labels", "annotations"], "Metadata", problems);
+    let mut labels = BTreeMap::new();
+    match metadata.get("labels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(entries)) => {
+            for (key, value) in entries {
+                let key = problems.check(LabelKey::parse(key));
+                let value = match value {
+                    Value::Null => Some(None),
+                    Value::String(text) => problems.check(LabelValue::parse(text)).map(Some),
+                    _ => {
+                        problems.push("Metadata label value error: values must be strings or null");
+                        None
+                    }
+                };
+                if let (Some(key), Some(value)) = (key, value) {
+                    labels.insert(key, value);
+                }
+            }
+        }
+        Some(_) => problems.push("Metadata 'labels' is not an object"),
+    }
+    let mut annotations = BTreeMap::new();
+    match metadata.get("annotations") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(entries)) => {
+            for (key, value) in entries {
+                let key = problems.check(AnnotationKey::parse(key));
+                let value = match value {
+                    Value::Null => Some(None),
+                    Value::String(text) => problems.check(AnnotationValue::parse(text)).map(Some),
+                    _ => {
+                        problems.push(
+                            "Metadata annotation value error: values must be strings or null",
+                        );
+                        None
+                    }
+                };
+                if let (Some(key), Some(value)) = (key, value) {
+                    annotations.insert(key, value);
+                }
+            }
+        }
+        Some(_) => problems.push("Metadata 'annotations' is not an object"),
+    }
+    MetadataPatch::new(labels, annotations)
+}

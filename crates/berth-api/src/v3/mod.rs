@@ -1,0 +1,46 @@
+//! The Cloud Foundry V3 dialect: `/v3/registry_credentials` and the directory.
+
+pub mod body;
+pub mod directory;
+pub mod error;
+pub mod presenters;
+pub mod query;
+pub mod registry_credentials;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use berth_domain::actor::Actor;
+
+use crate::authn::{AuthFailure, authenticate};
+use crate::state::AppState;
+use error::V3Error;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    registry_credentials::configure(config);
+    directory::configure(config);
+}
+
+/// The authenticated caller of a V3 route; failures answer in the V3 envelope.
+pub struct V3Caller(pub Actor);
+
+impl FromRequest for V3Caller {
+    type Error = V3Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let header = request.headers().get(actix_web::http::header::AUTHORIZATION).cloned();
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let Some(state) = state else {
+                return Err(V3Error::unknown(&crate::authn::MissingState));
+            };
+            match authenticate(&state.authenticator, header.as_ref()).await {
+                Ok(actor) => Ok(Self(actor)),
+                Err(AuthFailure::Missing) => Err(V3Error::not_authenticated()),
+                Err(AuthFailure::Invalid) => Err(V3Error::invalid_auth_token()),
+            }
+        })
+    }
+}

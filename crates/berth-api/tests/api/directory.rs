@@ -1,0 +1,222 @@
+//! `/v3/organizations`, `/v3/spaces`, `/v3/apps`.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{EXTERNAL_URL, TestApp, assert_v3_error, detail};
+
+#[tokio::test]
+async fn put_creates_then_updates_and_shows_the_v3_shape() {
+    let app = TestApp::spawn().await;
+    let guid = uuid::Uuid::new_v4().to_string();
+    let path = format!("/v3/organizations/{guid}");
+    let (status, created) = app.put(&path, json!({"name": "acme"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["guid"], guid.as_str());
+    assert_eq!(created["name"], "acme");
+    assert_eq!(
+        created["metadata"],
+        json!({"labels": {}, "annotations": {}})
+    );
+    assert_eq!(
+        created["links"]["self"]["href"],
+        format!("{EXTERNAL_URL}{path}")
+    );
+    let (status, updated) = app.put(&path, json!({"name": "acme-renamed"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(updated["name"], "acme-renamed");
+    assert_eq!(updated["created_at"], created["created_at"]);
+    let (status, shown) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown, updated);
+
+    let space = uuid::Uuid::new_v4().to_string();
+    let (status, body) = app
+        .put(
+            &format!("/v3/spaces/{space}"),
+            json!({"name": "dev", "relationships": {"organization": {"data": {"guid": guid}}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["relationships"]["organization"]["data"]["guid"],
+        guid.as_str()
+    );
+    assert_eq!(
+        body["links"]["organization"]["href"],
+        format!("{EXTERNAL_URL}{path}")
+    );
+
+    let application = uuid::Uuid::new_v4().to_string();
+    let (status, body) = app
+        .put(
+            &format!("/v3/apps/{application}"),
+            json!({"name": "web", "relationships": {"space": {"data": {"guid": space}}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["relationships"]["space"]["data"]["guid"],
+        space.as_str()
+    );
+    assert_eq!(
+        body["links"]["space"]["href"],
+        format!("{EXTERNAL_URL}/v3/spaces/{space}")
+    );
+}
+
+#[tokio::test]
+async fn lists_filter_by_parent_and_name() {
+    let app = TestApp::spawn().await;
+    let first = app.organization("first").await;
+    let second = app.organization("second").await;
+    let s1 = app.space(&first, "a").await;
+    let _s2 = app.space(&second, "b").await;
+    let (status, list) = app
+        .get(&format!("/v3/spaces?organization_guids={first}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["pagination"]["total_results"], 1);
+    assert_eq!(list["resources"][0]["guid"], s1.as_str());
+    let (_, list) = app
+        .get("/v3/organizations?names=second&order_by=-name")
+        .await;
+    assert_eq!(list["resources"].as_array().unwrap().len(), 1);
+    assert_eq!(list["resources"][0]["guid"], second.as_str());
+    let (_, list) = app.get("/v3/organizations?order_by=-name&per_page=1").await;
+    assert_eq!(list["resources"][0]["name"], "second");
+    assert_eq!(list["pagination"]["total_pages"], 2);
+    let (status, body) = app.get("/v3/apps?organization_guids=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_v3_error(&body, 10005, "CF-BadQueryParameter");
+}
+
+#[tokio::test]
+async fn parents_must_exist_and_never_change() {
+    let app = TestApp::spawn().await;
+    let missing = uuid::Uuid::new_v4();
+    let (status, body) = app
+        .put(
+            &format!("/v3/spaces/{}", uuid::Uuid::new_v4()),
+            json!({"name": "s", "relationships": {"organization": {"data": {"guid": missing}}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        detail(&body),
+        "Invalid organization. Ensure that the organization exists and you have access to it."
+    );
+    let (status, body) = app
+        .put(
+            &format!("/v3/spaces/{}", uuid::Uuid::new_v4()),
+            json!({"name": "s"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let first = app.organization("first").await;
+    let second = app.organization("second").await;
+    let space = app.space(&first, "s").await;
+    let (status, body) = app
+        .put(
+            &format!("/v3/spaces/{space}"),
+            json!({"name": "s", "relationships": {"organization": {"data": {"guid": second}}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(detail(&body), "The space's organization cannot be changed");
+}
+
+#[tokio::test]
+async fn deleting_a_directory_resource_in_use_is_refused_and_deletes_nothing() {
+    let app = TestApp::spawn().await;
+    let organization = app.organization("o").await;
+    let space = app.space(&organization, "s").await;
+    let application = app.app(&space, "a").await;
+    let credential = app
+        .credential(json!({"location": "r.io", "username": "u", "password": "p", "relationships": {"app": {"data": {"guid": application}}}}))
+        .await;
+
+    let (status, body) = app
+        .delete(&format!("/v3/organizations/{organization}"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_v3_error(&body, 10008, "CF-UnprocessableEntity");
+    assert_eq!(
+        detail(&body),
+        "Organization still has 1 space and 1 registry credential: delete them first"
+    );
+    let (status, body) = app.delete(&format!("/v3/spaces/{space}")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        detail(&body),
+        "Space still has 1 app and 1 registry credential: delete them first"
+    );
+    let (status, body) = app.delete(&format!("/v3/apps/{application}")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        detail(&body),
+        "App still has 1 registry credential: delete them first"
+    );
+    for path in [
+        format!("/v3/organizations/{organization}"),
+        format!("/v3/spaces/{space}"),
+        format!("/v3/apps/{application}"),
+    ] {
+        assert_eq!(
+            app.get(&path).await.0,
+            StatusCode::OK,
+            "{path} is still there"
+        );
+    }
+
+    app.delete(&format!(
+        "/v3/registry_credentials/{}",
+        credential["guid"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(
+        app.delete(&format!("/v3/apps/{application}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/v3/spaces/{space}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/v3/organizations/{organization}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = app.get(&format!("/v3/organizations/{organization}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(detail(&body), "Organization not found");
+}
+
+#[tokio::test]
+async fn directory_bodies_are_validated() {
+    let app = TestApp::spawn().await;
+    let path = format!("/v3/organizations/{}", uuid::Uuid::new_v4());
+    for (body, message) in [
+        (json!({}), "Name can't be blank"),
+        (json!({"name": 7}), "Name must be a string"),
+        (
+            json!({"name": "x", "suspended": true}),
+            "Unknown field(s): 'suspended'",
+        ),
+        (json!({"name": ""}), "Name can't be blank"),
+    ] {
+        let (status, error) = app.put(&path, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(detail(&error), message, "{body}");
+    }
+    let (status, body) = app.get("/v3/organizations/not-a-guid").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_v3_error(&body, 10010, "CF-ResourceNotFound");
+    let (status, body) = app
+        .put("/v3/organizations/not-a-guid", json!({"name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let _: Value = body;
+}

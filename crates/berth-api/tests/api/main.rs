@@ -1,0 +1,10 @@
+//! Black-box tests of the HTTP API: the app on port 0, a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod authentication;
+mod bad_input;
+mod credentials;
+mod credentials_list;
+mod directory;
+mod helpers;
+mod sealing;

@@ -1,0 +1,323 @@
+//! The `berth` binary as an operator runs it: modes, refusals, tokens, migrations and keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_persistence::sealing::KeyRing;
+use berth_testkit::TestDatabase;
+use secrecy::ExposeSecret;
+
+fn berth() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    // Only what each test sets: no BERTH_* from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BERTH_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("berth-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn production_refuses_to_start_without_a_key_ring_or_a_verifier() {
+    let output = berth()
+        .env("BERTH_DATABASE__URL", "postgres://127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("BERTH_ENCRYPTION__KEYS"),
+        "{}",
+        text(&output)
+    );
+
+    let key = KeyRing::generate_spec_entry("k1").unwrap();
+    let output = berth()
+        .env("BERTH_DATABASE__URL", "postgres://127.0.0.1:1/none")
+        .env("BERTH_ENCRYPTION__KEYS", key.expose_secret())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(
+        message.contains("BERTH_AUTH__JWKS_URL") && message.contains("BERTH_AUTH__HS256_SECRET"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(key.expose_secret().split(':').nth(1).unwrap()),
+        "key material in a message"
+    );
+}
+
+#[test]
+fn token_mints_an_hs256_jwt_in_dev_mode_only() {
+    let dir = temp_dir();
+    let output = berth()
+        .env("BERTH_DATA_DIR", &dir)
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--scope",
+            "berth.admin",
+            "--role",
+            "space_developer:6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
+            "--ttl",
+            "2h",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let token = String::from_utf8(output.stdout).unwrap();
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let header = String::from_utf8(base64_url(parts[0])).unwrap();
+    assert!(header.contains("HS256"), "{header}");
+    let claims: serde_json::Value = serde_json::from_slice(&base64_url(parts[1])).unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["scope"], "berth.admin");
+    assert_eq!(
+        claims["roles"][0],
+        "space_developer:6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11"
+    );
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 7200);
+
+    // Production without an HS256 key cannot mint.
+    let key = KeyRing::generate_spec_entry("k1").unwrap();
+    let output = berth()
+        .env("BERTH_DATABASE__URL", "postgres://127.0.0.1:1/none")
+        .env("BERTH_ENCRYPTION__KEYS", key.expose_secret())
+        .env("BERTH_AUTH__JWKS_URL", "http://127.0.0.1:1/jwks.json")
+        .arg("token")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("BERTH_AUTH__HS256_SECRET"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn base64_url(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn migrate_keys_status_and_keys_rotate_in_production() {
+    let db = TestDatabase::new().await;
+    let old = KeyRing::generate_spec_entry("old").unwrap();
+    let new = KeyRing::generate_spec_entry("new").unwrap();
+    let production = |keys: &str, current: &str| {
+        let mut command = berth();
+        command
+            .env("BERTH_DATABASE__URL", db.url())
+            .env("BERTH_ENCRYPTION__KEYS", keys)
+            .env("BERTH_ENCRYPTION__CURRENT_LABEL", current)
+            .env(
+                "BERTH_AUTH__HS256_SECRET",
+                "cli-test-secret-long-enough-for-hs256",
+            );
+        command
+    };
+    // Serving before migrating is refused.
+    let output = production(old.expose_secret(), "old")
+        .args(["serve"])
+        .env("BERTH_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("berth migrate"), "{}", text(&output));
+
+    let output = production(old.expose_secret(), "old")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("applied 2 migration(s)"));
+
+    // Seal some rows under "old" through the running service.
+    let port = free_port();
+    let mut server = production(old.expose_secret(), "old")
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut server).await;
+    let token = mint(production(old.expose_secret(), "old"));
+    let client = reqwest::Client::new();
+    for index in 0..3 {
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/v3/registry_credentials"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"location": format!("r{index}.io"), "username": "u", "password": "p"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+
+    let both = format!("{},{}", old.expose_secret(), new.expose_secret());
+    let output = production(&both, "new")
+        .args(["keys", "status"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let status = text(&output);
+    assert!(status.contains("current label: new"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|line| line.contains("old") && line.contains(" 3 ")),
+        "{status}"
+    );
+
+    let output = production(&both, "new")
+        .args(["keys", "rotate", "--batch-size", "2"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("re-sealed 3 row(s) under new"),
+        "{}",
+        text(&output)
+    );
+
+    // Without the old key Berth now starts; the rows are all under "new".
+    let output = production(new.expose_secret(), "new")
+        .args(["keys", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&output)
+            .lines()
+            .any(|line| line.contains("new") && line.contains(" 3 ")),
+        "{}",
+        text(&output)
+    );
+    // A ring missing a label in use is refused at start.
+    let other = KeyRing::generate_spec_entry("other").unwrap();
+    let output = production(other.expose_secret(), "other")
+        .env("BERTH_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("new"), "{}", text(&output));
+}
+
+fn mint(mut command: Command) -> String {
+    let output = command
+        .args(["token", "--scope", "berth.admin"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_healthy(port: u16, server: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("berth exited early: {status}");
+        }
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("berth did not become healthy on port {port}");
+}
+
+#[tokio::test]
+async fn dev_mode_serves_with_sqlite_and_writes_the_admin_token() {
+    let dir = temp_dir();
+    let port = free_port();
+    let mut server = berth()
+        .env("BERTH_DATA_DIR", &dir)
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut server).await;
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    assert!(dir.join("berth.db").exists());
+    let client = reqwest::Client::new();
+    let organization = uuid::Uuid::new_v4();
+    let response = client
+        .put(format!(
+            "http://127.0.0.1:{port}/v3/organizations/{organization}"
+        ))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/v3/registry_credentials"))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({"location": "registry.example.com", "username": "u", "password": "p",
+            "relationships": {"organization": {"data": {"guid": organization}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["links"]["self"]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://127.0.0.1:{port}/v3/"))
+    );
+    server.kill().unwrap();
+    let output = server.wait_with_output().unwrap();
+    let banner = String::from_utf8_lossy(&output.stdout);
+    assert!(banner.contains("DEV MODE"), "{banner}");
+    assert!(
+        banner.contains(token.trim()),
+        "the banner prints the admin token"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("admin.token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the admin token is readable by its owner only"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,163 @@
+//! A password never reaches a log line at any level, nor a `Debug` print.
+//!
+//! Its own test binary: it installs a global subscriber at TRACE that captures every event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_api::auth::{AuthSettings, MintClaims, mint_hs256};
+use berth_api::startup::{Application, Mode, Runtime};
+use berth_domain::credential::{Password, UpdateCredentialRequest};
+use berth_persistence::PoolSettings;
+use berth_persistence::sealing::KeyRing;
+use berth_testkit::TestDatabase;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+const CANARY: &str = "canary-Log-5d2e8b";
+const SECRET: &str = "log-test-secret-long-enough-for-hs256";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_password_is_in_no_log_line_at_any_level() {
+    let captured = Captured::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .json()
+        .init();
+
+    let db = TestDatabase::new().await;
+    let spec = KeyRing::generate_spec_entry("k1").unwrap();
+    let runtime = Runtime {
+        mode: Mode::Production,
+        listen: "127.0.0.1:0".into(),
+        external_url: "https://berth.example.test".into(),
+        database_url: db.url().into(),
+        pool: PoolSettings::default(),
+        keys: Arc::new(KeyRing::from_spec(&spec, "k1").unwrap()),
+        auth: AuthSettings {
+            hs256_secret: Some(SecretString::from(SECRET)),
+            jwks_file: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            leeway_seconds: 5,
+        },
+        scope_claim: "scope".into(),
+        roles_claim: "roles".into(),
+        workers: Some(1),
+        migrate_on_start: true,
+        dev: None,
+    };
+    let application = Application::build(runtime).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let token = mint_hs256(
+        &SecretString::from(SECRET),
+        &MintClaims {
+            subject: "admin".into(),
+            scopes: vec!["berth.admin".into()],
+            roles: vec![],
+            ttl: Duration::from_secs(600),
+            issuer: None,
+            audience: None,
+        },
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        client
+            .post(format!("{address}/v3/registry_credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let created: serde_json::Value =
+        post(json!({"location": "r.io", "username": "u", "password": CANARY}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let guid = created["guid"].as_str().unwrap();
+    // Failures on the way: a duplicate, a bad body, an unknown field, a bad patch.
+    post(json!({"location": "r.io", "username": "u", "password": CANARY}))
+        .await
+        .unwrap();
+    post(json!({"location": "https://x", "username": "u", "password": CANARY}))
+        .await
+        .unwrap();
+    post(json!({"location": "r.io", "username": "u", "password": CANARY, "secret": CANARY}))
+        .await
+        .unwrap();
+    client
+        .patch(format!("{address}/v3/registry_credentials/{guid}"))
+        .bearer_auth(&token)
+        .json(&json!({"password": CANARY, "metadata": "x"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .patch(format!("{address}/v3/registry_credentials/{guid}"))
+        .bearer_auth(&token)
+        .json(&json!({"password": format!("{CANARY}-2")}))
+        .send()
+        .await
+        .unwrap();
+    // A token in the wrong place must not be logged either.
+    client
+        .get(format!("{address}/v3/registry_credentials"))
+        .bearer_auth(CANARY)
+        .send()
+        .await
+        .unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("/v3/registry_credentials"),
+        "the capture saw the requests: {logs}"
+    );
+    assert!(!logs.contains("canary"), "a log line carries the password");
+    assert!(
+        !logs.contains(&token),
+        "a log line carries the bearer token"
+    );
+
+    // Debug prints of the domain types are redacted.
+    let password = Password::parse(SecretString::from(CANARY)).unwrap();
+    let request = UpdateCredentialRequest {
+        password: Some(password),
+        ..Default::default()
+    };
+    assert!(!format!("{request:?}").contains("canary"));
+    assert!(!format!("{:?}", SecretString::from(CANARY)).contains("canary"));
+    assert!(
+        !format!("{:?}", KeyRing::from_spec(&spec, "k1").unwrap())
+            .contains(spec.expose_secret().split(':').nth(1).unwrap())
+    );
+}

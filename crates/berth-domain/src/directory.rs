@@ -1,0 +1,150 @@
+//! Berth's copy of the platform's organizations, spaces and apps.
+
+use time::OffsetDateTime;
+
+use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
+
+/// Longest organization, space or app name accepted (Cloud Foundry's own limit).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Why a directory name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("Name can't be blank")]
+    Blank,
+    #[error("Name is too long (maximum is {MAX_NAME_LEN} characters)")]
+    TooLong,
+    #[error("Name must not contain control characters")]
+    ControlCharacters,
+}
+
+/// The name of an organization, space or app.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceName(String);
+
+impl ResourceName {
+    /// # Errors
+    /// A [`NameError`] naming the broken rule.
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        if text.trim().is_empty() {
+            return Err(NameError::Blank);
+        }
+        if text.chars().count() > MAX_NAME_LEN {
+            return Err(NameError::TooLong);
+        }
+        if text.chars().any(char::is_control) {
+            return Err(NameError::ControlCharacters);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub guid: OrganizationGuid,
+    pub name: ResourceName,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Space {
+    pub guid: SpaceGuid,
+    pub name: ResourceName,
+    pub organization: OrganizationGuid,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub guid: AppGuid,
+    pub name: ResourceName,
+    pub space: SpaceGuid,
+    /// The space's organization, resolved when the app was stored.
+    pub organization: OrganizationGuid,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Whether an upsert created the resource or changed an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+}
+
+/// What still depends on a directory resource that a client asked to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dependents {
+    pub spaces: u64,
+    pub apps: u64,
+    pub credentials: u64,
+}
+
+impl Dependents {
+    pub fn is_empty(&self) -> bool {
+        self.spaces == 0 && self.apps == 0 && self.credentials == 0
+    }
+
+    /// A human list such as "2 spaces and 1 registry credential".
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            (self.spaces, "space", "spaces"),
+            (self.apps, "app", "apps"),
+            (
+                self.credentials,
+                "registry credential",
+                "registry credentials",
+            ),
+        ]
+        .into_iter()
+        .filter(|(count, _, _)| *count > 0)
+        .map(|(count, one, many)| format!("{count} {}", if count == 1 { one } else { many }))
+        .collect();
+        match parts.as_slice() {
+            [] => String::from("nothing"),
+            [only] => only.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependents_read_well() {
+        let dependents = Dependents {
+            spaces: 2,
+            apps: 0,
+            credentials: 1,
+        };
+        assert_eq!(dependents.describe(), "2 spaces and 1 registry credential");
+        assert_eq!(
+            Dependents {
+                spaces: 1,
+                apps: 3,
+                credentials: 2
+            }
+            .describe(),
+            "1 space, 3 apps and 2 registry credentials"
+        );
+        assert!(Dependents::default().is_empty());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert!(ResourceName::parse("my-org").is_ok());
+        assert_eq!(ResourceName::parse(""), Err(NameError::Blank));
+        assert_eq!(
+            ResourceName::parse(&"n".repeat(256)),
+            Err(NameError::TooLong)
+        );
+    }
+}

@@ -1,0 +1,66 @@
+#![doc = include_str!("../README.md")]
+
+pub mod actor;
+pub mod credential;
+pub mod credential_service;
+pub mod directory;
+pub mod directory_service;
+pub mod ids;
+pub mod label_selector;
+pub mod listing;
+pub mod location;
+pub mod metadata;
+pub mod ports;
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+/// The kind of directory resource a relationship or error names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationshipKind {
+    Organization,
+    Space,
+    App,
+}
+
+impl RelationshipKind {
+    /// The relationship that gives a credential its scope; the foundation has none and is never
+    /// asked for.
+    pub fn for_scope(scope: credential::Scope) -> Self {
+        match scope {
+            credential::Scope::Space => Self::Space,
+            credential::Scope::App => Self::App,
+            credential::Scope::Foundation | credential::Scope::Organization => Self::Organization,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Organization => "organization",
+            Self::Space => "space",
+            Self::App => "app",
+        }
+    }
+
+    /// Capitalised, to begin a sentence.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Organization => "Organization",
+            Self::Space => "Space",
+            Self::App => "App",
+        }
+    }
+}
+
+impl fmt::Display for RelationshipKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The current time at the precision Berth keeps: whole seconds, as Cloud Foundry shows them.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}

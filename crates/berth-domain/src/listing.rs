@@ -1,0 +1,181 @@
+//! Paging, ordering and filtering of lists. Stores apply all of it in the database, so totals
+//! and pages are right at any size.
+
+use time::OffsetDateTime;
+
+use crate::credential::Scope;
+use crate::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
+use crate::label_selector::LabelSelector;
+
+pub const DEFAULT_PER_PAGE: u32 = 50;
+pub const MAX_PER_PAGE: u32 = 5000;
+
+/// Why a page request was refused; `Display` is Cloud Foundry's wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("Page must be a positive integer")]
+    Page,
+    #[error("Per page must be a positive integer")]
+    PerPageNotPositive,
+    #[error("Per page must be between 1 and {MAX_PER_PAGE}")]
+    PerPageTooLarge,
+}
+
+/// A page number (from 1) and a page size (1 to 5000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    page: u32,
+    per_page: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: DEFAULT_PER_PAGE,
+        }
+    }
+}
+
+impl PageRequest {
+    /// # Errors
+    /// A [`PageError`] when either number is out of range.
+    pub fn new(page: u64, per_page: u64) -> Result<Self, PageError> {
+        let page = u32::try_from(page)
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or(PageError::Page)?;
+        if per_page == 0 {
+            return Err(PageError::PerPageNotPositive);
+        }
+        let per_page = u32::try_from(per_page)
+            .ok()
+            .filter(|p| *p <= MAX_PER_PAGE)
+            .ok_or(PageError::PerPageTooLarge)?;
+        Ok(Self { page, per_page })
+    }
+
+    pub fn page(&self) -> u32 {
+        self.page
+    }
+
+    pub fn per_page(&self) -> u32 {
+        self.per_page
+    }
+
+    /// Rows to skip before this page.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page - 1) * u64::from(self.per_page)
+    }
+
+    /// Pages needed for `total` results: at least one, so an empty list still has page 1.
+    pub fn total_pages(&self, total: u64) -> u64 {
+        total.div_ceil(u64::from(self.per_page)).max(1)
+    }
+}
+
+/// One page of results and the number of results over all pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total_results: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Ascending,
+    Descending,
+}
+
+/// A sort field and direction; ties are always broken by guid so pages never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordering<F> {
+    pub field: F,
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CredentialOrderField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectoryOrderField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    Name,
+}
+
+/// A filter on a timestamp: any of the listed seconds, and every relational bound.
+///
+/// Timestamps have second precision, so `equals` matches anything within that second.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimestampFilter {
+    pub equals: Vec<OffsetDateTime>,
+    pub lt: Option<OffsetDateTime>,
+    pub lte: Option<OffsetDateTime>,
+    pub gt: Option<OffsetDateTime>,
+    pub gte: Option<OffsetDateTime>,
+}
+
+impl TimestampFilter {
+    pub fn is_empty(&self) -> bool {
+        self.equals.is_empty()
+            && self.lt.is_none()
+            && self.lte.is_none()
+            && self.gt.is_none()
+            && self.gte.is_none()
+    }
+}
+
+/// A list request for registry credentials. `None` means "no filter"; an empty list matches nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialQuery {
+    pub guids: Option<Vec<CredentialGuid>>,
+    pub organization_guids: Option<Vec<OrganizationGuid>>,
+    pub space_guids: Option<Vec<SpaceGuid>>,
+    pub app_guids: Option<Vec<AppGuid>>,
+    pub scopes: Option<Vec<Scope>>,
+    /// Locations as stored (host lowercased).
+    pub locations: Option<Vec<String>>,
+    pub label_selector: Option<LabelSelector>,
+    pub created_ats: TimestampFilter,
+    pub updated_ats: TimestampFilter,
+    pub order: Option<Ordering<CredentialOrderField>>,
+    pub page: PageRequest,
+}
+
+/// A list request for organizations, spaces or apps.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryQuery {
+    /// Guids as given; guids that are not UUIDs simply match nothing.
+    pub guids: Option<Vec<uuid::Uuid>>,
+    pub names: Option<Vec<String>>,
+    /// Parent guids: organizations for spaces, spaces for apps.
+    pub parent_guids: Option<Vec<uuid::Uuid>>,
+    pub order: Option<Ordering<DirectoryOrderField>>,
+    pub page: PageRequest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_bounds_follow_cloud_foundry() {
+        assert_eq!(PageRequest::new(0, 50), Err(PageError::Page));
+        assert_eq!(PageRequest::new(1, 0), Err(PageError::PerPageNotPositive));
+        assert_eq!(PageRequest::new(1, 5001), Err(PageError::PerPageTooLarge));
+        assert_eq!(PageRequest::new(u64::MAX, 50), Err(PageError::Page));
+        let page = PageRequest::new(3, 5000).unwrap();
+        assert_eq!(page.offset(), 10_000);
+        assert_eq!(page.total_pages(0), 1);
+        assert_eq!(page.total_pages(5000), 1);
+        assert_eq!(page.total_pages(5001), 2);
+    }
+}

@@ -1,0 +1,439 @@
+//! [`CredentialStore`] on sea-orm.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
+use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::label_selector::{LabelSelector, Requirement};
+use berth_domain::listing::{
+    CredentialOrderField, CredentialQuery, Direction, Page, TimestampFilter,
+};
+use berth_domain::location::RegistryLocation;
+use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, Metadata};
+use berth_domain::ports::{CredentialStore, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::entities::{registry_credential as credentials, registry_credential_label as labels};
+use crate::errors::{corrupt, store_error};
+use crate::sealing::{KeyRing, SealBinding};
+
+pub(crate) const TABLE: &str = "registry_credentials";
+pub(crate) const PASSWORD_COLUMN: &str = "password";
+
+/// Where a credential's password seal is bound: its table, row and column.
+pub(crate) fn password_binding(guid: &str) -> SealBinding<'_> {
+    SealBinding {
+        table: TABLE,
+        row: guid,
+        column: PASSWORD_COLUMN,
+    }
+}
+
+/// Registry credentials in PostgreSQL or SQLite, passwords sealed with the key ring.
+#[derive(Clone)]
+pub struct SeaOrmCredentialStore {
+    db: DatabaseConnection,
+    keys: Arc<KeyRing>,
+}
+
+impl SeaOrmCredentialStore {
+    pub fn new(db: DatabaseConnection, keys: Arc<KeyRing>) -> Self {
+        Self { db, keys }
+    }
+
+    fn seal(&self, guid: &str, password: &Password) -> Result<crate::sealing::Sealed, StoreError> {
+        self.keys
+            .seal(password_binding(guid), password.expose().as_bytes())
+            .map_err(|error| StoreError::Unexpected(Box::new(error)))
+    }
+}
+
+/// The one non-null column the uniqueness of (scope target, location) is enforced on.
+fn scope_key(target: &ScopeTarget) -> String {
+    match target {
+        ScopeTarget::Foundation => "foundation".to_owned(),
+        ScopeTarget::Organization(guid) => format!("organization:{guid}"),
+        ScopeTarget::Space { space, .. } => format!("space:{space}"),
+        ScopeTarget::App { app, .. } => format!("app:{app}"),
+    }
+}
+
+fn labels_json(metadata: &Metadata) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = metadata
+        .labels()
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.as_str().into()))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn annotations_json(metadata: &Metadata) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = metadata
+        .annotations()
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.as_str().into()))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn label_rows(guid: Uuid, metadata: &Metadata) -> Vec<labels::ActiveModel> {
+    metadata
+        .labels()
+        .iter()
+        .map(|(key, value)| labels::ActiveModel {
+            credential_guid: ActiveValue::Set(guid),
+            key: ActiveValue::Set(key.to_string()),
+            value: ActiveValue::Set(value.to_string()),
+        })
+        .collect()
+}
+
+fn parse_string_map(json: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|_| corrupt("metadata"))?;
+    let object = value.as_object().ok_or_else(|| corrupt("metadata"))?;
+    object
+        .iter()
+        .map(|(key, value)| {
+            value
+                .as_str()
+                .map(|v| (key.clone(), v.to_owned()))
+                .ok_or_else(|| corrupt("metadata"))
+        })
+        .collect()
+}
+
+fn to_domain(model: credentials::Model) -> Result<RegistryCredential, StoreError> {
+    let organization = model.organization_guid.map(OrganizationGuid::from_uuid);
+    let space = model.space_guid.map(SpaceGuid::from_uuid);
+    let app = model.app_guid.map(AppGuid::from_uuid);
+    let target = match (model.scope.as_str(), organization, space, app) {
+        ("foundation", None, None, None) => ScopeTarget::Foundation,
+        ("organization", Some(organization), None, None) => ScopeTarget::Organization(organization),
+        ("space", Some(organization), Some(space), None) => ScopeTarget::Space {
+            organization,
+            space,
+        },
+        ("app", Some(organization), Some(space), Some(app)) => ScopeTarget::App {
+            organization,
+            space,
+            app,
+        },
+        _ => return Err(corrupt("scope")),
+    };
+    let mut label_map = BTreeMap::new();
+    for (key, value) in parse_string_map(&model.labels)? {
+        label_map.insert(
+            LabelKey::parse(&key).map_err(|_| corrupt("label"))?,
+            LabelValue::parse(&value).map_err(|_| corrupt("label"))?,
+        );
+    }
+    let mut annotation_map = BTreeMap::new();
+    for (key, value) in parse_string_map(&model.annotations)? {
+        annotation_map.insert(
+            AnnotationKey::parse(&key).map_err(|_| corrupt("annotation"))?,
+            AnnotationValue::parse(&value).map_err(|_| corrupt("annotation"))?,
+        );
+    }
+    Ok(RegistryCredential {
+        guid: CredentialGuid::from_uuid(model.guid),
+        target,
+        location: RegistryLocation::parse(&model.location).map_err(|_| corrupt("location"))?,
+        username: Username::parse(&model.username).map_err(|_| corrupt("username"))?,
+        metadata: Metadata::from_stored(label_map, annotation_map),
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+fn timestamp_condition(column: credentials::Column, filter: &TimestampFilter) -> Condition {
+    let mut condition = Condition::all();
+    if !filter.equals.is_empty() {
+        // Stored timestamps are whole seconds, so equality is exact.
+        condition = condition.add(column.is_in(filter.equals.iter().copied()));
+    }
+    if let Some(bound) = filter.lt {
+        condition = condition.add(column.lt(bound));
+    }
+    if let Some(bound) = filter.lte {
+        condition = condition.add(column.lte(bound));
+    }
+    if let Some(bound) = filter.gt {
+        condition = condition.add(column.gt(bound));
+    }
+    if let Some(bound) = filter.gte {
+        condition = condition.add(column.gte(bound));
+    }
+    condition
+}
+
+/// `EXISTS (SELECT 1 FROM labels WHERE credential = outer.guid AND key = k [AND value IN (...)])`.
+fn label_exists(key: &LabelKey, values: Option<Vec<String>>) -> SimpleExpr {
+    let mut subquery = Query::select();
+    subquery
+        .expr(Expr::val(1))
+        .from(labels::Entity)
+        .and_where(
+            Expr::col((labels::Entity, labels::Column::CredentialGuid))
+                .equals((credentials::Entity, credentials::Column::Guid)),
+        )
+        .and_where(Expr::col((labels::Entity, labels::Column::Key)).eq(key.as_str()));
+    if let Some(values) = values {
+        subquery.and_where(Expr::col((labels::Entity, labels::Column::Value)).is_in(values));
+    }
+    Expr::exists(subquery.to_owned())
+}
+
+fn selector_condition(selector: &LabelSelector) -> Condition {
+    let values = |list: &[LabelValue]| Some(list.iter().map(|v| v.to_string()).collect());
+    selector
+        .requirements()
+        .iter()
+        .fold(Condition::all(), |condition, requirement| {
+            let expr = match requirement {
+                Requirement::Exists(key) => label_exists(key, None),
+                Requirement::NotExists(key) => label_exists(key, None).not(),
+                Requirement::Equals(key, value) => label_exists(key, Some(vec![value.to_string()])),
+                Requirement::NotEquals(key, value) => {
+                    label_exists(key, Some(vec![value.to_string()])).not()
+                }
+                Requirement::In(key, list) => label_exists(key, values(list)),
+                Requirement::NotIn(key, list) => label_exists(key, values(list)).not(),
+            };
+            condition.add(expr)
+        })
+}
+
+fn query_condition(query: &CredentialQuery) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(guids) = &query.guids {
+        let list: Vec<Uuid> = guids.iter().map(CredentialGuid::as_uuid).collect();
+        condition = condition.add(credentials::Column::Guid.is_in(list));
+    }
+    if let Some(guids) = &query.organization_guids {
+        let list: Vec<Uuid> = guids.iter().map(OrganizationGuid::as_uuid).collect();
+        condition = condition.add(credentials::Column::OrganizationGuid.is_in(list));
+    }
+    if let Some(guids) = &query.space_guids {
+        let list: Vec<Uuid> = guids.iter().map(SpaceGuid::as_uuid).collect();
+        condition = condition.add(credentials::Column::SpaceGuid.is_in(list));
+    }
+    if let Some(guids) = &query.app_guids {
+        let list: Vec<Uuid> = guids.iter().map(AppGuid::as_uuid).collect();
+        condition = condition.add(credentials::Column::AppGuid.is_in(list));
+    }
+    if let Some(scopes) = &query.scopes {
+        condition =
+            condition.add(credentials::Column::Scope.is_in(scopes.iter().map(|s| s.as_str())));
+    }
+    if let Some(locations) = &query.locations {
+        condition = condition.add(credentials::Column::Location.is_in(locations.iter().cloned()));
+    }
+    if let Some(selector) = &query.label_selector {
+        condition = condition.add(selector_condition(selector));
+    }
+    condition
+        .add(timestamp_condition(
+            credentials::Column::CreatedAt,
+            &query.created_ats,
+        ))
+        .add(timestamp_condition(
+            credentials::Column::UpdatedAt,
+            &query.updated_ats,
+        ))
+}
+
+#[async_trait]
+impl CredentialStore for SeaOrmCredentialStore {
+    async fn insert(
+        &self,
+        credential: &RegistryCredential,
+        password: &Password,
+    ) -> Result<(), StoreError> {
+        let guid = credential.guid.as_uuid();
+        let sealed = self.seal(&guid.to_string(), password)?;
+        let row = credentials::ActiveModel {
+            guid: ActiveValue::Set(guid),
+            scope: ActiveValue::Set(credential.scope().as_str().to_owned()),
+            scope_key: ActiveValue::Set(scope_key(&credential.target)),
+            organization_guid: ActiveValue::Set(
+                credential.target.organization().map(|g| g.as_uuid()),
+            ),
+            space_guid: ActiveValue::Set(credential.target.space().map(|g| g.as_uuid())),
+            app_guid: ActiveValue::Set(credential.target.app().map(|g| g.as_uuid())),
+            location: ActiveValue::Set(credential.location.to_string()),
+            username: ActiveValue::Set(credential.username.as_str().to_owned()),
+            password_ciphertext: ActiveValue::Set(sealed.bytes),
+            password_key_label: ActiveValue::Set(sealed.label),
+            labels: ActiveValue::Set(labels_json(&credential.metadata)),
+            annotations: ActiveValue::Set(annotations_json(&credential.metadata)),
+            created_at: ActiveValue::Set(credential.created_at),
+            updated_at: ActiveValue::Set(credential.updated_at),
+        };
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        credentials::Entity::insert(row)
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(store_error)?;
+        let label_rows = label_rows(guid, &credential.metadata);
+        if !label_rows.is_empty() {
+            labels::Entity::insert_many(label_rows)
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(store_error)?;
+        }
+        transaction.commit().await.map_err(store_error)
+    }
+
+    async fn get(&self, guid: CredentialGuid) -> Result<Option<RegistryCredential>, StoreError> {
+        credentials::Entity::find_by_id(guid.as_uuid())
+            .one(&self.db)
+            .await
+            .map_err(store_error)?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn update(
+        &self,
+        credential: &RegistryCredential,
+        password: Option<&Password>,
+    ) -> Result<(), StoreError> {
+        let guid = credential.guid.as_uuid();
+        let mut update = credentials::Entity::update_many()
+            .col_expr(
+                credentials::Column::Username,
+                Expr::value(credential.username.as_str()),
+            )
+            .col_expr(
+                credentials::Column::Labels,
+                Expr::value(labels_json(&credential.metadata)),
+            )
+            .col_expr(
+                credentials::Column::Annotations,
+                Expr::value(annotations_json(&credential.metadata)),
+            )
+            .col_expr(
+                credentials::Column::UpdatedAt,
+                Expr::value(credential.updated_at),
+            )
+            .filter(credentials::Column::Guid.eq(guid));
+        if let Some(password) = password {
+            let sealed = self.seal(&guid.to_string(), password)?;
+            update = update
+                .col_expr(
+                    credentials::Column::PasswordCiphertext,
+                    Expr::value(sealed.bytes),
+                )
+                .col_expr(
+                    credentials::Column::PasswordKeyLabel,
+                    Expr::value(sealed.label),
+                );
+        }
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        let result = update.exec(&transaction).await.map_err(store_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        labels::Entity::delete_many()
+            .filter(labels::Column::CredentialGuid.eq(guid))
+            .exec(&transaction)
+            .await
+            .map_err(store_error)?;
+        let label_rows = label_rows(guid, &credential.metadata);
+        if !label_rows.is_empty() {
+            labels::Entity::insert_many(label_rows)
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(store_error)?;
+        }
+        transaction.commit().await.map_err(store_error)
+    }
+
+    async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        labels::Entity::delete_many()
+            .filter(labels::Column::CredentialGuid.eq(guid.as_uuid()))
+            .exec(&transaction)
+            .await
+            .map_err(store_error)?;
+        let result = credentials::Entity::delete_by_id(guid.as_uuid())
+            .exec(&transaction)
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        transaction.commit().await.map_err(store_error)
+    }
+
+    async fn list(&self, query: &CredentialQuery) -> Result<Page<RegistryCredential>, StoreError> {
+        let filtered = credentials::Entity::find().filter(query_condition(query));
+        let order = query.order.unwrap_or(berth_domain::listing::Ordering {
+            field: CredentialOrderField::CreatedAt,
+            direction: Direction::Ascending,
+        });
+        let direction = match order.direction {
+            Direction::Ascending => Order::Asc,
+            Direction::Descending => Order::Desc,
+        };
+        let column = match order.field {
+            CredentialOrderField::CreatedAt => credentials::Column::CreatedAt,
+            CredentialOrderField::UpdatedAt => credentials::Column::UpdatedAt,
+            CredentialOrderField::Location => credentials::Column::Location,
+        };
+        let offset = query.page.offset();
+        let per_page = u64::from(query.page.per_page());
+        let rows = filtered
+            .clone()
+            .order_by(column, direction.clone())
+            .order_by(credentials::Column::Guid, direction)
+            .offset(offset)
+            .limit(per_page)
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        // A short page that is not past the end tells the total without a count query.
+        let fetched = rows.len() as u64;
+        let total_results = if fetched < per_page && (fetched > 0 || offset == 0) {
+            offset + fetched
+        } else {
+            filtered.count(&self.db).await.map_err(store_error)?
+        };
+        let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total_results,
+        })
+    }
+
+    async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError> {
+        let Some((ciphertext, label)) = credentials::Entity::find_by_id(guid.as_uuid())
+            .select_only()
+            .column(credentials::Column::PasswordCiphertext)
+            .column(credentials::Column::PasswordKeyLabel)
+            .into_tuple::<(Vec<u8>, String)>()
+            .one(&self.db)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let row = guid.to_string();
+        let plaintext = self
+            .keys
+            .open(password_binding(&row), &label, &ciphertext)
+            .map_err(|error| StoreError::Unexpected(Box::new(error)))?;
+        let text = String::from_utf8(plaintext).map_err(|_| corrupt("password"))?;
+        Password::parse(SecretString::from(text))
+            .map(Some)
+            .map_err(|_| corrupt("password"))
+    }
+}

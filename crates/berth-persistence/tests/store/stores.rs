@@ -1,0 +1,263 @@
+//! Contract tests of `CredentialStore` and `DirectoryStore`.
+
+use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
+use berth_domain::directory::{Organization, ResourceName, Space};
+use berth_domain::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::label_selector::LabelSelector;
+use berth_domain::listing::{CredentialQuery, PageRequest};
+use berth_domain::location::RegistryLocation;
+use berth_domain::metadata::{LabelKey, LabelValue, Metadata, MetadataPatch};
+use berth_domain::ports::{CredentialStore, DirectoryStore, StoreError};
+use secrecy::SecretString;
+
+use crate::{Harness, ring};
+
+pub fn credential(
+    target: ScopeTarget,
+    location: &str,
+    labels: &[(&str, &str)],
+) -> RegistryCredential {
+    let patch = MetadataPatch::new(
+        labels
+            .iter()
+            .map(|(k, v)| {
+                (
+                    LabelKey::parse(k).unwrap(),
+                    Some(LabelValue::parse(v).unwrap()),
+                )
+            })
+            .collect(),
+        Default::default(),
+    );
+    let now = berth_domain::now();
+    RegistryCredential {
+        guid: CredentialGuid::generate(),
+        target,
+        location: RegistryLocation::parse(location).unwrap(),
+        username: Username::parse("user").unwrap(),
+        metadata: Metadata::default().apply(&patch).unwrap(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn password(text: &str) -> Password {
+    Password::parse(SecretString::from(text)).unwrap()
+}
+
+async fn organization(harness: &Harness) -> OrganizationGuid {
+    let now = berth_domain::now();
+    let guid = OrganizationGuid::from_uuid(uuid::Uuid::new_v4());
+    harness
+        .directory
+        .insert_organization(&Organization {
+            guid,
+            name: ResourceName::parse("o").unwrap(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    guid
+}
+
+#[tokio::test]
+async fn insert_get_update_delete_round_trip() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let mut stored = credential(ScopeTarget::Foundation, "r.io", &[("env", "prod")]);
+    harness
+        .credentials
+        .insert(&stored, &password("p1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.credentials.get(stored.guid).await.unwrap().as_ref(),
+        Some(&stored)
+    );
+
+    stored.username = Username::parse("other").unwrap();
+    stored.metadata = Metadata::default();
+    harness
+        .credentials
+        .update(&stored, Some(&password("p2")))
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.credentials.get(stored.guid).await.unwrap().as_ref(),
+        Some(&stored)
+    );
+    assert_eq!(
+        harness
+            .credentials
+            .reveal_password(stored.guid)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "p2"
+    );
+
+    harness.credentials.delete(stored.guid).await.unwrap();
+    assert!(
+        harness
+            .credentials
+            .get(stored.guid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        harness.credentials.delete(stored.guid).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        harness.credentials.update(&stored, None).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn uniqueness_and_parents_are_enforced_by_the_database() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let organization = organization(&harness).await;
+    let first = credential(ScopeTarget::Organization(organization), "r.io", &[]);
+    harness
+        .credentials
+        .insert(&first, &password("p"))
+        .await
+        .unwrap();
+    let duplicate = credential(ScopeTarget::Organization(organization), "r.io", &[]);
+    assert!(matches!(
+        harness.credentials.insert(&duplicate, &password("p")).await,
+        Err(StoreError::Conflict)
+    ));
+    let orphan = credential(
+        ScopeTarget::Organization(OrganizationGuid::from_uuid(uuid::Uuid::new_v4())),
+        "r.io",
+        &[],
+    );
+    assert!(matches!(
+        harness.credentials.insert(&orphan, &password("p")).await,
+        Err(StoreError::MissingParent)
+    ));
+    let foundation = credential(ScopeTarget::Foundation, "r.io", &[]);
+    harness
+        .credentials
+        .insert(&foundation, &password("p"))
+        .await
+        .unwrap();
+    let second_foundation = credential(ScopeTarget::Foundation, "r.io", &[]);
+    assert!(matches!(
+        harness
+            .credentials
+            .insert(&second_foundation, &password("p"))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+
+    // The organization is in use: its delete is refused and counted, nothing is deleted.
+    let space = Space {
+        guid: SpaceGuid::from_uuid(uuid::Uuid::new_v4()),
+        name: ResourceName::parse("s").unwrap(),
+        organization,
+        created_at: berth_domain::now(),
+        updated_at: berth_domain::now(),
+    };
+    harness.directory.insert_space(&space).await.unwrap();
+    match harness.directory.delete_organization(organization).await {
+        Err(StoreError::InUse(dependents)) => {
+            assert_eq!((dependents.spaces, dependents.credentials), (1, 1));
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert!(
+        harness
+            .directory
+            .get_organization(organization)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn label_selectors_in_sql_agree_with_the_in_memory_semantics() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let label_sets: &[&[(&str, &str)]] = &[
+        &[("env", "prod"), ("tier", "web")],
+        &[("env", "dev"), ("tier", "db")],
+        &[("env", "prod")],
+        &[("tier", "")],
+        &[],
+        &[("example.com/team", "a"), ("env", "qa")],
+    ];
+    let mut all = Vec::new();
+    for (index, labels) in label_sets.iter().enumerate() {
+        let stored = credential(ScopeTarget::Foundation, &format!("r{index}.io"), labels);
+        harness
+            .credentials
+            .insert(&stored, &password("p"))
+            .await
+            .unwrap();
+        all.push(stored);
+    }
+    for selector in [
+        "env",
+        "!env",
+        "env=prod",
+        "env==prod",
+        "env!=prod",
+        "env in (prod,qa)",
+        "env notin (prod,qa)",
+        "tier=",
+        "tier!=",
+        "tier,env!=dev",
+        "example.com/team in (a)",
+        "!tier,!env",
+        "env notin (x),tier",
+    ] {
+        let parsed = LabelSelector::parse(selector).unwrap();
+        let mut expected: Vec<CredentialGuid> = all
+            .iter()
+            .filter(|c| parsed.matches(c.metadata.labels()))
+            .map(|c| c.guid)
+            .collect();
+        expected.sort();
+        let query = CredentialQuery {
+            label_selector: Some(parsed),
+            page: PageRequest::new(1, 100).unwrap(),
+            ..CredentialQuery::default()
+        };
+        let page = harness.credentials.list(&query).await.unwrap();
+        let mut found: Vec<CredentialGuid> = page.items.iter().map(|c| c.guid).collect();
+        found.sort();
+        assert_eq!(found, expected, "{selector}");
+        assert_eq!(page.total_results, expected.len() as u64, "{selector}");
+    }
+}
+
+#[tokio::test]
+async fn totals_are_counted_in_the_database_at_any_page() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    for index in 0..23 {
+        let stored = credential(ScopeTarget::Foundation, &format!("r{index:02}.io"), &[]);
+        harness
+            .credentials
+            .insert(&stored, &password("p"))
+            .await
+            .unwrap();
+    }
+    for (page, expected_items) in [(1, 10), (2, 10), (3, 3), (4, 0)] {
+        let query = CredentialQuery {
+            page: PageRequest::new(page, 10).unwrap(),
+            ..CredentialQuery::default()
+        };
+        let result = harness.credentials.list(&query).await.unwrap();
+        assert_eq!(result.items.len(), expected_items, "page {page}");
+        assert_eq!(result.total_results, 23, "page {page}");
+    }
+}

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_directory;
+mod m20261124_000002_create_registry_credentials;
+
+/// Every migration, in order. Each schema change is a new migration; applied ones never change.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_directory::Migration),
+            Box::new(m20261124_000002_create_registry_credentials::Migration),
+        ]
+    }
+}
