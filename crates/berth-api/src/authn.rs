@@ -15,7 +15,11 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(verifier: TokenVerifier, scope_claim: String, roles_claim: String) -> Self {
-        Self { verifier, scope_claim, roles_claim }
+        Self {
+            verifier,
+            scope_claim,
+            roles_claim,
+        }
     }
 }
 
@@ -48,16 +52,23 @@ pub async fn authenticate(
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(AuthFailure::Invalid);
     }
-    let claims = authenticator.verifier.verify(token.trim()).await.map_err(|error| {
-        tracing::debug!(reason = %error, "bearer token refused");
-        AuthFailure::Invalid
-    })?;
-    actor_from_claims(&claims, &authenticator.scope_claim, &authenticator.roles_claim).map_err(
-        |reason| {
-            tracing::debug!(reason, "token claims refused");
+    let claims = authenticator
+        .verifier
+        .verify(token.trim())
+        .await
+        .map_err(|error| {
+            tracing::debug!(reason = %error, "bearer token refused");
             AuthFailure::Invalid
-        },
+        })?;
+    actor_from_claims(
+        &claims,
+        &authenticator.scope_claim,
+        &authenticator.roles_claim,
     )
+    .map_err(|reason| {
+        tracing::debug!(reason, "token claims refused");
+        AuthFailure::Invalid
+    })
 }
 
 /// Builds the actor: `scope` is a space-separated string or an array of strings (unknown scopes
@@ -91,7 +102,9 @@ pub fn actor_from_claims(
     };
     Ok(Actor::new(
         claims.subject.clone(),
-        scopes.iter().filter_map(|scope| PlatformScope::from_claim(scope)),
+        scopes
+            .iter()
+            .filter_map(|scope| PlatformScope::from_claim(scope)),
         roles,
     ))
 }
@@ -118,9 +131,12 @@ mod tests {
         .unwrap();
         assert!(actor.has_scope(PlatformScope::Admin));
         assert_eq!(actor.roles().count(), 1);
-        let actor =
-            actor_from_claims(&claims(serde_json::json!({"scp": ["berth.global_auditor"]})), "scp", "roles")
-                .unwrap();
+        let actor = actor_from_claims(
+            &claims(serde_json::json!({"scp": ["berth.global_auditor"]})),
+            "scp",
+            "roles",
+        )
+        .unwrap();
         assert!(actor.has_scope(PlatformScope::GlobalAuditor));
     }
 
@@ -133,7 +149,10 @@ mod tests {
             serde_json::json!({"roles": ["space_developer:not-a-guid"]}),
             serde_json::json!({"roles": ["wizard:6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11"]}),
         ] {
-            assert!(actor_from_claims(&claims(value.clone()), "scope", "roles").is_err(), "{value}");
+            assert!(
+                actor_from_claims(&claims(value.clone()), "scope", "roles").is_err(),
+                "{value}"
+            );
         }
     }
 }

@@ -70,8 +70,13 @@ enum KeysCommand {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 30m"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30m"))?;
     let seconds = match unit {
         "" | "s" => value,
         "m" => value * 60,
@@ -115,12 +120,15 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(runtime, command).await,
-        Command::Token { sub, scopes, roles, ttl } => {
-            let secret = runtime
-                .auth
-                .hs256_secret
-                .clone()
-                .context("no HS256 key: use dev mode or set auth.hs256_secret (BERTH_AUTH__HS256_SECRET)")?;
+        Command::Token {
+            sub,
+            scopes,
+            roles,
+            ttl,
+        } => {
+            let secret = runtime.auth.hs256_secret.clone().context(
+                "no HS256 key: use dev mode or set auth.hs256_secret (BERTH_AUTH__HS256_SECRET)",
+            )?;
             let claims = MintClaims {
                 subject: sub,
                 scopes,
@@ -146,8 +154,15 @@ async fn keys(runtime: Runtime, command: KeysCommand) -> anyhow::Result<()> {
             println!("current label: {}", runtime.keys.current_label());
             println!("{:<24} {:<20} {:>10}  in ring", "table", "label", "rows");
             for count in &counts {
-                let in_ring = if runtime.keys.contains(&count.label) { "yes" } else { "NO" };
-                println!("{:<24} {:<20} {:>10}  {in_ring}", count.table, count.label, count.rows);
+                let in_ring = if runtime.keys.contains(&count.label) {
+                    "yes"
+                } else {
+                    "NO"
+                };
+                println!(
+                    "{:<24} {:<20} {:>10}  {in_ring}",
+                    count.table, count.label, count.rows
+                );
             }
             if counts.is_empty() {
                 println!("(no sealed rows)");
@@ -155,7 +170,8 @@ async fn keys(runtime: Runtime, command: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Rotate { batch_size } => {
-            let report = berth_persistence::keys::rotate(&db, runtime.keys.clone(), batch_size).await?;
+            let report =
+                berth_persistence::keys::rotate(&db, runtime.keys.clone(), batch_size).await?;
             println!(
                 "re-sealed {} row(s) under {}; {} row(s) changed concurrently and were left to their writer",
                 report.rotated,
@@ -171,13 +187,23 @@ async fn serve(runtime: Runtime) -> anyhow::Result<()> {
     let mode = runtime.mode;
     let external_url = runtime.external_url.clone();
     let dev_parts = runtime.dev.as_ref().map(|parts| {
-        (parts.data_dir.clone(), parts.hs256_secret.clone(), parts.generated_encryption_key)
+        (
+            parts.data_dir.clone(),
+            parts.hs256_secret.clone(),
+            parts.generated_encryption_key,
+        )
     });
     let database_url = runtime.database_url.clone();
     let application = Application::build(runtime).await?;
     tracing::info!(port = application.port(), ?mode, "berth is serving");
     if let Some((data_dir, secret, generated_key)) = dev_parts {
-        print_dev_banner(&data_dir, secret.as_ref(), generated_key, &external_url, &database_url)?;
+        print_dev_banner(
+            &data_dir,
+            secret.as_ref(),
+            generated_key,
+            &external_url,
+            &database_url,
+        )?;
     }
     application.run_until_stopped().await.context("server")
 }
@@ -215,14 +241,23 @@ fn print_dev_banner(
         );
     }
     if let Some(token) = token {
-        println!("    - tokens: HS256 key generated in {} (production: BERTH_AUTH__JWKS_URL or BERTH_AUTH__JWKS_FILE)", data_dir.display());
+        println!(
+            "    - tokens: HS256 key generated in {} (production: BERTH_AUTH__JWKS_URL or BERTH_AUTH__JWKS_FILE)",
+            data_dir.display()
+        );
         println!("    - migrations: applied on start (production: `berth migrate`)");
         println!();
-        println!("    Admin token (also in {}):", data_dir.join(ADMIN_TOKEN_FILE).display());
+        println!(
+            "    Admin token (also in {}):",
+            data_dir.join(ADMIN_TOKEN_FILE).display()
+        );
         println!();
         println!("{token}");
         println!();
-        println!("    Try: curl -H \"Authorization: Bearer $(cat {})\" {external_url}/v3/registry_credentials", data_dir.join(ADMIN_TOKEN_FILE).display());
+        println!(
+            "    Try: curl -H \"Authorization: Bearer $(cat {})\" {external_url}/v3/registry_credentials",
+            data_dir.join(ADMIN_TOKEN_FILE).display()
+        );
     }
     Ok(())
 }

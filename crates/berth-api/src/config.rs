@@ -55,7 +55,12 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, max_connections: 10, min_connections: 1, acquire_timeout_seconds: 5 }
+        Self {
+            url: None,
+            max_connections: 10,
+            min_connections: 1,
+            acquire_timeout_seconds: 5,
+        }
     }
 }
 
@@ -108,7 +113,12 @@ pub struct HarborSettings {
 
 impl Default for HarborSettings {
     fn default() -> Self {
-        Self { url: None, username: None, password: None, default_quota_gb: 10 }
+        Self {
+            url: None,
+            username: None,
+            password: None,
+            default_quota_gb: 10,
+        }
     }
 }
 
@@ -148,11 +158,11 @@ pub fn load(config_file: Option<&Path>) -> Result<Settings, Box<figment::Error>>
     if let Some(path) = config_file {
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(
-        Env::prefixed("BERTH_")
-            .split("__")
-            .ignore(&["config", "test_database_url", "test_backend"]),
-    );
+    figment = figment.merge(Env::prefixed("BERTH_").split("__").ignore(&[
+        "config",
+        "test_database_url",
+        "test_backend",
+    ]));
     figment.extract().map_err(Box::new)
 }
 
@@ -161,15 +171,22 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error
     fn environment_overrides_nested_settings() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("berth.toml", "listen = \"0.0.0.0:9000\"\n[database]\nurl = \"sqlite://x.db\"\n")?;
+            jail.create_file(
+                "berth.toml",
+                "listen = \"0.0.0.0:9000\"\n[database]\nurl = \"sqlite://x.db\"\n",
+            )?;
             jail.set_env("BERTH_DATABASE__URL", "postgres://db/berth");
             jail.set_env("BERTH_HARBOR__DEFAULT_QUOTA_GB", "25");
             jail.set_env("BERTH_ENCRYPTION__CURRENT_LABEL", "k2");
             let settings = load(Some(Path::new("berth.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(settings.listen, "0.0.0.0:9000");
-            assert_eq!(settings.database.url.as_deref(), Some("postgres://db/berth"));
+            assert_eq!(
+                settings.database.url.as_deref(),
+                Some("postgres://db/berth")
+            );
             assert_eq!(settings.harbor.default_quota_gb, 25);
             assert_eq!(settings.encryption.current_label.as_deref(), Some("k2"));
             Ok(())

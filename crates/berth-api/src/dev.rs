@@ -20,7 +20,8 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// # Errors
 /// When the folder cannot be created.
 pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
     restrict(dir, 0o700)
 }
 
@@ -33,7 +34,9 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     restrict(path, 0o600)
 }
@@ -63,7 +66,8 @@ pub fn encryption_keys(dir: &Path) -> anyhow::Result<KeyRing> {
         write_private(&path, spec.expose_secret())?;
         spec
     };
-    KeyRing::from_spec(&spec, DEV_KEY_LABEL).with_context(|| format!("dev key ring in {}", path.display()))
+    KeyRing::from_spec(&spec, DEV_KEY_LABEL)
+        .with_context(|| format!("dev key ring in {}", path.display()))
 }
 
 /// The dev HS256 signing key, generated once and kept in the data folder.
@@ -73,10 +77,13 @@ pub fn encryption_keys(dir: &Path) -> anyhow::Result<KeyRing> {
 pub fn hs256_secret(dir: &Path) -> anyhow::Result<SecretString> {
     let path = dir.join(HS256_SECRET_FILE);
     if path.exists() {
-        return Ok(SecretString::from(fs::read_to_string(&path)?.trim().to_owned()));
+        return Ok(SecretString::from(
+            fs::read_to_string(&path)?.trim().to_owned(),
+        ));
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
     let secret = BASE64.encode(bytes);
     write_private(&path, &secret)?;
     Ok(SecretString::from(secret))

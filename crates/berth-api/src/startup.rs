@@ -62,7 +62,11 @@ impl Runtime {
     /// # Errors
     /// In production, a message naming the missing setting; in dev mode, data folder trouble.
     pub fn resolve(settings: Settings, force_dev: bool) -> anyhow::Result<Self> {
-        let mode = if force_dev || settings.database.url.is_none() { Mode::Dev } else { Mode::Production };
+        let mode = if force_dev || settings.database.url.is_none() {
+            Mode::Dev
+        } else {
+            Mode::Production
+        };
         let external_url = settings
             .external_url
             .clone()
@@ -111,11 +115,10 @@ impl Runtime {
             Mode::Dev => {
                 let data_dir = settings.data_dir.clone();
                 dev::ensure_data_dir(&data_dir)?;
-                let database_url = settings
-                    .database
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("berth.db").display()));
+                let database_url =
+                    settings.database.url.clone().unwrap_or_else(|| {
+                        format!("sqlite://{}", data_dir.join("berth.db").display())
+                    });
                 let (keys, generated_encryption_key) = match settings.encryption.keys {
                     Some(_) => (key_ring(&settings)?, false),
                     None => (dev::encryption_keys(&data_dir)?, true),
@@ -139,7 +142,11 @@ impl Runtime {
                     roles_claim: settings.auth.roles_claim,
                     workers: settings.workers,
                     migrate_on_start: true,
-                    dev: Some(DevParts { data_dir, hs256_secret, generated_encryption_key }),
+                    dev: Some(DevParts {
+                        data_dir,
+                        hs256_secret,
+                        generated_encryption_key,
+                    }),
                 })
             }
         }
@@ -189,11 +196,18 @@ impl Application {
             .await
             .context("cannot connect to the database (database.url)")?;
         if runtime.migrate_on_start {
-            berth_persistence::migrate(&db).await.context("applying migrations")?;
+            berth_persistence::migrate(&db)
+                .await
+                .context("applying migrations")?;
         } else {
-            let pending = berth_persistence::pending_migrations(&db).await.context("reading migrations")?;
+            let pending = berth_persistence::pending_migrations(&db)
+                .await
+                .context("reading migrations")?;
             if !pending.is_empty() {
-                bail!("the database has {} pending migration(s): run `berth migrate` first", pending.len());
+                bail!(
+                    "the database has {} pending migration(s): run `berth migrate` first",
+                    pending.len()
+                );
             }
         }
         let missing = berth_persistence::keys::missing_labels(&db, &runtime.keys)
@@ -206,8 +220,11 @@ impl Application {
                 missing.join(", ")
             );
         }
-        let verifier = TokenVerifier::new(runtime.auth).await.context("token verifier (auth.*)")?;
-        let credential_store = Arc::new(SeaOrmCredentialStore::new(db.clone(), runtime.keys.clone()));
+        let verifier = TokenVerifier::new(runtime.auth)
+            .await
+            .context("token verifier (auth.*)")?;
+        let credential_store =
+            Arc::new(SeaOrmCredentialStore::new(db.clone(), runtime.keys.clone()));
         let directory_store = Arc::new(SeaOrmDirectoryStore::new(db));
         let state = web::Data::new(AppState {
             credentials: CredentialService::new(credential_store, directory_store.clone()),
@@ -215,8 +232,9 @@ impl Application {
             links: Links::new(&runtime.external_url),
             authenticator: Authenticator::new(verifier, runtime.scope_claim, runtime.roles_claim),
         });
-        let listener = TcpListener::bind(&runtime.listen)
-            .with_context(|| format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen))?;
+        let listener = TcpListener::bind(&runtime.listen).with_context(|| {
+            format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen)
+        })?;
         let port = listener.local_addr()?.port();
         let mut server = actix_web::HttpServer::new(move || {
             App::new()
@@ -228,7 +246,10 @@ impl Application {
         if let Some(workers) = runtime.workers {
             server = server.workers(workers.max(1));
         }
-        Ok(Self { port, server: server.run() })
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
     }
 
     pub fn port(&self) -> u16 {

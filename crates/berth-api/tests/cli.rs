@@ -247,10 +247,10 @@ async fn wait_healthy(port: u16, server: &mut Child) {
         if let Some(status) = server.try_wait().unwrap() {
             panic!("berth exited early: {status}");
         }
-        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
-            if response.status() == 200 {
-                return;
-            }
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && response.status() == 200
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -55,10 +55,8 @@ impl RegistryLocation {
                 return Err(LocationError::Malformed);
             }
         }
-        if let Some(path) = path {
-            if !path.split('/').all(is_path_component) {
-                return Err(LocationError::Malformed);
-            }
+        if path.is_some_and(|path| !path.split('/').all(is_path_component)) {
+            return Err(LocationError::Malformed);
         }
         let mut normalized = host.to_ascii_lowercase();
         if let Some(port) = port {

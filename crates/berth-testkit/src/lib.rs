@@ -159,10 +159,10 @@ pub fn read_files_starting_with(dir: &Path, prefix: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(prefix) {
-                if let Ok(content) = std::fs::read(entry.path()) {
-                    bytes.extend(content);
-                }
+            if entry.file_name().to_string_lossy().starts_with(prefix)
+                && let Ok(content) = std::fs::read(entry.path())
+            {
+                bytes.extend(content);
             }
         }
     }

@@ -6,9 +6,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
 use berth_domain::RelationshipKind;
-use berth_domain::metadata::{
-    AnnotationKey, AnnotationValue, LabelKey, LabelValue, MetadataPatch,
-};
+use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, MetadataPatch};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
@@ -48,7 +46,9 @@ impl FromRequest for JsonObject {
             }
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(map)) => Ok(Self(map)),
-                Ok(_) => Err(V3Error::message_parse("the request body must be a JSON object")),
+                Ok(_) => Err(V3Error::message_parse(
+                    "the request body must be a JSON object",
+                )),
                 Err(_) => Err(V3Error::message_parse("invalid request body")),
             }
         })
@@ -71,23 +71,29 @@ impl Problems {
 
     /// `Ok(value)` when nothing was recorded, else a 422 with every problem.
     pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, V3Error> {
-        if self.0.is_empty() {
-            if let Some(value) = value() {
-                return Ok(value);
-            }
+        if self.0.is_empty()
+            && let Some(value) = value()
+        {
+            return Ok(value);
         }
         Err(V3Error::unprocessable(&self.0))
     }
 }
 
 fn quoted_list(keys: &[&str]) -> String {
-    keys.iter().map(|key| format!("'{key}'")).collect::<Vec<_>>().join(", ")
+    keys.iter()
+        .map(|key| format!("'{key}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Records "Unknown field(s): 'a', 'b'" for keys outside `allowed`.
 pub fn reject_unknown_fields(map: &Map<String, Value>, allowed: &[&str], problems: &mut Problems) {
-    let unknown: Vec<&str> =
-        map.keys().map(String::as_str).filter(|key| !allowed.contains(key)).collect();
+    let unknown: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !allowed.contains(key))
+        .collect();
     if !unknown.is_empty() {
         problems.push(format!("Unknown field(s): {}", quoted_list(&unknown)));
     }
@@ -165,16 +171,24 @@ fn reject_unknown_fields_with(
     what: &str,
     problems: &mut Problems,
 ) {
-    let unknown: Vec<&str> =
-        map.keys().map(String::as_str).filter(|key| !allowed.contains(key)).collect();
+    let unknown: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !allowed.contains(key))
+        .collect();
     if !unknown.is_empty() {
-        problems.push(format!("{what} has unexpected field(s): {}", quoted_list(&unknown)));
+        problems.push(format!(
+            "{what} has unexpected field(s): {}",
+            quoted_list(&unknown)
+        ));
     }
 }
 
 /// Parses a `metadata` value into a patch: a string sets a key, `null` deletes it.
 pub fn metadata_patch(value: Option<&Value>, problems: &mut Problems) -> MetadataPatch {
-    let Some(value) = value else { return MetadataPatch::default() };
+    let Some(value) = value else {
+        return MetadataPatch::default();
+    };
     let Some(metadata) = value.as_object() else {
         problems.push("Metadata must be an object");
         return MetadataPatch::default();

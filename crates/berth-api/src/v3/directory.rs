@@ -57,21 +57,36 @@ fn upserted(outcome: Upserted) -> actix_web::HttpResponseBuilder {
     }
 }
 
-fn name_field(body: &Map<String, Value>, allowed: &[&str], problems: &mut Problems) -> Option<ResourceName> {
+fn name_field(
+    body: &Map<String, Value>,
+    allowed: &[&str],
+    problems: &mut Problems,
+) -> Option<ResourceName> {
     reject_unknown_fields(body, allowed, problems);
-    string_field(body, "name", "Name", true, problems).and_then(|text| problems.check(ResourceName::parse(text)))
+    string_field(body, "name", "Name", true, problems)
+        .and_then(|text| problems.check(ResourceName::parse(text)))
 }
 
 /// A parent guid that is not a UUID names nothing: the same 422 as an unknown parent.
-fn parent_guid<T>(text: Option<&str>, kind: RelationshipKind, parse: fn(&str) -> Result<T, berth_domain::ids::InvalidGuid>, problems: &mut Problems) -> Option<T> {
+fn parent_guid<T>(
+    text: Option<&str>,
+    kind: RelationshipKind,
+    parse: fn(&str) -> Result<T, berth_domain::ids::InvalidGuid>,
+    problems: &mut Problems,
+) -> Option<T> {
     let parsed = parse(text?).ok();
     if parsed.is_none() {
-        problems.push(format!("Invalid {kind}. Ensure that the {kind} exists and you have access to it."));
+        problems.push(format!(
+            "Invalid {kind}. Ensure that the {kind} exists and you have access to it."
+        ));
     }
     parsed
 }
 
-fn directory_query(request: &HttpRequest, parent: Option<&str>) -> Result<(DirectoryQuery, Vec<(String, String)>), V3Error> {
+fn directory_query(
+    request: &HttpRequest,
+    parent: Option<&str>,
+) -> Result<(DirectoryQuery, Vec<(String, String)>), V3Error> {
     let mut allowed = vec!["page", "per_page", "order_by", "guids", "names"];
     allowed.extend(parent);
     let mut query = ListQuery::parse(request.query_string(), &allowed)?;
@@ -79,7 +94,9 @@ fn directory_query(request: &HttpRequest, parent: Option<&str>) -> Result<(Direc
         guids: query.guid_list("guids", "Guids"),
         names: query.list("names"),
         parent_guids: match parent {
-            Some("organization_guids") => query.guid_list("organization_guids", "Organization guids"),
+            Some("organization_guids") => {
+                query.guid_list("organization_guids", "Organization guids")
+            }
             Some(name) => query.guid_list(name, "Space guids"),
             None => None,
         },
@@ -90,86 +107,183 @@ fn directory_query(request: &HttpRequest, parent: Option<&str>) -> Result<(Direc
     query.finish((parsed, link_params))
 }
 
-async fn put_organization(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>, body: JsonObject) -> Result<HttpResponse, V3Error> {
-    let guid = OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
+async fn put_organization(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+    body: JsonObject,
+) -> Result<HttpResponse, V3Error> {
+    let guid =
+        OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
     let mut problems = Problems::default();
     let name = name_field(&body.0, &["name"], &mut problems);
     let name = problems.finish(|| name)?;
-    let (organization, outcome) = state.directory.put_organization(&caller.0, guid, name).await?;
+    let (organization, outcome) = state
+        .directory
+        .put_organization(&caller.0, guid, name)
+        .await?;
     Ok(upserted(outcome).json(OrganizationResource::new(&organization, &state.links)))
 }
 
-async fn show_organization(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>) -> Result<HttpResponse, V3Error> {
-    let guid = OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
+async fn show_organization(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+) -> Result<HttpResponse, V3Error> {
+    let guid =
+        OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
     let organization = state.directory.get_organization(&caller.0, guid).await?;
     Ok(HttpResponse::Ok().json(OrganizationResource::new(&organization, &state.links)))
 }
 
-async fn list_organizations(state: web::Data<AppState>, caller: V3Caller, request: HttpRequest) -> Result<HttpResponse, V3Error> {
+async fn list_organizations(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, V3Error> {
     let (query, params) = directory_query(&request, None)?;
-    let page = state.directory.list_organizations(&caller.0, &query).await?;
-    Ok(HttpResponse::Ok().json(ListBody::new(&page, query.page, "/v3/organizations", &params, &state.links, |o| OrganizationResource::new(o, &state.links))))
+    let page = state
+        .directory
+        .list_organizations(&caller.0, &query)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListBody::new(
+        &page,
+        query.page,
+        "/v3/organizations",
+        &params,
+        &state.links,
+        |o| OrganizationResource::new(o, &state.links),
+    )))
 }
 
-async fn delete_organization(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>) -> Result<HttpResponse, V3Error> {
-    let guid = OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
+async fn delete_organization(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+) -> Result<HttpResponse, V3Error> {
+    let guid =
+        OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
     state.directory.delete_organization(&caller.0, guid).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn put_space(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>, body: JsonObject) -> Result<HttpResponse, V3Error> {
+async fn put_space(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+    body: JsonObject,
+) -> Result<HttpResponse, V3Error> {
     let guid = SpaceGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Space))?;
     let mut problems = Problems::default();
     let name = name_field(&body.0, &["name", "relationships"], &mut problems);
     let parent = required_parent(&body.0, RelationshipKind::Organization, &mut problems);
-    let organization = parent_guid(parent, RelationshipKind::Organization, OrganizationGuid::parse, &mut problems);
+    let organization = parent_guid(
+        parent,
+        RelationshipKind::Organization,
+        OrganizationGuid::parse,
+        &mut problems,
+    );
     let (name, organization) = problems.finish(|| Some((name?, organization?)))?;
-    let (space, outcome) = state.directory.put_space(&caller.0, guid, name, organization).await?;
+    let (space, outcome) = state
+        .directory
+        .put_space(&caller.0, guid, name, organization)
+        .await?;
     Ok(upserted(outcome).json(SpaceResource::new(&space, &state.links)))
 }
 
-async fn show_space(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>) -> Result<HttpResponse, V3Error> {
+async fn show_space(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+) -> Result<HttpResponse, V3Error> {
     let guid = SpaceGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Space))?;
     let space = state.directory.get_space(&caller.0, guid).await?;
     Ok(HttpResponse::Ok().json(SpaceResource::new(&space, &state.links)))
 }
 
-async fn list_spaces(state: web::Data<AppState>, caller: V3Caller, request: HttpRequest) -> Result<HttpResponse, V3Error> {
+async fn list_spaces(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, V3Error> {
     let (query, params) = directory_query(&request, Some("organization_guids"))?;
     let page = state.directory.list_spaces(&caller.0, &query).await?;
-    Ok(HttpResponse::Ok().json(ListBody::new(&page, query.page, "/v3/spaces", &params, &state.links, |s| SpaceResource::new(s, &state.links))))
+    Ok(HttpResponse::Ok().json(ListBody::new(
+        &page,
+        query.page,
+        "/v3/spaces",
+        &params,
+        &state.links,
+        |s| SpaceResource::new(s, &state.links),
+    )))
 }
 
-async fn delete_space(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>) -> Result<HttpResponse, V3Error> {
+async fn delete_space(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+) -> Result<HttpResponse, V3Error> {
     let guid = SpaceGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Space))?;
     state.directory.delete_space(&caller.0, guid).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn put_app(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>, body: JsonObject) -> Result<HttpResponse, V3Error> {
+async fn put_app(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+    body: JsonObject,
+) -> Result<HttpResponse, V3Error> {
     let guid = AppGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::App))?;
     let mut problems = Problems::default();
     let name = name_field(&body.0, &["name", "relationships"], &mut problems);
     let parent = required_parent(&body.0, RelationshipKind::Space, &mut problems);
-    let space = parent_guid(parent, RelationshipKind::Space, SpaceGuid::parse, &mut problems);
+    let space = parent_guid(
+        parent,
+        RelationshipKind::Space,
+        SpaceGuid::parse,
+        &mut problems,
+    );
     let (name, space) = problems.finish(|| Some((name?, space?)))?;
-    let (app, outcome) = state.directory.put_app(&caller.0, guid, name, space).await?;
+    let (app, outcome) = state
+        .directory
+        .put_app(&caller.0, guid, name, space)
+        .await?;
     Ok(upserted(outcome).json(AppResource::new(&app, &state.links)))
 }
 
-async fn show_app(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>) -> Result<HttpResponse, V3Error> {
+async fn show_app(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+) -> Result<HttpResponse, V3Error> {
     let guid = AppGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::App))?;
     let app = state.directory.get_app(&caller.0, guid).await?;
     Ok(HttpResponse::Ok().json(AppResource::new(&app, &state.links)))
 }
 
-async fn list_apps(state: web::Data<AppState>, caller: V3Caller, request: HttpRequest) -> Result<HttpResponse, V3Error> {
+async fn list_apps(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, V3Error> {
     let (query, params) = directory_query(&request, Some("space_guids"))?;
     let page = state.directory.list_apps(&caller.0, &query).await?;
-    Ok(HttpResponse::Ok().json(ListBody::new(&page, query.page, "/v3/apps", &params, &state.links, |a| AppResource::new(a, &state.links))))
+    Ok(HttpResponse::Ok().json(ListBody::new(
+        &page,
+        query.page,
+        "/v3/apps",
+        &params,
+        &state.links,
+        |a| AppResource::new(a, &state.links),
+    )))
 }
 
-async fn delete_app(state: web::Data<AppState>, caller: V3Caller, guid: web::Path<String>) -> Result<HttpResponse, V3Error> {
+async fn delete_app(
+    state: web::Data<AppState>,
+    caller: V3Caller,
+    guid: web::Path<String>,
+) -> Result<HttpResponse, V3Error> {
     let guid = AppGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::App))?;
     state.directory.delete_app(&caller.0, guid).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -35,7 +35,13 @@ struct Entry<'a> {
 
 impl V3Error {
     fn new(status: StatusCode, code: u32, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, title, detail: detail.into(), challenge: None }
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            challenge: None,
+        }
     }
 
     pub fn detail(&self) -> &str {
@@ -78,7 +84,12 @@ impl V3Error {
 
     /// 422 CF-UnprocessableEntity with every problem found, joined as Cloud Foundry joins them.
     pub fn unprocessable(problems: &[String]) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, 10008, "CF-UnprocessableEntity", problems.join(", "))
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            10008,
+            "CF-UnprocessableEntity",
+            problems.join(", "),
+        )
     }
 
     /// 404 CF-ResourceNotFound, e.g. "Registry credential not found".
@@ -88,19 +99,37 @@ impl V3Error {
 
     /// 404 CF-NotFound for a route that does not exist.
     pub fn unknown_request() -> Self {
-        Self::new(StatusCode::NOT_FOUND, 10000, "CF-NotFound", "Unknown request")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            10000,
+            "CF-NotFound",
+            "Unknown request",
+        )
     }
 
     /// 401 CF-NotAuthenticated: no token.
     pub fn not_authenticated() -> Self {
-        Self { challenge: Some("Bearer"), ..Self::new(StatusCode::UNAUTHORIZED, 10002, "CF-NotAuthenticated", "Authentication error") }
+        Self {
+            challenge: Some("Bearer"),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                10002,
+                "CF-NotAuthenticated",
+                "Authentication error",
+            )
+        }
     }
 
     /// 401 CF-InvalidAuthToken: a token that is malformed, expired or wrongly signed.
     pub fn invalid_auth_token() -> Self {
         Self {
             challenge: Some("Bearer error=\"invalid_token\""),
-            ..Self::new(StatusCode::UNAUTHORIZED, 1000, "CF-InvalidAuthToken", "Invalid Auth Token")
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                1000,
+                "CF-InvalidAuthToken",
+                "Invalid Auth Token",
+            )
         }
     }
 
@@ -117,13 +146,23 @@ impl V3Error {
     /// 503 CF-ServiceUnavailable; the cause is logged, never returned.
     pub fn service_unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error_chain(cause), "a backing service is unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, 10015, "CF-ServiceUnavailable", "Database connection failure")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            10015,
+            "CF-ServiceUnavailable",
+            "Database connection failure",
+        )
     }
 
     /// 500 UnknownError; the cause is logged, never returned.
     pub fn unknown(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error_chain(cause), "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 10001, "UnknownError", "An unknown error occurred.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            10001,
+            "UnknownError",
+            "An unknown error occurred.",
+        )
     }
 }
 
@@ -153,10 +192,17 @@ impl ResponseError for V3Error {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if let Some(challenge) = self.challenge {
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            ));
         }
         response.json(Envelope {
-            errors: [Entry { detail: &self.detail, title: self.title, code: self.code }],
+            errors: [Entry {
+                detail: &self.detail,
+                title: self.title,
+                code: self.code,
+            }],
         })
     }
 }
@@ -173,7 +219,12 @@ fn from_limit(error: &MetadataLimitError) -> V3Error {
         MetadataLimitError::TooManyLabels { .. } => (390020, "CF-LabelLimitExceeded"),
         MetadataLimitError::TooManyAnnotations { .. } => (390023, "CF-AnnotationLimitExceeded"),
     };
-    V3Error::new(StatusCode::UNPROCESSABLE_ENTITY, code, title, error.to_string())
+    V3Error::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        title,
+        error.to_string(),
+    )
 }
 
 impl From<CredentialError> for V3Error {
@@ -218,10 +269,17 @@ mod tests {
 
     #[test]
     fn envelope_has_exactly_three_keys() {
-        let response = V3Error::bad_query_parameter(&["Per page must be between 1 and 5000".into()])
-            .error_response();
+        let response =
+            V3Error::bad_query_parameter(&["Per page must be between 1 and 5000".into()])
+                .error_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let body = Envelope { errors: [Entry { detail: "d", title: "t", code: 1 }] };
+        let body = Envelope {
+            errors: [Entry {
+                detail: "d",
+                title: "t",
+                code: 1,
+            }],
+        };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"errors":[{"detail":"d","title":"t","code":1}]}"#
@@ -231,8 +289,19 @@ mod tests {
     #[test]
     fn auth_errors_carry_a_challenge() {
         let response = V3Error::not_authenticated().error_response();
-        assert_eq!(response.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer"
+        );
         let response = V3Error::invalid_auth_token().error_response();
-        assert!(response.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
     }
 }

@@ -30,7 +30,10 @@ impl FromRequest for V3Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let header = request.headers().get(actix_web::http::header::AUTHORIZATION).cloned();
+        let header = request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .cloned();
         let state = request.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let Some(state) = state else {

@@ -18,7 +18,9 @@ pub struct Links {
 
 impl Links {
     pub fn new(external_url: &str) -> Self {
-        Self { base: external_url.trim_end_matches('/').to_owned() }
+        Self {
+            base: external_url.trim_end_matches('/').to_owned(),
+        }
     }
 
     pub fn href(&self, path: &str) -> String {
@@ -26,7 +28,10 @@ impl Links {
     }
 
     fn link(&self, path: &str) -> Link {
-        Link { href: self.href(path), method: "GET" }
+        Link {
+            href: self.href(path),
+            method: "GET",
+        }
     }
 }
 
@@ -52,7 +57,11 @@ pub struct GuidRef {
 }
 
 fn to_one(guid: Option<impl ToString>) -> ToOne {
-    ToOne { data: guid.map(|guid| GuidRef { guid: guid.to_string() }) }
+    ToOne {
+        data: guid.map(|guid| GuidRef {
+            guid: guid.to_string(),
+        }),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -64,7 +73,11 @@ pub struct MetadataBody {
 impl From<&Metadata> for MetadataBody {
     fn from(metadata: &Metadata) -> Self {
         Self {
-            labels: metadata.labels().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: metadata
+                .labels()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             annotations: metadata
                 .annotations()
                 .iter()
@@ -75,7 +88,10 @@ impl From<&Metadata> for MetadataBody {
 }
 
 fn empty_metadata() -> MetadataBody {
-    MetadataBody { labels: BTreeMap::new(), annotations: BTreeMap::new() }
+    MetadataBody {
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -129,8 +145,12 @@ impl CredentialResource {
             metadata: MetadataBody::from(&credential.metadata),
             links: CredentialLinks {
                 self_: links.link(&format!("/v3/registry_credentials/{}", credential.guid)),
-                organization: target.organization().map(|g| links.link(&format!("/v3/organizations/{g}"))),
-                space: target.space().map(|g| links.link(&format!("/v3/spaces/{g}"))),
+                organization: target
+                    .organization()
+                    .map(|g| links.link(&format!("/v3/organizations/{g}"))),
+                space: target
+                    .space()
+                    .map(|g| links.link(&format!("/v3/spaces/{g}"))),
                 app: target.app().map(|g| links.link(&format!("/v3/apps/{g}"))),
             },
         }
@@ -161,7 +181,9 @@ impl OrganizationResource {
             updated_at: format_timestamp(organization.updated_at),
             name: organization.name.as_str().to_owned(),
             metadata: empty_metadata(),
-            links: SelfLinks { self_: links.link(&format!("/v3/organizations/{}", organization.guid)) },
+            links: SelfLinks {
+                self_: links.link(&format!("/v3/organizations/{}", organization.guid)),
+            },
         }
     }
 }
@@ -196,7 +218,9 @@ impl SpaceResource {
             created_at: format_timestamp(space.created_at),
             updated_at: format_timestamp(space.updated_at),
             name: space.name.as_str().to_owned(),
-            relationships: SpaceRelationships { organization: to_one(Some(space.organization)) },
+            relationships: SpaceRelationships {
+                organization: to_one(Some(space.organization)),
+            },
             metadata: empty_metadata(),
             links: SpaceLinks {
                 self_: links.link(&format!("/v3/spaces/{}", space.guid)),
@@ -236,7 +260,9 @@ impl AppResource {
             created_at: format_timestamp(app.created_at),
             updated_at: format_timestamp(app.updated_at),
             name: app.name.as_str().to_owned(),
-            relationships: AppRelationships { space: to_one(Some(app.space)) },
+            relationships: AppRelationships {
+                space: to_one(Some(app.space)),
+            },
             metadata: empty_metadata(),
             links: AppLinks {
                 self_: links.link(&format!("/v3/apps/{}", app.guid)),
@@ -279,7 +305,9 @@ impl<T> ListBody<T> {
             pairs.push(("per_page".into(), request.per_page().to_string()));
             pairs.sort();
             let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-            Href { href: links.href(&format!("{path}?{query}")) }
+            Href {
+                href: links.href(&format!("{path}?{query}")),
+            }
         };
         let current = u64::from(request.page());
         Self {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use berth_domain::ids::parse_hyphenated_uuid;
 use berth_domain::label_selector::LabelSelector;
-use berth_domain::listing::{Direction, Ordering, PageRequest, TimestampFilter, DEFAULT_PER_PAGE};
+use berth_domain::listing::{DEFAULT_PER_PAGE, Direction, Ordering, PageRequest, TimestampFilter};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -46,7 +46,10 @@ impl ListQuery {
                 unknown.push(format!("'{key}'"));
                 continue;
             }
-            if let Some(operator) = key.strip_prefix(base).and_then(|rest| rest.strip_prefix('[')) {
+            if let Some(operator) = key
+                .strip_prefix(base)
+                .and_then(|rest| rest.strip_prefix('['))
+            {
                 let operator = operator.strip_suffix(']').unwrap_or(operator);
                 if !RELATIONAL_OPERATORS.contains(&operator) {
                     problems.push(format!("Invalid relational operator: '{operator}'"));
@@ -104,7 +107,8 @@ impl ListQuery {
             },
         };
         let Some(per_page) = per_page else {
-            self.problems.push("Per page must be a positive integer".into());
+            self.problems
+                .push("Per page must be a positive integer".into());
             return PageRequest::default();
         };
         match PageRequest::new(page, per_page) {
@@ -125,10 +129,15 @@ impl ListQuery {
             _ => (Direction::Ascending, text.as_str()),
         };
         match fields.iter().find(|(wire, _)| *wire == name) {
-            Some((_, field)) => Some(Ordering { field: *field, direction }),
+            Some((_, field)) => Some(Ordering {
+                field: *field,
+                direction,
+            }),
             None => {
-                let names: Vec<String> = fields.iter().map(|(wire, _)| format!("'{wire}'")).collect();
-                self.problems.push(format!("Order by can only be: {}", names.join(", ")));
+                let names: Vec<String> =
+                    fields.iter().map(|(wire, _)| format!("'{wire}'")).collect();
+                self.problems
+                    .push(format!("Order by can only be: {}", names.join(", ")));
                 None
             }
         }
@@ -140,7 +149,11 @@ impl ListQuery {
         if text.is_empty() {
             return Some(Vec::new());
         }
-        Some(text.split(',').map(|item| item.trim_start().to_owned()).collect())
+        Some(
+            text.split(',')
+                .map(|item| item.trim_start().to_owned())
+                .collect(),
+        )
     }
 
     /// A list of guids; each must be a UUID.
@@ -151,7 +164,9 @@ impl ListQuery {
             match parse_hyphenated_uuid(&item) {
                 Ok(uuid) => guids.push(uuid),
                 Err(_) => {
-                    self.problems.push(format!("{label} must be a list of valid guids: '{item}' is not one"));
+                    self.problems.push(format!(
+                        "{label} must be a list of valid guids: '{item}' is not one"
+                    ));
                     return None;
                 }
             }
@@ -160,7 +175,12 @@ impl ListQuery {
     }
 
     /// A list of values, each mapped by `parse`; `message` names the allowed values.
-    pub fn enum_list<T>(&mut self, name: &str, parse: impl Fn(&str) -> Option<T>, message: &str) -> Option<Vec<T>> {
+    pub fn enum_list<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        message: &str,
+    ) -> Option<Vec<T>> {
         let items = self.list(name)?;
         let parsed: Option<Vec<T>> = items.iter().map(|item| parse(item)).collect();
         if parsed.is_none() {
@@ -198,9 +218,13 @@ impl ListQuery {
             }
         }
         for operator in RELATIONAL_OPERATORS {
-            let Some(text) = self.params.get(&format!("{name}[{operator}]")).cloned() else { continue };
+            let Some(text) = self.params.get(&format!("{name}[{operator}]")).cloned() else {
+                continue;
+            };
             if text.contains(',') {
-                self.problems.push(format!("{label} only accepts one value when using a relational operator"));
+                self.problems.push(format!(
+                    "{label} only accepts one value when using a relational operator"
+                ));
                 continue;
             }
             let Some(timestamp) = parse_timestamp(&text) else {
@@ -224,7 +248,9 @@ fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     if text.len() != 20 {
         return None;
     }
-    PrimitiveDateTime::parse(text, TIMESTAMP).ok().map(PrimitiveDateTime::assume_utc)
+    PrimitiveDateTime::parse(text, TIMESTAMP)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 /// Formats a timestamp as Cloud Foundry shows it: `YYYY-MM-DDThh:mm:ssZ`, UTC.
@@ -243,7 +269,9 @@ mod tests {
 
     #[test]
     fn unknown_parameters_are_named() {
-        let error = ListQuery::parse("foo=1&page=2&bar=", ALLOWED).err().unwrap();
+        let error = ListQuery::parse("foo=1&page=2&bar=", ALLOWED)
+            .err()
+            .unwrap();
         assert_eq!(
             error.detail(),
             "The query parameter is invalid: Unknown query parameter(s): 'foo', 'bar'. Valid parameters are: 'page', 'per_page', 'order_by', 'guids', 'created_ats'"
@@ -258,12 +286,19 @@ mod tests {
             ("per_page=0", "Per page must be a positive integer"),
             ("per_page=-3", "Per page must be a positive integer"),
             ("per_page=5001", "Per page must be between 1 and 5000"),
-            ("per_page=99999999999999999999999", "Per page must be between 1 and 5000"),
+            (
+                "per_page=99999999999999999999999",
+                "Per page must be between 1 and 5000",
+            ),
         ] {
             let mut parsed = ListQuery::parse(query, ALLOWED).unwrap();
             parsed.page();
             let error = parsed.finish(()).unwrap_err();
-            assert_eq!(error.detail(), format!("The query parameter is invalid: {message}"), "{query}");
+            assert_eq!(
+                error.detail(),
+                format!("The query parameter is invalid: {message}"),
+                "{query}"
+            );
         }
     }
 
@@ -276,7 +311,10 @@ mod tests {
         .unwrap();
         let filter = parsed.timestamps("created_ats", "Created ats");
         assert_eq!(filter.equals.len(), 2);
-        assert_eq!(filter.gte.map(format_timestamp).as_deref(), Some("2026-01-02T03:04:05Z"));
+        assert_eq!(
+            filter.gte.map(format_timestamp).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
         assert!(parsed.finish(()).is_ok());
 
         for query in [

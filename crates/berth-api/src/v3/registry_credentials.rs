@@ -43,7 +43,11 @@ const ORDER_FIELDS: &[(&str, CredentialOrderField)] = &[
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource(PATH).route(web::post().to(create)).route(web::get().to(list)))
+        .service(
+            web::resource(PATH)
+                .route(web::post().to(create))
+                .route(web::get().to(list)),
+        )
         .service(
             web::resource("/v3/registry_credentials/{guid}")
                 .route(web::get().to(show))
@@ -69,9 +73,14 @@ async fn list(
 ) -> Result<HttpResponse, V3Error> {
     let (query, link_params) = list_query(request.query_string())?;
     let page = state.credentials.list(&caller.0, &query).await?;
-    let body = ListBody::new(&page, query.page, PATH, &link_params, &state.links, |credential| {
-        CredentialResource::new(credential, &state.links)
-    });
+    let body = ListBody::new(
+        &page,
+        query.page,
+        PATH,
+        &link_params,
+        &state.links,
+        |credential| CredentialResource::new(credential, &state.links),
+    );
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -101,13 +110,17 @@ async fn delete(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    state.credentials.delete(&caller.0, path_guid(&guid)?).await?;
+    state
+        .credentials
+        .delete(&caller.0, path_guid(&guid)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// A guid that is not a UUID names no credential: 404, as Cloud Foundry answers.
 fn path_guid(text: &str) -> Result<CredentialGuid, V3Error> {
-    CredentialGuid::parse(text).map_err(|_| V3Error::resource_not_found("Registry credential not found"))
+    CredentialGuid::parse(text)
+        .map_err(|_| V3Error::resource_not_found("Registry credential not found"))
 }
 
 fn password(text: &str, problems: &mut Problems) -> Option<Password> {
@@ -118,7 +131,13 @@ fn create_request(body: &Map<String, Value>) -> Result<CreateCredentialRequest, 
     let mut problems = Problems::default();
     reject_unknown_fields(
         body,
-        &["location", "username", "password", "relationships", "metadata"],
+        &[
+            "location",
+            "username",
+            "password",
+            "relationships",
+            "metadata",
+        ],
         &mut problems,
     );
     let location = string_field(body, "location", "Location", true, &mut problems)
@@ -130,7 +149,13 @@ fn create_request(body: &Map<String, Value>) -> Result<CreateCredentialRequest, 
     let owner = requested_owner(body.get("relationships"), &mut problems);
     let metadata = metadata_patch(body.get("metadata"), &mut problems);
     problems.finish(|| {
-        Some(CreateCredentialRequest { owner: owner?, location: location?, username: username?, password: password?, metadata })
+        Some(CreateCredentialRequest {
+            owner: owner?,
+            location: location?,
+            username: username?,
+            password: password?,
+            metadata,
+        })
     })
 }
 
@@ -146,7 +171,13 @@ fn update_request(body: &Map<String, Value>) -> Result<UpdateCredentialRequest, 
         None => Some(None),
     };
     let metadata = metadata_patch(body.get("metadata"), &mut problems);
-    problems.finish(|| Some(UpdateCredentialRequest { username: username?, password: password?, metadata }))
+    problems.finish(|| {
+        Some(UpdateCredentialRequest {
+            username: username?,
+            password: password?,
+            metadata,
+        })
+    })
 }
 
 /// At most one of `organization`, `space`, `app`; none is the foundation.
@@ -159,29 +190,41 @@ fn requested_owner(value: Option<&Value>, problems: &mut Problems) -> Option<Req
             return None;
         }
     };
-    let kinds = [RelationshipKind::Organization, RelationshipKind::Space, RelationshipKind::App];
+    let kinds = [
+        RelationshipKind::Organization,
+        RelationshipKind::Space,
+        RelationshipKind::App,
+    ];
     let unknown: Vec<String> = relationships
         .keys()
         .filter(|key| !kinds.iter().any(|kind| kind.as_str() == key.as_str()))
         .map(|key| format!("'{key}'"))
         .collect();
     if !unknown.is_empty() {
-        problems.push(format!("Relationships has unexpected field(s): {}", unknown.join(", ")));
+        problems.push(format!(
+            "Relationships has unexpected field(s): {}",
+            unknown.join(", ")
+        ));
         return None;
     }
-    let mut given = kinds.iter().filter_map(|kind| relationships.get(kind.as_str()).map(|v| (*kind, v)));
-    let Some((kind, value)) = given.next() else { return Some(RequestedOwner::Foundation) };
+    let mut given = kinds
+        .iter()
+        .filter_map(|kind| relationships.get(kind.as_str()).map(|v| (*kind, v)));
+    let Some((kind, value)) = given.next() else {
+        return Some(RequestedOwner::Foundation);
+    };
     if given.next().is_some() {
         problems.push("Relationships can only include one of 'organization', 'space' or 'app'");
         return None;
     }
     let guid = relationship_guid(value, kind, problems)?;
     // A guid that is not a UUID names nothing: the same answer as an unknown one.
-    let invalid = || {
-        format!("Invalid {kind}. Ensure that the {kind} exists and you have access to it.")
-    };
+    let invalid =
+        || format!("Invalid {kind}. Ensure that the {kind} exists and you have access to it.");
     let owner = match kind {
-        RelationshipKind::Organization => OrganizationGuid::parse(guid).map(RequestedOwner::Organization),
+        RelationshipKind::Organization => {
+            OrganizationGuid::parse(guid).map(RequestedOwner::Organization)
+        }
         RelationshipKind::Space => SpaceGuid::parse(guid).map(RequestedOwner::Space),
         RelationshipKind::App => AppGuid::parse(guid).map(RequestedOwner::App),
     };
@@ -209,7 +252,11 @@ fn list_query(query_string: &str) -> Result<(CredentialQuery, Vec<(String, Strin
         locations: query.list("locations").map(|locations| {
             locations
                 .into_iter()
-                .map(|text| RegistryLocation::parse(&text).map(|l| l.to_string()).unwrap_or(text))
+                .map(|text| {
+                    RegistryLocation::parse(&text)
+                        .map(|l| l.to_string())
+                        .unwrap_or(text)
+                })
                 .collect()
         }),
         label_selector: query.label_selector(),

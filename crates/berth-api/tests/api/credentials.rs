@@ -36,7 +36,7 @@ async fn create_foundation_credential_matches_the_seed_shape() {
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(
         keys.len(),
-        10,
+        9,
         "guid, created_at, updated_at, location, username, scope, relationships, metadata, links: {keys:?}"
     );
 
