@@ -87,10 +87,6 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             .env("BERTH_TEST_DATABASE_URL", &postgres_url);
         run(&mut command).with_context(|| format!("the test suite failed on {backend}"))?;
     }
-    if nextest {
-        // Doc tests are not run by nextest.
-        run(cargo().args(["test", "--workspace", "--doc"]))?;
-    }
     Ok(())
 }
 

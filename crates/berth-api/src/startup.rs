@@ -21,7 +21,6 @@ use crate::config::Settings;
 use crate::dev;
 use crate::state::AppState;
 use crate::v3;
-use crate::v3::error::V3Error;
 use crate::v3::presenters::Links;
 
 /// Dev mode (the embedded default) or production.
@@ -270,13 +269,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
         .configure(v3::configure)
-        .default_service(web::to(unknown_route));
+        .default_service(web::to(v3::unknown_request));
 }
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-async fn unknown_route() -> Result<HttpResponse, V3Error> {
-    Err(V3Error::unknown_request())
 }

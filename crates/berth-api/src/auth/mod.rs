@@ -152,7 +152,11 @@ impl TokenVerifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be present, not merely right when present.
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.issuer.as_ref().map(|_| "iss"));
+        required.extend(self.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         match &self.issuer {
             Some(issuer) => validation.set_issuer(&[issuer]),
             None => validation.iss = None,
@@ -181,8 +185,12 @@ fn token_error(error: jsonwebtoken::errors::Error) -> TokenError {
         ErrorKind::ImmatureSignature => TokenError::NotYetValid,
         ErrorKind::InvalidIssuer => TokenError::Issuer,
         ErrorKind::InvalidAudience => TokenError::Audience,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => TokenError::MissingClaim("exp"),
-        ErrorKind::MissingRequiredClaim(_) => TokenError::MissingClaim("sub"),
+        ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(match claim.as_str() {
+            "exp" => "exp",
+            "iss" => "iss",
+            "aud" => "aud",
+            _ => "sub",
+        }),
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
         _ => TokenError::Malformed,
     }
@@ -232,3 +240,6 @@ pub fn mint_hs256(
         &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
     )
 }
+
+#[cfg(test)]
+mod tests;

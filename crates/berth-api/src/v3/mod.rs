@@ -22,6 +22,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
     directory::configure(config);
 }
 
+/// A V3 resource whose unsupported methods answer like an unknown route, in the V3 envelope.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(unknown_request))
+}
+
+/// Cloud Foundry answers 404 CF-NotFound "Unknown request" for any route it does not serve.
+pub async fn unknown_request() -> Result<actix_web::HttpResponse, V3Error> {
+    Err(V3Error::unknown_request())
+}
+
 /// The authenticated caller of a V3 route; failures answer in the V3 envelope.
 pub struct V3Caller(pub Actor);
 

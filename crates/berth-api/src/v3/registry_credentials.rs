@@ -44,12 +44,12 @@ const ORDER_FIELDS: &[(&str, CredentialOrderField)] = &[
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(
-            web::resource(PATH)
+            super::resource(PATH)
                 .route(web::post().to(create))
                 .route(web::get().to(list)),
         )
         .service(
-            web::resource("/v3/registry_credentials/{guid}")
+            super::resource("/v3/registry_credentials/{guid}")
                 .route(web::get().to(show))
                 .route(web::patch().to(update))
                 .route(web::delete().to(delete)),

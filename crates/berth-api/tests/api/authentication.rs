@@ -176,3 +176,68 @@ async fn any_valid_token_may_do_everything_until_permissions_land() {
         status_and_body(&app, Method::GET, "/v3/registry_credentials", Some(&plain)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn rs256_tokens_from_a_jwks_file_and_the_configured_issuer_and_audience() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk, jwk::JwkSet};
+    let key = EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwt/rsa.pem")).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("rsa-1".into());
+    let path = std::env::temp_dir().join(format!(
+        "berth-api-jwks-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(
+        &path,
+        serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap(),
+    )
+    .unwrap();
+    let jwks_path = path.clone();
+    let app = TestApp::spawn_configured(
+        berth_testkit::TestDatabase::new().await,
+        crate::helpers::key_spec(&["k1"]),
+        "k1",
+        move |runtime| {
+            runtime.auth.hs256_secret = None;
+            runtime.auth.jwks_file = Some(jwks_path);
+            runtime.auth.issuer = Some("https://uaa.example.test".into());
+            runtime.auth.audience = Some("berth".into());
+        },
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let sign = |claims: serde_json::Value| jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let good = sign(
+        serde_json::json!({"sub": "a", "exp": now + 600, "iss": "https://uaa.example.test", "aud": "berth"}),
+    );
+    let (status, _, _) =
+        status_and_body(&app, Method::GET, "/v3/registry_credentials", Some(&good)).await;
+    assert_eq!(status, StatusCode::OK);
+    for claims in [
+        serde_json::json!({"sub": "a", "exp": now + 600, "iss": "https://evil.example.test", "aud": "berth"}),
+        serde_json::json!({"sub": "a", "exp": now + 600, "iss": "https://uaa.example.test", "aud": "other"}),
+        serde_json::json!({"sub": "a", "exp": now + 600, "aud": "berth"}),
+    ] {
+        let (status, _, body) = status_and_body(
+            &app,
+            Method::GET,
+            "/v3/registry_credentials",
+            Some(&sign(claims.clone())),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{claims}");
+        assert_v3_error(&body, 1000, "CF-InvalidAuthToken");
+    }
+    // The HS256 admin token of the other tests is refused: no shared secret is configured.
+    let (status, _, _) = status_and_body(
+        &app,
+        Method::GET,
+        "/v3/registry_credentials",
+        Some(&app.admin_token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_file(path);
+}

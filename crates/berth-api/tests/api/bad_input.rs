@@ -156,3 +156,25 @@ async fn unknown_routes_are_cf_not_found() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_v3_error(&body, 10000, "CF-NotFound");
 }
+
+#[tokio::test]
+async fn unsupported_methods_are_unknown_requests_in_the_v3_envelope() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        (Method::PUT, "/v3/registry_credentials"),
+        (Method::DELETE, "/v3/registry_credentials"),
+        (
+            Method::POST,
+            "/v3/registry_credentials/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
+        ),
+        (Method::POST, "/v3/organizations"),
+        (
+            Method::PATCH,
+            "/v3/spaces/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
+        ),
+    ] {
+        let (status, body) = app.call(method.clone(), path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_v3_error(&body, 10000, "CF-NotFound");
+    }
+}

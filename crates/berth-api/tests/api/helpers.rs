@@ -87,9 +87,19 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDatabase, key_spec: SecretString, current: &str) -> Self {
-        let application = Application::build(runtime(db.url(), &key_spec, current))
-            .await
-            .unwrap();
+        Self::spawn_configured(db, key_spec, current, |_| {}).await
+    }
+
+    /// Spawns with a runtime adjusted by `configure` (for example another token verifier).
+    pub async fn spawn_configured(
+        db: TestDatabase,
+        key_spec: SecretString,
+        current: &str,
+        configure: impl FnOnce(&mut Runtime),
+    ) -> Self {
+        let mut runtime = runtime(db.url(), &key_spec, current);
+        configure(&mut runtime);
+        let application = Application::build(runtime).await.unwrap();
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Self {
