@@ -2,7 +2,7 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    blob, string_len, text, timestamp_with_time_zone, uuid, uuid_null,
+    big_integer, blob, string_len, text, timestamp_with_time_zone, uuid, uuid_null,
 };
 
 #[derive(DeriveMigrationName)]
@@ -47,6 +47,8 @@ enum RegistryCredentials {
     Annotations,
     CreatedAt,
     UpdatedAt,
+    /// Bumped by every change, so concurrent read-modify-write updates never lose one another.
+    Revision,
 }
 
 #[derive(DeriveIden)]
@@ -78,6 +80,7 @@ impl MigrationTrait for Migration {
                     .col(text(RegistryCredentials::Annotations))
                     .col(timestamp_with_time_zone(RegistryCredentials::CreatedAt))
                     .col(timestamp_with_time_zone(RegistryCredentials::UpdatedAt))
+                    .col(big_integer(RegistryCredentials::Revision).default(0))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_registry_credentials_organization")

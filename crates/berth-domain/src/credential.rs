@@ -195,6 +195,8 @@ pub struct RegistryCredential {
     pub metadata: Metadata,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Counts changes; a store refuses an update made from an older revision.
+    pub revision: i64,
 }
 
 impl RegistryCredential {

@@ -11,6 +11,7 @@ use crate::ids::CredentialGuid;
 use crate::listing::{CredentialQuery, Page};
 use crate::location::RegistryLocation;
 use crate::metadata::{Metadata, MetadataLimitError};
+use crate::permissions::{self, Permissions};
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
 use crate::{RelationshipKind, now};
 
@@ -29,6 +30,9 @@ pub enum CredentialError {
     InvalidRelationship(RelationshipKind),
     #[error(transparent)]
     MetadataLimit(#[from] MetadataLimitError),
+    /// The caller may read the credential (or its owner) but not change it.
+    #[error("You are not authorized to perform the requested action")]
+    NotAuthorized,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -42,6 +46,9 @@ fn duplicate_message(scope: Scope, location: &RegistryLocation) -> String {
     };
     format!("A registry credential for location '{location}' already exists for {target}")
 }
+
+/// Attempts of a read-merge-write update before giving up under heavy contention.
+const UPDATE_ATTEMPTS: usize = 8;
 
 /// Creates, reads, changes and deletes registry credentials.
 #[derive(Clone)]
@@ -59,15 +66,20 @@ impl CredentialService {
     }
 
     /// # Errors
-    /// [`CredentialError::InvalidRelationship`] for an unknown owner,
+    /// [`CredentialError::InvalidRelationship`] for an owner that does not exist or that the
+    /// caller cannot see, [`CredentialError::NotAuthorized`] when the caller may not write there,
     /// [`CredentialError::Duplicate`] when the scope target already has that location,
     /// [`CredentialError::MetadataLimit`], or [`CredentialError::Store`].
     pub async fn create(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         request: CreateCredentialRequest,
     ) -> Result<RegistryCredential, CredentialError> {
-        let target = self.resolve_owner(request.owner).await?;
+        let permissions = self.permissions(actor).await?;
+        let target = self.resolve_owner(request.owner, &permissions).await?;
+        if !permissions.can_write_credential(&target) {
+            return Err(CredentialError::NotAuthorized);
+        }
         let metadata = Metadata::default().apply(&request.metadata)?;
         let created_at = now();
         let credential = RegistryCredential {
@@ -78,6 +90,7 @@ impl CredentialService {
             metadata,
             created_at,
             updated_at: created_at,
+            revision: 0,
         };
         match self
             .credentials
@@ -97,28 +110,62 @@ impl CredentialService {
     }
 
     /// # Errors
-    /// [`CredentialError::NotFound`] or [`CredentialError::Store`].
+    /// [`CredentialError::NotFound`] (also when the caller may not read it) or
+    /// [`CredentialError::Store`].
     pub async fn get(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
+        guid: CredentialGuid,
+    ) -> Result<RegistryCredential, CredentialError> {
+        let permissions = self.permissions(actor).await?;
+        self.readable(&permissions, guid).await
+    }
+
+    async fn readable(
+        &self,
+        permissions: &Permissions,
         guid: CredentialGuid,
     ) -> Result<RegistryCredential, CredentialError> {
         self.credentials
             .get(guid)
             .await
             .map_err(CredentialError::Store)?
+            .filter(|credential| permissions.can_read_credential(&credential.target))
             .ok_or(CredentialError::NotFound)
     }
 
+    /// The credential, if the caller may read and change it.
+    async fn writable(
+        &self,
+        permissions: &Permissions,
+        guid: CredentialGuid,
+    ) -> Result<RegistryCredential, CredentialError> {
+        let credential = self.readable(permissions, guid).await?;
+        if !permissions.can_write_credential(&credential.target) {
+            return Err(CredentialError::NotAuthorized);
+        }
+        Ok(credential)
+    }
+
+    async fn permissions(&self, actor: &Actor) -> Result<Permissions, CredentialError> {
+        permissions::resolve(actor, self.directory.as_ref())
+            .await
+            .map_err(CredentialError::Store)
+    }
+
+    /// Lists what the caller may read; visibility is applied by the store, inside its query, so
+    /// totals and pages count only visible credentials.
+    ///
     /// # Errors
     /// [`CredentialError::Store`].
     pub async fn list(
         &self,
-        _actor: &Actor,
-        query: &CredentialQuery,
+        actor: &Actor,
+        mut query: CredentialQuery,
     ) -> Result<Page<RegistryCredential>, CredentialError> {
+        query.visibility = self.permissions(actor).await?.credential_visibility();
         self.credentials
-            .list(query)
+            .list(&query)
             .await
             .map_err(CredentialError::Store)
     }
@@ -126,7 +173,8 @@ impl CredentialService {
     /// Changes username and password, and merges metadata (a `None` value deletes a key).
     ///
     /// # Errors
-    /// [`CredentialError::NotFound`], [`CredentialError::MetadataLimit`] or
+    /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`],
+    /// [`CredentialError::MetadataLimit`] or
     /// [`CredentialError::Store`].
     pub async fn update(
         &self,
@@ -134,30 +182,40 @@ impl CredentialService {
         guid: CredentialGuid,
         request: UpdateCredentialRequest,
     ) -> Result<RegistryCredential, CredentialError> {
-        let mut credential = self.get(actor, guid).await?;
-        credential.metadata = credential.metadata.apply(&request.metadata)?;
-        if let Some(username) = request.username {
-            credential.username = username;
+        let permissions = self.permissions(actor).await?;
+        // Optimistic: re-read and re-merge when another writer changed the row in between.
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut credential = self.writable(&permissions, guid).await?;
+            credential.metadata = credential.metadata.apply(&request.metadata)?;
+            if let Some(username) = &request.username {
+                credential.username = username.clone();
+            }
+            credential.updated_at = now();
+            match self
+                .credentials
+                .update(&credential, request.password.as_ref())
+                .await
+            {
+                Ok(()) => {
+                    credential.revision += 1;
+                    return Ok(credential);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(CredentialError::NotFound),
+                Err(error) => return Err(CredentialError::Store(error)),
+            }
         }
-        credential.updated_at = now();
-        match self
-            .credentials
-            .update(&credential, request.password.as_ref())
-            .await
-        {
-            Ok(()) => Ok(credential),
-            Err(StoreError::NotFound) => Err(CredentialError::NotFound),
-            Err(error) => Err(CredentialError::Store(error)),
-        }
+        Err(CredentialError::Store(StoreError::Unexpected(
+            "the credential kept changing during the update".into(),
+        )))
     }
 
     /// # Errors
-    /// [`CredentialError::NotFound`] or [`CredentialError::Store`].
-    pub async fn delete(
-        &self,
-        _actor: &Actor,
-        guid: CredentialGuid,
-    ) -> Result<(), CredentialError> {
+    /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`] or
+    /// [`CredentialError::Store`].
+    pub async fn delete(&self, actor: &Actor, guid: CredentialGuid) -> Result<(), CredentialError> {
+        let permissions = self.permissions(actor).await?;
+        self.writable(&permissions, guid).await?;
         match self.credentials.delete(guid).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(CredentialError::NotFound),
@@ -165,8 +223,13 @@ impl CredentialService {
         }
     }
 
-    /// Resolves the parents of the requested owner from the directory.
-    async fn resolve_owner(&self, owner: RequestedOwner) -> Result<ScopeTarget, CredentialError> {
+    /// Resolves the parents of the requested owner from the directory; an owner the caller
+    /// cannot see is answered like one that does not exist.
+    async fn resolve_owner(
+        &self,
+        owner: RequestedOwner,
+        permissions: &Permissions,
+    ) -> Result<ScopeTarget, CredentialError> {
         let missing = |kind| CredentialError::InvalidRelationship(kind);
         Ok(match owner {
             RequestedOwner::Foundation => ScopeTarget::Foundation,
@@ -175,6 +238,7 @@ impl CredentialService {
                     .get_organization(guid)
                     .await
                     .map_err(CredentialError::Store)?
+                    .filter(|_| permissions.can_read_organization(guid))
                     .ok_or_else(|| missing(RelationshipKind::Organization))?;
                 ScopeTarget::Organization(guid)
             }
@@ -184,6 +248,7 @@ impl CredentialService {
                     .get_space(guid)
                     .await
                     .map_err(CredentialError::Store)?
+                    .filter(|space| permissions.can_read_space(space.organization, guid))
                     .ok_or_else(|| missing(RelationshipKind::Space))?;
                 ScopeTarget::Space {
                     organization: space.organization,
@@ -196,6 +261,7 @@ impl CredentialService {
                     .get_app(guid)
                     .await
                     .map_err(CredentialError::Store)?
+                    .filter(|app| permissions.can_read_space(app.organization, app.space))
                     .ok_or_else(|| missing(RelationshipKind::App))?;
                 ScopeTarget::App {
                     organization: app.organization,

@@ -6,6 +6,7 @@ use crate::actor::Actor;
 use crate::directory::{App, Dependents, Organization, ResourceName, Space, Upserted};
 use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{DirectoryQuery, Page};
+use crate::permissions::{self, Permissions};
 use crate::ports::{DirectoryStore, StoreError};
 use crate::{RelationshipKind, now};
 
@@ -23,6 +24,9 @@ pub enum DirectoryError {
         kind: RelationshipKind,
         dependents: Dependents,
     },
+    /// Directory writes are for admins; the caller may see the resource but not change it.
+    #[error("You are not authorized to perform the requested action")]
+    NotAuthorized,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -44,13 +48,15 @@ impl DirectoryService {
     /// Creates or renames an organization.
     ///
     /// # Errors
+    /// [`DirectoryError::NotAuthorized`] for callers other than admins, or
     /// [`DirectoryError::Store`].
     pub async fn put_organization(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         guid: OrganizationGuid,
         name: ResourceName,
     ) -> Result<(Organization, Upserted), DirectoryError> {
+        self.require_writer(actor).await?;
         for _ in 0..UPSERT_ATTEMPTS {
             let stamp = now();
             if let Some(mut existing) = self
@@ -91,11 +97,12 @@ impl DirectoryService {
     /// [`DirectoryError::ParentChanged`], or [`DirectoryError::Store`].
     pub async fn put_space(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         guid: SpaceGuid,
         name: ResourceName,
         organization: OrganizationGuid,
     ) -> Result<(Space, Upserted), DirectoryError> {
+        self.require_writer(actor).await?;
         for _ in 0..UPSERT_ATTEMPTS {
             let stamp = now();
             if let Some(mut existing) = self
@@ -148,11 +155,12 @@ impl DirectoryService {
     /// [`DirectoryError::ParentChanged`], or [`DirectoryError::Store`].
     pub async fn put_app(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         guid: AppGuid,
         name: ResourceName,
         space: SpaceGuid,
     ) -> Result<(App, Upserted), DirectoryError> {
+        self.require_writer(actor).await?;
         for _ in 0..UPSERT_ATTEMPTS {
             let stamp = now();
             if let Some(mut existing) = self
@@ -203,53 +211,73 @@ impl DirectoryService {
         )))
     }
 
+    async fn permissions(&self, actor: &Actor) -> Result<Permissions, DirectoryError> {
+        permissions::resolve(actor, self.directory.as_ref())
+            .await
+            .map_err(DirectoryError::Store)
+    }
+
+    async fn require_writer(&self, actor: &Actor) -> Result<(), DirectoryError> {
+        if self.permissions(actor).await?.can_write_directory() {
+            Ok(())
+        } else {
+            Err(DirectoryError::NotAuthorized)
+        }
+    }
+
     /// # Errors
-    /// [`DirectoryError::NotFound`] or [`DirectoryError::Store`].
+    /// [`DirectoryError::NotFound`] (also when the caller may not see it) or
+    /// [`DirectoryError::Store`].
     pub async fn get_organization(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         guid: OrganizationGuid,
     ) -> Result<Organization, DirectoryError> {
+        let permissions = self.permissions(actor).await?;
         self.directory
             .get_organization(guid)
             .await
             .map_err(DirectoryError::Store)?
+            .filter(|_| permissions.can_read_organization(guid))
             .ok_or(DirectoryError::NotFound(RelationshipKind::Organization))
     }
 
     /// # Errors
-    /// [`DirectoryError::NotFound`] or [`DirectoryError::Store`].
-    pub async fn get_space(
-        &self,
-        _actor: &Actor,
-        guid: SpaceGuid,
-    ) -> Result<Space, DirectoryError> {
+    /// As [`DirectoryService::get_organization`].
+    pub async fn get_space(&self, actor: &Actor, guid: SpaceGuid) -> Result<Space, DirectoryError> {
+        let permissions = self.permissions(actor).await?;
         self.directory
             .get_space(guid)
             .await
             .map_err(DirectoryError::Store)?
+            .filter(|space| permissions.can_read_space(space.organization, guid))
             .ok_or(DirectoryError::NotFound(RelationshipKind::Space))
     }
 
     /// # Errors
-    /// [`DirectoryError::NotFound`] or [`DirectoryError::Store`].
-    pub async fn get_app(&self, _actor: &Actor, guid: AppGuid) -> Result<App, DirectoryError> {
+    /// As [`DirectoryService::get_organization`].
+    pub async fn get_app(&self, actor: &Actor, guid: AppGuid) -> Result<App, DirectoryError> {
+        let permissions = self.permissions(actor).await?;
         self.directory
             .get_app(guid)
             .await
             .map_err(DirectoryError::Store)?
+            .filter(|app| permissions.can_read_space(app.organization, app.space))
             .ok_or(DirectoryError::NotFound(RelationshipKind::App))
     }
 
+    /// Lists what the caller may see, filtered inside the store's query.
+    ///
     /// # Errors
     /// [`DirectoryError::Store`].
     pub async fn list_organizations(
         &self,
-        _actor: &Actor,
-        query: &DirectoryQuery,
+        actor: &Actor,
+        mut query: DirectoryQuery,
     ) -> Result<Page<Organization>, DirectoryError> {
+        query.visibility = self.permissions(actor).await?.directory_visibility();
         self.directory
-            .list_organizations(query)
+            .list_organizations(&query)
             .await
             .map_err(DirectoryError::Store)
     }
@@ -258,11 +286,12 @@ impl DirectoryService {
     /// [`DirectoryError::Store`].
     pub async fn list_spaces(
         &self,
-        _actor: &Actor,
-        query: &DirectoryQuery,
+        actor: &Actor,
+        mut query: DirectoryQuery,
     ) -> Result<Page<Space>, DirectoryError> {
+        query.visibility = self.permissions(actor).await?.directory_visibility();
         self.directory
-            .list_spaces(query)
+            .list_spaces(&query)
             .await
             .map_err(DirectoryError::Store)
     }
@@ -271,23 +300,31 @@ impl DirectoryService {
     /// [`DirectoryError::Store`].
     pub async fn list_apps(
         &self,
-        _actor: &Actor,
-        query: &DirectoryQuery,
+        actor: &Actor,
+        mut query: DirectoryQuery,
     ) -> Result<Page<App>, DirectoryError> {
+        query.visibility = self.permissions(actor).await?.directory_visibility();
         self.directory
-            .list_apps(query)
+            .list_apps(&query)
             .await
             .map_err(DirectoryError::Store)
     }
 
+    /// Deletes an organization nothing refers to any more; admins only.
+    ///
     /// # Errors
-    /// [`DirectoryError::NotFound`], [`DirectoryError::InUse`] (nothing deleted), or
+    /// [`DirectoryError::NotFound`] (also when the caller may not see it),
+    /// [`DirectoryError::NotAuthorized`], [`DirectoryError::InUse`] (nothing deleted), or
     /// [`DirectoryError::Store`].
     pub async fn delete_organization(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         guid: OrganizationGuid,
     ) -> Result<(), DirectoryError> {
+        if !self.permissions(actor).await?.can_write_directory() {
+            self.get_organization(actor, guid).await?;
+            return Err(DirectoryError::NotAuthorized);
+        }
         deletion(
             self.directory.delete_organization(guid).await,
             RelationshipKind::Organization,
@@ -296,11 +333,11 @@ impl DirectoryService {
 
     /// # Errors
     /// As [`DirectoryService::delete_organization`].
-    pub async fn delete_space(
-        &self,
-        _actor: &Actor,
-        guid: SpaceGuid,
-    ) -> Result<(), DirectoryError> {
+    pub async fn delete_space(&self, actor: &Actor, guid: SpaceGuid) -> Result<(), DirectoryError> {
+        if !self.permissions(actor).await?.can_write_directory() {
+            self.get_space(actor, guid).await?;
+            return Err(DirectoryError::NotAuthorized);
+        }
         deletion(
             self.directory.delete_space(guid).await,
             RelationshipKind::Space,
@@ -309,7 +346,11 @@ impl DirectoryService {
 
     /// # Errors
     /// As [`DirectoryService::delete_organization`].
-    pub async fn delete_app(&self, _actor: &Actor, guid: AppGuid) -> Result<(), DirectoryError> {
+    pub async fn delete_app(&self, actor: &Actor, guid: AppGuid) -> Result<(), DirectoryError> {
+        if !self.permissions(actor).await?.can_write_directory() {
+            self.get_app(actor, guid).await?;
+            return Err(DirectoryError::NotAuthorized);
+        }
         deletion(self.directory.delete_app(guid).await, RelationshipKind::App)
     }
 }

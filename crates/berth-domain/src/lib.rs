@@ -10,6 +10,7 @@ pub mod label_selector;
 pub mod listing;
 pub mod location;
 pub mod metadata;
+pub mod permissions;
 pub mod ports;
 
 use std::fmt;

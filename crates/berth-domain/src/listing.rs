@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::credential::Scope;
 use crate::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::label_selector::LabelSelector;
+use crate::permissions::{CredentialVisibility, DirectoryVisibility};
 
 pub const DEFAULT_PER_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 5000;
@@ -134,8 +135,11 @@ impl TimestampFilter {
 }
 
 /// A list request for registry credentials. `None` means "no filter"; an empty list matches nothing.
+/// The use case sets `visibility` from the caller's permissions; its default shows only
+/// foundation credentials, so a forgotten visibility never shows too much.
 #[derive(Debug, Clone, Default)]
 pub struct CredentialQuery {
+    pub visibility: CredentialVisibility,
     pub guids: Option<Vec<CredentialGuid>>,
     pub organization_guids: Option<Vec<OrganizationGuid>>,
     pub space_guids: Option<Vec<SpaceGuid>>,
@@ -150,9 +154,10 @@ pub struct CredentialQuery {
     pub page: PageRequest,
 }
 
-/// A list request for organizations, spaces or apps.
+/// A list request for organizations, spaces or apps; `visibility` as in [`CredentialQuery`].
 #[derive(Debug, Clone, Default)]
 pub struct DirectoryQuery {
+    pub visibility: DirectoryVisibility,
     /// Guids as given; guids that are not UUIDs simply match nothing.
     pub guids: Option<Vec<uuid::Uuid>>,
     pub names: Option<Vec<String>>,

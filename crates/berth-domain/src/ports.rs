@@ -54,10 +54,12 @@ pub trait CredentialStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn get(&self, guid: CredentialGuid) -> Result<Option<RegistryCredential>, StoreError>;
 
-    /// Replaces username, metadata and `updated_at`, and the password when one is given.
+    /// Replaces username, metadata and `updated_at`, and the password when one is given, if the
+    /// stored revision is still `credential.revision`; the stored revision then goes up by one.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the credential does not exist.
+    /// MUST return [`StoreError::NotFound`] when the credential does not exist and
+    /// [`StoreError::Conflict`] when it changed since `credential.revision` was read.
     /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn update(
         &self,
@@ -131,6 +133,14 @@ pub trait DirectoryStore: Send + Sync {
     /// MUST return [`StoreError::NotFound`] when the guid does not exist and
     /// [`StoreError::InUse`] when apps or credentials still refer to it (nothing is deleted).
     async fn delete_space(&self, guid: SpaceGuid) -> Result<(), StoreError>;
+    /// The organization of each of `spaces` that exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn space_organizations(
+        &self,
+        spaces: &[SpaceGuid],
+    ) -> Result<Vec<(SpaceGuid, OrganizationGuid)>, StoreError>;
 
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when the guid exists and

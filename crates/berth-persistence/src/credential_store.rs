@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
+use berth_domain::credential::{Password, RegistryCredential, Scope, ScopeTarget, Username};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::label_selector::{LabelSelector, Requirement};
 use berth_domain::listing::{
@@ -12,6 +12,7 @@ use berth_domain::listing::{
 };
 use berth_domain::location::RegistryLocation;
 use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, Metadata};
+use berth_domain::permissions::CredentialVisibility;
 use berth_domain::ports::{CredentialStore, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
@@ -150,6 +151,7 @@ fn to_domain(model: credentials::Model) -> Result<RegistryCredential, StoreError
         metadata: Metadata::from_stored(label_map, annotation_map),
         created_at: model.created_at,
         updated_at: model.updated_at,
+        revision: model.revision,
     })
 }
 
@@ -211,8 +213,44 @@ fn selector_condition(selector: &LabelSelector) -> Condition {
         })
 }
 
+/// What the caller may see, as a condition inside the list query itself.
+fn visibility_condition(visibility: &CredentialVisibility) -> Condition {
+    let CredentialVisibility::Scoped {
+        organizations,
+        managed_organizations,
+        spaces,
+    } = visibility
+    else {
+        return Condition::all();
+    };
+    let narrow = [Scope::Space.as_str(), Scope::App.as_str()];
+    Condition::any()
+        .add(credentials::Column::Scope.eq(Scope::Foundation.as_str()))
+        .add(
+            Condition::all()
+                .add(credentials::Column::Scope.eq(Scope::Organization.as_str()))
+                .add(
+                    credentials::Column::OrganizationGuid
+                        .is_in(organizations.iter().map(|g| g.as_uuid())),
+                ),
+        )
+        .add(
+            Condition::all()
+                .add(credentials::Column::Scope.is_in(narrow))
+                .add(
+                    credentials::Column::OrganizationGuid
+                        .is_in(managed_organizations.iter().map(|g| g.as_uuid())),
+                ),
+        )
+        .add(
+            Condition::all()
+                .add(credentials::Column::Scope.is_in(narrow))
+                .add(credentials::Column::SpaceGuid.is_in(spaces.iter().map(|g| g.as_uuid()))),
+        )
+}
+
 fn query_condition(query: &CredentialQuery) -> Condition {
-    let mut condition = Condition::all();
+    let mut condition = Condition::all().add(visibility_condition(&query.visibility));
     if let Some(guids) = &query.guids {
         let list: Vec<Uuid> = guids.iter().map(CredentialGuid::as_uuid).collect();
         condition = condition.add(credentials::Column::Guid.is_in(list));
@@ -276,6 +314,7 @@ impl CredentialStore for SeaOrmCredentialStore {
             annotations: ActiveValue::Set(annotations_json(&credential.metadata)),
             created_at: ActiveValue::Set(credential.created_at),
             updated_at: ActiveValue::Set(credential.updated_at),
+            revision: ActiveValue::Set(credential.revision),
         };
         let transaction = self.db.begin().await.map_err(store_error)?;
         credentials::Entity::insert(row)
@@ -324,7 +363,12 @@ impl CredentialStore for SeaOrmCredentialStore {
                 credentials::Column::UpdatedAt,
                 Expr::value(credential.updated_at),
             )
-            .filter(credentials::Column::Guid.eq(guid));
+            .col_expr(
+                credentials::Column::Revision,
+                Expr::value(credential.revision + 1),
+            )
+            .filter(credentials::Column::Guid.eq(guid))
+            .filter(credentials::Column::Revision.eq(credential.revision));
         if let Some(password) = password {
             let sealed = self.seal(&guid.to_string(), password)?;
             update = update
@@ -340,7 +384,15 @@ impl CredentialStore for SeaOrmCredentialStore {
         let transaction = self.db.begin().await.map_err(store_error)?;
         let result = update.exec(&transaction).await.map_err(store_error)?;
         if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
+            let exists = credentials::Entity::find_by_id(guid)
+                .count(&transaction)
+                .await
+                .map_err(store_error)?;
+            return Err(if exists > 0 {
+                StoreError::Conflict
+            } else {
+                StoreError::NotFound
+            });
         }
         labels::Entity::delete_many()
             .filter(labels::Column::CredentialGuid.eq(guid))

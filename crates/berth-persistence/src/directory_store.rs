@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use berth_domain::directory::{App, Dependents, Organization, ResourceName, Space};
 use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{Direction, DirectoryOrderField, DirectoryQuery, Page};
+use berth_domain::permissions::DirectoryVisibility;
 use berth_domain::ports::{DirectoryStore, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -38,6 +39,25 @@ impl SeaOrmDirectoryStore {
     }
 }
 
+/// Spaces (and, through `space_column`, apps) the caller may see: its spaces, and every space of
+/// the organizations it manages.
+fn space_visibility(
+    visibility: &DirectoryVisibility,
+    space_column: impl ColumnTrait,
+    organization_column: impl ColumnTrait,
+) -> Condition {
+    match visibility {
+        DirectoryVisibility::Everything => Condition::all(),
+        DirectoryVisibility::Scoped {
+            managed_organizations,
+            spaces,
+            ..
+        } => Condition::any()
+            .add(space_column.is_in(spaces.iter().map(|g| g.as_uuid())))
+            .add(organization_column.is_in(managed_organizations.iter().map(|g| g.as_uuid()))),
+    }
+}
+
 fn name(text: &str) -> Result<ResourceName, StoreError> {
     ResourceName::parse(text).map_err(|_| corrupt("name"))
 }
@@ -54,13 +74,14 @@ struct ListColumns<C> {
 async fn list<E>(
     db: &DatabaseConnection,
     columns: ListColumns<E::Column>,
+    visible: Condition,
     query: &DirectoryQuery,
 ) -> Result<Page<E::Model>, StoreError>
 where
     E: EntityTrait,
     E::Model: FromQueryResult + Send + Sync,
 {
-    let mut condition = Condition::all();
+    let mut condition = Condition::all().add(visible);
     if let Some(guids) = &query.guids {
         condition = condition.add(columns.guid.is_in(guids.iter().copied()));
     }
@@ -216,8 +237,13 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             created_at: organization::Column::CreatedAt,
             updated_at: organization::Column::UpdatedAt,
         };
+        let visible = match &query.visibility {
+            DirectoryVisibility::Everything => Condition::all(),
+            DirectoryVisibility::Scoped { organizations, .. } => Condition::all()
+                .add(organization::Column::Guid.is_in(organizations.iter().map(|g| g.as_uuid()))),
+        };
         page_into(
-            list::<organization::Entity>(&self.db, columns, query).await?,
+            list::<organization::Entity>(&self.db, columns, visible, query).await?,
             organization_from,
         )
     }
@@ -291,8 +317,13 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             created_at: space::Column::CreatedAt,
             updated_at: space::Column::UpdatedAt,
         };
+        let visible = space_visibility(
+            &query.visibility,
+            space::Column::Guid,
+            space::Column::OrganizationGuid,
+        );
         page_into(
-            list::<space::Entity>(&self.db, columns, query).await?,
+            list::<space::Entity>(&self.db, columns, visible, query).await?,
             space_from,
         )
     }
@@ -318,6 +349,30 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             })),
             Err(error) => Err(error),
         }
+    }
+
+    async fn space_organizations(
+        &self,
+        spaces: &[SpaceGuid],
+    ) -> Result<Vec<(SpaceGuid, OrganizationGuid)>, StoreError> {
+        let rows: Vec<(uuid::Uuid, uuid::Uuid)> = space::Entity::find()
+            .select_only()
+            .column(space::Column::Guid)
+            .column(space::Column::OrganizationGuid)
+            .filter(space::Column::Guid.is_in(spaces.iter().map(|g| g.as_uuid())))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(space, organization)| {
+                (
+                    SpaceGuid::from_uuid(space),
+                    OrganizationGuid::from_uuid(organization),
+                )
+            })
+            .collect())
     }
 
     async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
@@ -364,8 +419,13 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             created_at: app::Column::CreatedAt,
             updated_at: app::Column::UpdatedAt,
         };
+        let visible = space_visibility(
+            &query.visibility,
+            app::Column::SpaceGuid,
+            app::Column::OrganizationGuid,
+        );
         page_into(
-            list::<app::Entity>(&self.db, columns, query).await?,
+            list::<app::Entity>(&self.db, columns, visible, query).await?,
             app_from,
         )
     }

@@ -91,6 +91,8 @@ fn directory_query(
     allowed.extend(parent);
     let mut query = ListQuery::parse(request.query_string(), &allowed)?;
     let parsed = DirectoryQuery {
+        // Set by the use case from the caller's permissions.
+        visibility: Default::default(),
         guids: query.guid_list("guids", "Guids"),
         names: query.list("names"),
         parent_guids: match parent {
@@ -142,13 +144,11 @@ async fn list_organizations(
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     let (query, params) = directory_query(&request, None)?;
-    let page = state
-        .directory
-        .list_organizations(&caller.0, &query)
-        .await?;
+    let page_request = query.page;
+    let page = state.directory.list_organizations(&caller.0, query).await?;
     Ok(HttpResponse::Ok().json(ListBody::new(
         &page,
-        query.page,
+        page_request,
         "/v3/organizations",
         &params,
         &state.links,
@@ -207,10 +207,11 @@ async fn list_spaces(
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     let (query, params) = directory_query(&request, Some("organization_guids"))?;
-    let page = state.directory.list_spaces(&caller.0, &query).await?;
+    let page_request = query.page;
+    let page = state.directory.list_spaces(&caller.0, query).await?;
     Ok(HttpResponse::Ok().json(ListBody::new(
         &page,
-        query.page,
+        page_request,
         "/v3/spaces",
         &params,
         &state.links,
@@ -268,10 +269,11 @@ async fn list_apps(
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     let (query, params) = directory_query(&request, Some("space_guids"))?;
-    let page = state.directory.list_apps(&caller.0, &query).await?;
+    let page_request = query.page;
+    let page = state.directory.list_apps(&caller.0, query).await?;
     Ok(HttpResponse::Ok().json(ListBody::new(
         &page,
-        query.page,
+        page_request,
         "/v3/apps",
         &params,
         &state.links,

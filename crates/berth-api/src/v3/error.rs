@@ -239,6 +239,7 @@ impl From<CredentialError> for V3Error {
             ),
             CredentialError::InvalidRelationship(_) => V3Error::unprocessable(&[error.to_string()]),
             CredentialError::MetadataLimit(limit) => from_limit(limit),
+            CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),
         }
     }
@@ -258,6 +259,7 @@ impl From<DirectoryError> for V3Error {
             DirectoryError::InvalidRelationship(_)
             | DirectoryError::ParentChanged(..)
             | DirectoryError::InUse { .. } => V3Error::unprocessable(&[error.to_string()]),
+            DirectoryError::NotAuthorized => V3Error::not_authorized(),
             DirectoryError::Store(store) => from_store(store),
         }
     }

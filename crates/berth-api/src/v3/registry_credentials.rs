@@ -72,10 +72,11 @@ async fn list(
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     let (query, link_params) = list_query(request.query_string())?;
-    let page = state.credentials.list(&caller.0, &query).await?;
+    let page_request = query.page;
+    let page = state.credentials.list(&caller.0, query).await?;
     let body = ListBody::new(
         &page,
-        query.page,
+        page_request,
         PATH,
         &link_params,
         &state.links,
@@ -235,6 +236,8 @@ fn list_query(query_string: &str) -> Result<(CredentialQuery, Vec<(String, Strin
     let mut query = ListQuery::parse(query_string, LIST_PARAMETERS)?;
     let guid_list = |query: &mut ListQuery, name: &str, label: &str| query.guid_list(name, label);
     let parsed = CredentialQuery {
+        // Set by the use case from the caller's permissions.
+        visibility: Default::default(),
         guids: guid_list(&mut query, "guids", "Guids")
             .map(|guids| guids.into_iter().map(CredentialGuid::from_uuid).collect()),
         organization_guids: guid_list(&mut query, "organization_guids", "Organization guids")

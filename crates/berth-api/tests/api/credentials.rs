@@ -330,3 +330,32 @@ async fn metadata_limits_are_enforced_on_create_and_patch() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_v3_error(&body, 390023, "CF-AnnotationLimitExceeded");
 }
+
+#[tokio::test]
+async fn concurrent_patches_of_different_labels_all_survive() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .credential(json!({"location": "r.io", "username": "u", "password": "p"}))
+        .await;
+    let path = format!(
+        "/v3/registry_credentials/{}",
+        created["guid"].as_str().unwrap()
+    );
+    let patches = (0..8).map(|i| {
+        app.patch(
+            &path,
+            json!({"metadata": {"labels": {format!("k{i}"): "v"}}}),
+        )
+    });
+    let results = futures_util::future::join_all(patches).await;
+    assert!(
+        results.iter().all(|(status, _)| *status == StatusCode::OK),
+        "{results:?}"
+    );
+    let (_, shown) = app.get(&path).await;
+    assert_eq!(
+        shown["metadata"]["labels"].as_object().unwrap().len(),
+        8,
+        "{shown}"
+    );
+}

@@ -7,4 +7,5 @@ mod credentials;
 mod credentials_list;
 mod directory;
 mod helpers;
+mod permissions;
 mod sealing;

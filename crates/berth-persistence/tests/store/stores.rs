@@ -38,6 +38,7 @@ pub fn credential(
         metadata: Metadata::default().apply(&patch).unwrap(),
         created_at: now,
         updated_at: now,
+        revision: 0,
     }
 }
 
@@ -83,6 +84,12 @@ async fn insert_get_update_delete_round_trip() {
         .update(&stored, Some(&password("p2")))
         .await
         .unwrap();
+    // An update from the old revision lost the race: it is refused, not applied.
+    assert!(matches!(
+        harness.credentials.update(&stored, None).await,
+        Err(StoreError::Conflict)
+    ));
+    stored.revision += 1;
     assert_eq!(
         harness.credentials.get(stored.guid).await.unwrap().as_ref(),
         Some(&stored)
