@@ -169,7 +169,7 @@ async fn expired_tokens_are_refused() {
 }
 
 #[tokio::test]
-async fn any_valid_token_may_do_everything_until_permissions_land() {
+async fn a_token_without_roles_reads_the_foundation_only() {
     let app = TestApp::spawn().await;
     let plain = token("bob", &[], Duration::from_secs(600));
     let (status, _, _) =
@@ -240,4 +240,29 @@ async fn rs256_tokens_from_a_jwks_file_and_the_configured_issuer_and_audience() 
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn malformed_claims_are_401_never_5xx() {
+    let app = TestApp::spawn().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for claims in [
+        serde_json::json!({"sub": "a", "exp": now + 600, "scope": 42}),
+        serde_json::json!({"sub": "a", "exp": now + 600, "roles": "organization_manager:x"}),
+        serde_json::json!({"sub": "a", "exp": now + 600, "roles": ["organization_manager:not-a-guid"]}),
+        serde_json::json!({"sub": "a", "exp": now + 600, "roles": ["wizard:6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11"]}),
+        serde_json::json!({"sub": 7, "exp": now + 600}),
+        serde_json::json!({"sub": "a", "exp": "tomorrow"}),
+    ] {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(crate::helpers::HS256_SECRET.as_bytes()),
+        )
+        .unwrap();
+        let (status, _, body) =
+            status_and_body(&app, Method::GET, "/v3/registry_credentials", Some(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{claims}");
+        assert_v3_error(&body, 1000, "CF-InvalidAuthToken");
+    }
 }
