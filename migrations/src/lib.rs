@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_directory;
 mod m20261124_000002_create_registry_credentials;
+mod m20261124_000003_create_registries;
 
 /// Every migration, in order. Each schema change is a new migration; applied ones never change.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_directory::Migration),
             Box::new(m20261124_000002_create_registry_credentials::Migration),
+            Box::new(m20261124_000003_create_registries::Migration),
         ]
     }
 }

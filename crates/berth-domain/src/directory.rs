@@ -84,11 +84,12 @@ pub struct Dependents {
     pub spaces: u64,
     pub apps: u64,
     pub credentials: u64,
+    pub registries: u64,
 }
 
 impl Dependents {
     pub fn is_empty(&self) -> bool {
-        self.spaces == 0 && self.apps == 0 && self.credentials == 0
+        self.spaces == 0 && self.apps == 0 && self.credentials == 0 && self.registries == 0
     }
 
     /// A human list such as "2 spaces and 1 registry credential".
@@ -101,6 +102,7 @@ impl Dependents {
                 "registry credential",
                 "registry credentials",
             ),
+            (self.registries, "registry", "registries"),
         ]
         .into_iter()
         .filter(|(count, _, _)| *count > 0)
@@ -124,13 +126,18 @@ mod tests {
             spaces: 2,
             apps: 0,
             credentials: 1,
+            registries: 1,
         };
-        assert_eq!(dependents.describe(), "2 spaces and 1 registry credential");
+        assert_eq!(
+            dependents.describe(),
+            "2 spaces, 1 registry credential and 1 registry"
+        );
         assert_eq!(
             Dependents {
                 spaces: 1,
                 apps: 3,
-                credentials: 2
+                credentials: 2,
+                registries: 0
             }
             .describe(),
             "1 space, 3 apps and 2 registry credentials"

@@ -12,6 +12,8 @@ pub mod location;
 pub mod metadata;
 pub mod permissions;
 pub mod ports;
+pub mod registry;
+pub mod registry_service;
 
 use std::fmt;
 

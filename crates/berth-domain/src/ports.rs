@@ -160,3 +160,276 @@ pub trait DirectoryStore: Send + Sync {
     /// [`StoreError::InUse`] when credentials still refer to it (nothing is deleted).
     async fn delete_app(&self, guid: AppGuid) -> Result<(), StoreError>;
 }
+
+/// Why Harbor (or another provisioner) did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionError {
+    /// Unreachable, timed out, answered 5xx, or cut the connection: the call may or may not have
+    /// taken effect.
+    #[error("the registry backend is unavailable: {0}")]
+    Unavailable(String),
+    /// The backend refused Berth's own credential (401/403): an operator must fix the setting.
+    #[error("the registry backend refused Berth's credential")]
+    Misconfigured,
+    #[error("not found in the registry backend")]
+    NotFound,
+    #[error("already exists in the registry backend")]
+    Conflict,
+    /// A precondition failed, such as deleting a project that still holds repositories.
+    #[error("precondition failed in the registry backend: {0}")]
+    Precondition(String),
+    /// The backend rejected the request as invalid (400/422): a bug on Berth's side.
+    #[error("the registry backend rejected the request: {0}")]
+    Rejected(String),
+}
+
+/// A Harbor project as the provisioner reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedProject {
+    pub id: i64,
+    pub owner_name: String,
+    pub creation_time: time::OffsetDateTime,
+    pub repo_count: u64,
+}
+
+/// A project's quota: its id (not the project's), the limit and the usage, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionedQuota {
+    pub id: i64,
+    pub hard_bytes: i64,
+    pub used_bytes: i64,
+}
+
+/// A robot as the provisioner reports it (never with a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedRobot {
+    pub id: i64,
+    /// The full login name, as returned by the backend, never built by Berth.
+    pub username: String,
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+/// A robot just created, with its secret (shown once).
+pub struct CreatedRobot {
+    pub robot: ProvisionedRobot,
+    pub secret: secrecy::SecretString,
+}
+
+/// Provisions registries: projects, quotas and robot accounts (Harbor in production).
+#[async_trait]
+pub trait RegistryProvisioner: Send + Sync {
+    /// The registry host clients pull from, such as `harbor.example.com`.
+    fn endpoint(&self) -> String;
+
+    /// The account Berth acts as: the owner of the projects it creates.
+    fn account(&self) -> String;
+
+    /// Creates a project with a storage limit in bytes; returns its id.
+    ///
+    /// # Errors
+    /// MUST return [`ProvisionError::Conflict`] when the name is taken; otherwise
+    /// [`ProvisionError::Unavailable`], [`ProvisionError::Misconfigured`] or [`ProvisionError::Rejected`].
+    async fn create_project(&self, name: &str, quota_bytes: i64) -> Result<i64, ProvisionError>;
+
+    /// # Errors
+    /// As [`RegistryProvisioner::create_project`], never `Conflict`.
+    async fn find_project(&self, name: &str) -> Result<Option<ProvisionedProject>, ProvisionError>;
+
+    /// # Errors
+    /// MUST return [`ProvisionError::NotFound`] for an unknown id and
+    /// [`ProvisionError::Precondition`] while repositories remain.
+    async fn delete_project(&self, id: i64) -> Result<(), ProvisionError>;
+
+    /// The quota of a project.
+    ///
+    /// # Errors
+    /// [`ProvisionError::NotFound`] when the project has no quota.
+    async fn project_quota(&self, project_id: i64) -> Result<ProvisionedQuota, ProvisionError>;
+
+    /// Sets a quota's limit, in bytes (idempotent).
+    ///
+    /// # Errors
+    /// [`ProvisionError::NotFound`] for an unknown quota.
+    async fn set_quota(&self, quota_id: i64, bytes: i64) -> Result<(), ProvisionError>;
+
+    /// Creates a project robot with pull (and push) access to that project only.
+    ///
+    /// # Errors
+    /// MUST return [`ProvisionError::Conflict`] when the project has a robot of that name.
+    async fn create_robot(
+        &self,
+        project: &str,
+        name: &str,
+        push: bool,
+        duration_days: Option<u32>,
+    ) -> Result<CreatedRobot, ProvisionError>;
+
+    /// A project's robot by short name.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Unavailable`] and the like.
+    async fn find_robot(
+        &self,
+        project_id: i64,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<ProvisionedRobot>, ProvisionError>;
+
+    /// Gives a robot a new secret; the old one stops working at once.
+    ///
+    /// # Errors
+    /// [`ProvisionError::NotFound`] for an unknown robot.
+    async fn refresh_robot_secret(
+        &self,
+        robot_id: i64,
+    ) -> Result<secrecy::SecretString, ProvisionError>;
+
+    /// # Errors
+    /// MUST return [`ProvisionError::NotFound`] for an unknown robot.
+    async fn delete_robot(&self, robot_id: i64) -> Result<(), ProvisionError>;
+}
+
+/// A lease on a registry row: who works on it, until when. Only the holder changes the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: uuid::Uuid,
+    pub until: time::OffsetDateTime,
+}
+
+/// Keeps registries and their robot credentials.
+#[async_trait]
+pub trait RegistryStore: Send + Sync {
+    /// Inserts a new registry row, leased to `lease.holder`.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when the organization already has a registry row
+    /// (enforced by the database) and [`StoreError::MissingParent`] for an unknown organization.
+    async fn claim(
+        &self,
+        registry: &crate::registry::Registry,
+        lease: Lease,
+    ) -> Result<(), StoreError>;
+
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn get(
+        &self,
+        id: crate::registry::RegistryId,
+    ) -> Result<Option<crate::registry::Registry>, StoreError>;
+
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn get_by_organization(
+        &self,
+        organization: crate::ids::OrganizationGuid,
+    ) -> Result<Option<crate::registry::Registry>, StoreError>;
+
+    /// Takes the lease if it is free or expired (at `now`); `false` when someone else holds it.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn acquire(
+        &self,
+        id: crate::registry::RegistryId,
+        lease: Lease,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Writes the registry's progress while holding the lease.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
+    async fn save(
+        &self,
+        registry: &crate::registry::Registry,
+        holder: uuid::Uuid,
+    ) -> Result<(), StoreError>;
+
+    /// Gives the lease up.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn release(
+        &self,
+        id: crate::registry::RegistryId,
+        holder: uuid::Uuid,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes a registry row and its robots, while holding the lease.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when `holder` no longer holds the lease.
+    async fn delete(
+        &self,
+        id: crate::registry::RegistryId,
+        holder: uuid::Uuid,
+    ) -> Result<(), StoreError>;
+
+    /// Registries provisioning or disabling whose lease is free or expired and that have not
+    /// changed since `before`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn stalled(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<Vec<crate::registry::Registry>, StoreError>;
+
+    /// Records the last known usage (no lease needed: it is only a cache).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn record_usage(
+        &self,
+        id: crate::registry::RegistryId,
+        used_bytes: i64,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records a new quota (no lease needed: Harbor was already changed).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown registry.
+    async fn record_quota(
+        &self,
+        id: crate::registry::RegistryId,
+        quota: crate::registry::QuotaGb,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when the registry has a robot of that name.
+    async fn insert_robot(
+        &self,
+        robot: &crate::registry::RobotCredential,
+    ) -> Result<(), StoreError>;
+
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] for an unknown robot.
+    async fn update_robot(
+        &self,
+        robot: &crate::registry::RobotCredential,
+    ) -> Result<(), StoreError>;
+
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] for an unknown robot.
+    async fn delete_robot(&self, id: crate::registry::RobotId) -> Result<(), StoreError>;
+
+    /// Robots of a registry, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn robots(
+        &self,
+        registry: crate::registry::RegistryId,
+    ) -> Result<Vec<crate::registry::RobotCredential>, StoreError>;
+
+    /// Robots stuck in `Creating` since before `before`, for the reconciler.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn stalled_robots(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<Vec<crate::registry::RobotCredential>, StoreError>;
+}

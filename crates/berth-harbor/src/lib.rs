@@ -1,1 +1,417 @@
+#![doc = include_str!("../README.md")]
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_domain::ports::{
+    CreatedRobot, ProvisionError, ProvisionedProject, ProvisionedQuota, ProvisionedRobot,
+    RegistryProvisioner,
+};
+use reqwest::{Method, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub mod request_id {
+    //! The id of the Berth request being served, sent to Harbor as `X-Request-Id` so one id
+    //! follows a call through both services' logs.
+
+    tokio::task_local! {
+        /// Set by the HTTP layer around each request.
+        pub static REQUEST_ID: String;
+    }
+
+    pub(crate) fn current() -> String {
+        REQUEST_ID
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// How to reach Harbor.
+#[derive(Debug, Clone)]
+pub struct HarborSettings {
+    /// `https://harbor.example.com`, without `/api/v2.0`.
+    pub url: String,
+    pub username: String,
+    pub password: SecretString,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// The registry host clients pull from; defaults to the URL's host and port.
+    pub registry_endpoint: Option<String>,
+}
+
+/// A Harbor setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum HarborConfigError {
+    #[error("harbor.url (BERTH_HARBOR__URL) is not an http(s) URL")]
+    Url,
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Harbor over HTTP.
+pub struct HarborClient {
+    http: reqwest::Client,
+    api: String,
+    username: String,
+    password: SecretString,
+    endpoint: String,
+}
+
+const DEFAULT_ROBOT_DESCRIPTION: &str = "Managed by Berth";
+const PAGE_SIZE: usize = 100;
+
+impl HarborClient {
+    /// # Errors
+    /// [`HarborConfigError`] for a URL that is not http(s).
+    pub fn new(settings: HarborSettings) -> Result<Self, HarborConfigError> {
+        let url = reqwest::Url::parse(&settings.url).map_err(|_| HarborConfigError::Url)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(HarborConfigError::Url);
+        }
+        let endpoint = settings
+            .registry_endpoint
+            .clone()
+            .unwrap_or_else(|| match url.port() {
+                Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+                None => url.host_str().unwrap_or_default().to_owned(),
+            });
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .build()
+            .map_err(|error| HarborConfigError::Client(error.to_string()))?;
+        Ok(Self {
+            http,
+            api: format!("{}/api/v2.0", settings.url.trim_end_matches('/')),
+            username: settings.username,
+            password: settings.password,
+            endpoint,
+        })
+    }
+
+    /// Sends one call; idempotent methods are retried once when Harbor is unavailable.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        name_header: bool,
+    ) -> Result<Response, ProvisionError> {
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT);
+        let attempts = if idempotent { 2 } else { 1 };
+        let mut last_error = ProvisionError::Unavailable("no attempt made".into());
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            match self
+                .call_once(method.clone(), path, body, name_header)
+                .await
+            {
+                Err(ProvisionError::Unavailable(reason)) => {
+                    last_error = ProvisionError::Unavailable(reason)
+                }
+                other => return other,
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        name_header: bool,
+    ) -> Result<Response, ProvisionError> {
+        let request_id = request_id::current();
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.api))
+            .basic_auth(&self.username, Some(self.password.expose_secret()))
+            .header("x-request-id", &request_id);
+        if name_header {
+            request = request.header("x-is-resource-name", "true");
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let started = std::time::Instant::now();
+        let response = request.send().await.map_err(|error| {
+            let reason = transport_reason(&error);
+            tracing::warn!(%method, path, request_id, error = %error.without_url(), "Harbor call failed");
+            ProvisionError::Unavailable(reason)
+        })?;
+        let status = response.status();
+        tracing::debug!(%method, path, request_id, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Harbor call");
+        if status.is_success() {
+            return Ok(response);
+        }
+        let message = harbor_message(response).await;
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                tracing::error!(%method, path, request_id, status = status.as_u16(), "Harbor refused Berth's credential (harbor.username, harbor.password)");
+                ProvisionError::Misconfigured
+            }
+            StatusCode::NOT_FOUND => ProvisionError::NotFound,
+            StatusCode::CONFLICT => ProvisionError::Conflict,
+            StatusCode::PRECONDITION_FAILED => ProvisionError::Precondition(message),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                tracing::error!(%method, path, request_id, status = status.as_u16(), message, "Harbor rejected a request");
+                ProvisionError::Rejected(message)
+            }
+            _ => ProvisionError::Unavailable(format!("Harbor answered {status}")),
+        })
+    }
+
+    async fn json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, ProvisionError> {
+        response
+            .json::<T>()
+            .await
+            .map_err(|error| ProvisionError::Unavailable(transport_reason(&error)))
+    }
+}
+
+fn transport_reason(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connect() {
+        "unreachable".into()
+    } else if error.is_body() || error.is_decode() {
+        "the answer was cut or malformed".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// The message of Harbor's `{"errors":[{"code","message"}]}` envelope.
+async fn harbor_message(response: Response) -> String {
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("no message")
+        .to_owned()
+}
+
+fn parse_time(text: Option<&str>) -> OffsetDateTime {
+    text.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn expiry(expires_at: i64) -> Option<OffsetDateTime> {
+    (expires_at != -1).then(|| {
+        OffsetDateTime::from_unix_timestamp(expires_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    })
+}
+
+#[derive(Deserialize)]
+struct ProjectBody {
+    project_id: i64,
+    #[serde(default)]
+    owner_name: String,
+    creation_time: Option<String>,
+    #[serde(default)]
+    repo_count: u64,
+}
+
+#[derive(Deserialize)]
+struct Storage {
+    storage: i64,
+}
+
+#[derive(Deserialize)]
+struct QuotaBody {
+    id: i64,
+    hard: Storage,
+    used: Option<Storage>,
+}
+
+#[derive(Deserialize)]
+struct RobotBody {
+    id: i64,
+    name: String,
+    #[serde(default = "never")]
+    expires_at: i64,
+}
+
+#[derive(Deserialize)]
+struct RobotCreatedBody {
+    id: i64,
+    name: String,
+    secret: String,
+    #[serde(default = "never")]
+    expires_at: i64,
+}
+
+fn never() -> i64 {
+    -1
+}
+
+#[async_trait]
+impl RegistryProvisioner for HarborClient {
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    fn account(&self) -> String {
+        self.username.clone()
+    }
+
+    async fn create_project(&self, name: &str, quota_bytes: i64) -> Result<i64, ProvisionError> {
+        let body = json!({"project_name": name, "metadata": {"public": "false"}, "storage_limit": quota_bytes});
+        let response = self
+            .call(Method::POST, "/projects", Some(&body), false)
+            .await?;
+        response
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|location| location.rsplit('/').next())
+            .and_then(|id| id.parse::<i64>().ok())
+            .ok_or_else(|| {
+                ProvisionError::Unavailable("Harbor's answer had no project Location".into())
+            })
+    }
+
+    async fn find_project(&self, name: &str) -> Result<Option<ProvisionedProject>, ProvisionError> {
+        match self
+            .call(Method::GET, &format!("/projects/{name}"), None, true)
+            .await
+        {
+            Ok(response) => {
+                let project: ProjectBody = Self::json(response).await?;
+                Ok(Some(ProvisionedProject {
+                    id: project.project_id,
+                    owner_name: project.owner_name,
+                    creation_time: parse_time(project.creation_time.as_deref()),
+                    repo_count: project.repo_count,
+                }))
+            }
+            Err(ProvisionError::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn delete_project(&self, id: i64) -> Result<(), ProvisionError> {
+        self.call(Method::DELETE, &format!("/projects/{id}"), None, false)
+            .await
+            .map(drop)
+    }
+
+    async fn project_quota(&self, project_id: i64) -> Result<ProvisionedQuota, ProvisionError> {
+        let path = format!("/quotas?reference=project&reference_id={project_id}");
+        let quotas: Vec<QuotaBody> =
+            Self::json(self.call(Method::GET, &path, None, false).await?).await?;
+        let quota = quotas.into_iter().next().ok_or(ProvisionError::NotFound)?;
+        Ok(ProvisionedQuota {
+            id: quota.id,
+            hard_bytes: quota.hard.storage,
+            used_bytes: quota.used.map_or(0, |u| u.storage),
+        })
+    }
+
+    async fn set_quota(&self, quota_id: i64, bytes: i64) -> Result<(), ProvisionError> {
+        let body = json!({"hard": {"storage": bytes}});
+        self.call(
+            Method::PUT,
+            &format!("/quotas/{quota_id}"),
+            Some(&body),
+            false,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn create_robot(
+        &self,
+        project: &str,
+        name: &str,
+        push: bool,
+        duration_days: Option<u32>,
+    ) -> Result<CreatedRobot, ProvisionError> {
+        let mut access = vec![json!({"resource": "repository", "action": "pull"})];
+        if push {
+            access.push(json!({"resource": "repository", "action": "push"}));
+        }
+        let body = json!({
+            "name": name,
+            "description": DEFAULT_ROBOT_DESCRIPTION,
+            "level": "project",
+            "duration": duration_days.map_or(-1, i64::from),
+            "disable": false,
+            "permissions": [{"kind": "project", "namespace": project, "access": access}],
+        });
+        let created: RobotCreatedBody = Self::json(
+            self.call(Method::POST, "/robots", Some(&body), false)
+                .await?,
+        )
+        .await?;
+        Ok(CreatedRobot {
+            robot: ProvisionedRobot {
+                id: created.id,
+                username: created.name,
+                expires_at: expiry(created.expires_at),
+            },
+            secret: SecretString::from(created.secret),
+        })
+    }
+
+    async fn find_robot(
+        &self,
+        project_id: i64,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<ProvisionedRobot>, ProvisionError> {
+        // Harbor's full name is `<prefix><project>+<name>`; the prefix is Harbor's setting, so
+        // match the known tail and take the whole name from Harbor.
+        let tail = format!("{project}+{name}");
+        for page in 1.. {
+            let path = format!(
+                "/robots?q=Level%3Dproject%2CProjectID%3D{project_id}&page={page}&page_size={PAGE_SIZE}"
+            );
+            let robots: Vec<RobotBody> =
+                Self::json(self.call(Method::GET, &path, None, false).await?).await?;
+            let count = robots.len();
+            if let Some(robot) = robots.into_iter().find(|robot| robot.name.ends_with(&tail)) {
+                return Ok(Some(ProvisionedRobot {
+                    id: robot.id,
+                    username: robot.name,
+                    expires_at: expiry(robot.expires_at),
+                }));
+            }
+            if count < PAGE_SIZE {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn refresh_robot_secret(&self, robot_id: i64) -> Result<SecretString, ProvisionError> {
+        let body: Value = Self::json(
+            self.call(
+                Method::PATCH,
+                &format!("/robots/{robot_id}"),
+                Some(&json!({})),
+                false,
+            )
+            .await?,
+        )
+        .await?;
+        body["secret"]
+            .as_str()
+            .map(|secret| SecretString::from(secret.to_owned()))
+            .ok_or_else(|| {
+                ProvisionError::Unavailable("Harbor's refresh answer had no secret".into())
+            })
+    }
+
+    async fn delete_robot(&self, robot_id: i64) -> Result<(), ProvisionError> {
+        self.call(Method::DELETE, &format!("/robots/{robot_id}"), None, false)
+            .await
+            .map(drop)
+    }
+}

@@ -12,7 +12,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
-use crate::entities::{app, organization, registry_credential, space};
+use crate::entities::{app, organization, registry, registry_credential, space};
 use crate::errors::{corrupt, store_error};
 
 /// Organizations, spaces and apps in PostgreSQL or SQLite.
@@ -259,6 +259,12 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         {
             Ok(result) => changed(result.rows_affected),
             Err(StoreError::MissingParent) => Err(StoreError::InUse(Dependents {
+                registries: self
+                    .count(
+                        registry::Entity::find()
+                            .filter(registry::Column::OrganizationGuid.eq(uuid)),
+                    )
+                    .await?,
                 spaces: self
                     .count(space::Entity::find().filter(space::Column::OrganizationGuid.eq(uuid)))
                     .await?,
@@ -337,6 +343,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         {
             Ok(result) => changed(result.rows_affected),
             Err(StoreError::MissingParent) => Err(StoreError::InUse(Dependents {
+                registries: 0,
                 spaces: 0,
                 apps: self
                     .count(app::Entity::find().filter(app::Column::SpaceGuid.eq(uuid)))
@@ -439,6 +446,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         {
             Ok(result) => changed(result.rows_affected),
             Err(StoreError::MissingParent) => Err(StoreError::InUse(Dependents {
+                registries: 0,
                 spaces: 0,
                 apps: 0,
                 credentials: self

@@ -5,6 +5,7 @@ mod directory_store;
 mod entities;
 mod errors;
 pub mod keys;
+mod registry_store;
 pub mod sealing;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 
 pub use credential_store::SeaOrmCredentialStore;
 pub use directory_store::SeaOrmDirectoryStore;
+pub use registry_store::SeaOrmRegistryStore;
 pub use sea_orm::DatabaseConnection as Connection;
 
 /// Pool settings for [`connect`].
@@ -67,6 +69,11 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
     // Cheap check that fails early with a clear error instead of at the first request.
     db.execute_unprepared("SELECT 1").await?;
     Ok(db)
+}
+
+/// The current time at the store's precision (whole seconds).
+pub(crate) fn now() -> time::OffsetDateTime {
+    berth_domain::now()
 }
 
 /// Applies every pending migration.

@@ -2,6 +2,8 @@
 
 pub mod app;
 pub mod organization;
+pub mod registry;
 pub mod registry_credential;
 pub mod registry_credential_label;
+pub mod registry_robot;
 pub mod space;

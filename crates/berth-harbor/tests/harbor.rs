@@ -1,0 +1,201 @@
+//! The Harbor adapter against the emulator over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use berth_domain::ports::{ProvisionError, RegistryProvisioner};
+use berth_harbor::{HarborClient, HarborSettings};
+use harbor_emulator::{DropRule, EmulatorConfig, FailRule, Faults, RunningEmulator, start};
+use secrecy::{ExposeSecret, SecretString};
+
+fn emulator() -> RunningEmulator {
+    let (emulator, server) = start(EmulatorConfig::default(), "127.0.0.1:0").unwrap();
+    tokio::spawn(server);
+    emulator
+}
+
+fn client(url: &str, password: &str, timeout: Duration) -> HarborClient {
+    HarborClient::new(HarborSettings {
+        url: url.into(),
+        username: "admin".into(),
+        password: SecretString::from(password),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: timeout,
+        registry_endpoint: None,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn provisions_a_project_quota_and_robots() {
+    let harbor = emulator();
+    let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
+    assert_eq!(client.endpoint(), format!("127.0.0.1:{}", harbor.port()));
+    let id = client
+        .create_project("org-1", 10 * 1024 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.create_project("org-1", 1).await,
+        Err(ProvisionError::Conflict)
+    );
+    let found = client.find_project("org-1").await.unwrap().unwrap();
+    assert_eq!((found.id, found.owner_name.as_str()), (id, "admin"));
+    assert!(client.find_project("org-2").await.unwrap().is_none());
+
+    let quota = client.project_quota(id).await.unwrap();
+    assert_eq!(quota.hard_bytes, 10 * 1024 * 1024 * 1024);
+    client
+        .set_quota(quota.id, 20 * 1024 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(harbor.state().quotas[0].hard_bytes, 20 * 1024 * 1024 * 1024);
+    harbor.set_usage("org-1", 1234);
+    assert_eq!(client.project_quota(id).await.unwrap().used_bytes, 1234);
+
+    let created = client
+        .create_robot("org-1", "berth-default", true, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        created.robot.username, "robot$org-1+berth-default",
+        "the full name comes from Harbor"
+    );
+    assert_eq!(created.robot.expires_at, None);
+    let permissions = &harbor.state().robots[0].permissions;
+    assert_eq!(permissions[0]["access"].as_array().unwrap().len(), 2);
+    assert!(matches!(
+        client
+            .create_robot("org-1", "berth-default", true, None)
+            .await,
+        Err(ProvisionError::Conflict)
+    ));
+    let pull = client
+        .create_robot("org-1", "ci", false, Some(30))
+        .await
+        .unwrap();
+    assert!(pull.robot.expires_at.is_some());
+
+    let found = client
+        .find_robot(id, "org-1", "berth-default")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, created.robot.id);
+    assert!(
+        client
+            .find_robot(id, "org-1", "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let secret = client.refresh_robot_secret(found.id).await.unwrap();
+    assert_ne!(secret.expose_secret(), created.secret.expose_secret());
+
+    client.delete_robot(found.id).await.unwrap();
+    assert_eq!(
+        client.delete_robot(found.id).await,
+        Err(ProvisionError::NotFound)
+    );
+    harbor.add_repositories("org-1", 1);
+    assert!(matches!(
+        client.delete_project(id).await,
+        Err(ProvisionError::Precondition(_))
+    ));
+}
+
+#[tokio::test]
+async fn harbor_failures_become_domain_errors() {
+    let harbor = emulator();
+    let wrong = client(harbor.url(), "wrong-password", Duration::from_secs(5));
+    assert_eq!(
+        wrong.create_project("org-1", 1).await,
+        Err(ProvisionError::Misconfigured)
+    );
+
+    let unreachable = client("http://127.0.0.1:1", "x", Duration::from_secs(2));
+    assert!(matches!(
+        unreachable.create_project("org-1", 1).await,
+        Err(ProvisionError::Unavailable(_))
+    ));
+
+    let good = client(harbor.url(), "Harbor12345", Duration::from_millis(300));
+    harbor.set_faults(Faults {
+        latency_ms: 1000,
+        ..Faults::default()
+    });
+    assert_eq!(
+        good.create_project("org-1", 1).await,
+        Err(ProvisionError::Unavailable("timed out".into()))
+    );
+    harbor.set_faults(Faults {
+        fail: vec![FailRule {
+            route: "GET /projects/{project}".into(),
+            nth: 1,
+            status: 502,
+        }],
+        ..Faults::default()
+    });
+    // An idempotent read is retried once, so a single 502 is absorbed.
+    assert!(good.find_project("org-1").await.is_ok());
+    harbor.set_faults(Faults {
+        fail: vec![FailRule {
+            route: "POST /projects".into(),
+            nth: 1,
+            status: 500,
+        }],
+        ..Faults::default()
+    });
+    assert!(matches!(
+        good.create_project("org-9", 1).await,
+        Err(ProvisionError::Unavailable(_))
+    ));
+    assert!(
+        harbor.state().projects.iter().all(|p| p.name != "org-9"),
+        "a POST is never retried"
+    );
+    let rejected = good.create_project("Bad Name", 1).await;
+    assert!(
+        matches!(rejected, Err(ProvisionError::Rejected(_))),
+        "{rejected:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_answer_is_unavailable_although_the_work_was_done() {
+    let harbor = emulator();
+    let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
+    client.create_project("org-1", 1).await.unwrap();
+    harbor.set_faults(Faults {
+        drop: vec![DropRule {
+            route: "POST /robots".into(),
+            nth: 1,
+        }],
+        ..Faults::default()
+    });
+    let result = client
+        .create_robot("org-1", "berth-default", true, None)
+        .await;
+    assert!(
+        matches!(result, Err(ProvisionError::Unavailable(_))),
+        "{:?}",
+        result.as_ref().err()
+    );
+    assert_eq!(
+        harbor.state().robots.len(),
+        1,
+        "Harbor made the robot before the connection was cut"
+    );
+}
+
+#[tokio::test]
+async fn the_request_id_travels_to_harbor() {
+    let harbor = emulator();
+    let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
+    berth_harbor::request_id::REQUEST_ID
+        .scope("req-4242".to_owned(), async {
+            client.find_project("x").await.unwrap()
+        })
+        .await;
+    assert!(harbor.state().request_ids.contains(&"req-4242".to_owned()));
+}
