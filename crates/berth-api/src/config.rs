@@ -104,11 +104,23 @@ impl AuthConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct HarborSettings {
+    /// `BERTH_HARBOR__URL`: Harbor's base URL; unset in dev mode means the embedded emulator.
     pub url: Option<String>,
     pub username: Option<String>,
     #[serde(serialize_with = "never_serialize_secret")]
     pub password: Option<SecretString>,
+    /// The quota of a newly enabled registry when the request names none.
     pub default_quota_gb: u32,
+    /// The registry host shown as `endpoint`; defaults to the URL's host.
+    pub registry_endpoint: Option<String>,
+    pub connect_timeout_seconds: u64,
+    /// Bounds every Harbor call, and so how long a `POST` waits before answering 503.
+    pub request_timeout_seconds: u64,
+    pub lease_seconds: u64,
+    pub usage_cache_seconds: u64,
+    /// How long a provisioning must sit untouched before the reconciler rolls it back.
+    pub stale_after_seconds: u64,
+    pub reconcile_interval_seconds: u64,
 }
 
 impl Default for HarborSettings {
@@ -118,6 +130,13 @@ impl Default for HarborSettings {
             username: None,
             password: None,
             default_quota_gb: 10,
+            registry_endpoint: None,
+            connect_timeout_seconds: 3,
+            request_timeout_seconds: 10,
+            lease_seconds: 60,
+            usage_cache_seconds: 30,
+            stale_after_seconds: 120,
+            reconcile_interval_seconds: 30,
         }
     }
 }

@@ -2,10 +2,12 @@
 
 pub mod auth;
 pub mod authn;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod v1;
 pub mod v3;

@@ -10,8 +10,14 @@ use actix_web::{App, HttpResponse, web};
 use anyhow::{Context, bail};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
+use berth_domain::ports::RegistryProvisioner;
+use berth_domain::registry::QuotaGb;
+use berth_domain::registry_service::{RegistryService, RegistrySettings};
+use berth_harbor::{HarborClient, HarborSettings};
 use berth_persistence::sealing::KeyRing;
-use berth_persistence::{PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore};
+use berth_persistence::{
+    PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore,
+};
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
@@ -30,8 +36,20 @@ pub enum Mode {
     Production,
 }
 
+/// Which Harbor the registry routes use.
+pub enum HarborChoice {
+    /// None configured (production without `harbor.url`): the registry routes answer 503.
+    None,
+    Remote(HarborSettings),
+    /// Dev mode: an in-process emulator on a free port.
+    Embedded,
+}
+
 /// Settings resolved for one run: every default filled in, every file read.
 pub struct Runtime {
+    pub harbor: HarborChoice,
+    pub registry: RegistrySettings,
+    pub reconcile_interval: Duration,
     pub mode: Mode,
     pub listen: String,
     pub external_url: String,
@@ -76,6 +94,47 @@ impl Runtime {
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.max(1)),
             connect_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.max(1)),
         };
+        let harbor_settings = &settings.harbor;
+        let remote = match (
+            &harbor_settings.url,
+            &harbor_settings.username,
+            &harbor_settings.password,
+        ) {
+            (Some(url), Some(username), Some(password)) => Some(HarborSettings {
+                url: url.clone(),
+                username: username.clone(),
+                password: password.clone(),
+                connect_timeout: Duration::from_secs(
+                    harbor_settings.connect_timeout_seconds.max(1),
+                ),
+                request_timeout: Duration::from_secs(
+                    harbor_settings.request_timeout_seconds.max(1),
+                ),
+                registry_endpoint: harbor_settings.registry_endpoint.clone(),
+            }),
+            (Some(_), _, _) => bail!(
+                "harbor.url is set but harbor.username or harbor.password is not \
+                 (BERTH_HARBOR__USERNAME, BERTH_HARBOR__PASSWORD)"
+            ),
+            (None, _, _) => None,
+        };
+        let harbor = match (remote, mode) {
+            (Some(remote), _) => HarborChoice::Remote(remote),
+            (None, Mode::Dev) => HarborChoice::Embedded,
+            (None, Mode::Production) => HarborChoice::None,
+        };
+        let seconds =
+            |value: u64| time::Duration::seconds(i64::try_from(value).unwrap_or(i64::MAX));
+        let registry = RegistrySettings {
+            default_quota: QuotaGb::new(u64::from(harbor_settings.default_quota_gb))
+                .context("harbor.default_quota_gb (BERTH_HARBOR__DEFAULT_QUOTA_GB)")?,
+            lease: seconds(harbor_settings.lease_seconds.max(1)),
+            usage_cache: seconds(harbor_settings.usage_cache_seconds),
+            stale_after: seconds(harbor_settings.stale_after_seconds),
+            clock_skew: seconds(60),
+        };
+        let reconcile_interval =
+            Duration::from_secs(harbor_settings.reconcile_interval_seconds.max(1));
         let mut auth = AuthSettings {
             hs256_secret: settings.auth.hs256_secret.clone(),
             jwks_file: settings.auth.jwks_file.clone(),
@@ -97,6 +156,9 @@ impl Runtime {
                     );
                 }
                 Ok(Self {
+                    harbor,
+                    registry,
+                    reconcile_interval,
                     mode,
                     listen: settings.listen,
                     external_url,
@@ -130,6 +192,9 @@ impl Runtime {
                     Some(secret)
                 };
                 Ok(Self {
+                    harbor,
+                    registry,
+                    reconcile_interval,
                     mode,
                     listen: settings.listen,
                     external_url,
@@ -181,6 +246,7 @@ fn key_ring(settings: &Settings) -> anyhow::Result<KeyRing> {
 pub struct Application {
     port: u16,
     server: Server,
+    embedded_harbor: Option<harbor_emulator::RunningEmulator>,
 }
 
 impl Application {
@@ -224,10 +290,26 @@ impl Application {
             .context("token verifier (auth.*)")?;
         let credential_store =
             Arc::new(SeaOrmCredentialStore::new(db.clone(), runtime.keys.clone()));
-        let directory_store = Arc::new(SeaOrmDirectoryStore::new(db));
+        let directory_store = Arc::new(SeaOrmDirectoryStore::new(db.clone()));
+        let ChosenHarbor {
+            provisioner,
+            embedded: embedded_harbor,
+        } = provisioner(runtime.harbor)?;
+        let registries = provisioner.map(|provisioner| {
+            RegistryService::new(
+                Arc::new(SeaOrmRegistryStore::new(db)),
+                directory_store.clone(),
+                provisioner,
+                runtime.registry,
+            )
+        });
+        if let Some(registries) = registries.clone() {
+            tokio::spawn(reconcile_forever(registries, runtime.reconcile_interval));
+        }
         let state = web::Data::new(AppState {
             credentials: CredentialService::new(credential_store, directory_store.clone()),
             directory: DirectoryService::new(directory_store),
+            registries,
             links: Links::new(&runtime.external_url),
             authenticator: Authenticator::new(verifier, runtime.scope_claim, runtime.roles_claim),
         });
@@ -237,6 +319,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server = actix_web::HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(request_id))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .configure(configure)
@@ -248,7 +331,13 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            embedded_harbor,
         })
+    }
+
+    /// The in-process Harbor emulator of dev mode, if this Berth runs one.
+    pub fn embedded_harbor(&self) -> Option<&harbor_emulator::RunningEmulator> {
+        self.embedded_harbor.as_ref()
     }
 
     pub fn port(&self) -> u16 {
@@ -264,11 +353,111 @@ impl Application {
     }
 }
 
-/// Every route. Unknown routes answer Cloud Foundry's 404.
+/// The provisioner for the chosen Harbor, and the embedded emulator in dev mode.
+struct ChosenHarbor {
+    provisioner: Option<Arc<dyn RegistryProvisioner>>,
+    embedded: Option<harbor_emulator::RunningEmulator>,
+}
+
+fn provisioner(choice: HarborChoice) -> anyhow::Result<ChosenHarbor> {
+    let remote =
+        |settings: HarborSettings| -> anyhow::Result<Option<Arc<dyn RegistryProvisioner>>> {
+            Ok(Some(Arc::new(
+                HarborClient::new(settings).context("harbor settings")?,
+            )))
+        };
+    match choice {
+        HarborChoice::None => Ok(ChosenHarbor {
+            provisioner: None,
+            embedded: None,
+        }),
+        HarborChoice::Remote(settings) => Ok(ChosenHarbor {
+            provisioner: remote(settings)?,
+            embedded: None,
+        }),
+        HarborChoice::Embedded => {
+            let password = harbor_emulator_password()?;
+            let config = harbor_emulator::EmulatorConfig {
+                admin_password: password.clone(),
+                ..Default::default()
+            };
+            let (emulator, server) = harbor_emulator::start(config, "127.0.0.1:0")
+                .context("starting the embedded Harbor emulator")?;
+            tokio::spawn(server);
+            let settings = HarborSettings {
+                url: emulator.url().to_owned(),
+                username: "admin".into(),
+                password: SecretString::from(password),
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(10),
+                registry_endpoint: None,
+            };
+            Ok(ChosenHarbor {
+                provisioner: remote(settings)?,
+                embedded: Some(emulator),
+            })
+        }
+    }
+}
+
+fn harbor_emulator_password() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    // Harbor's rule for passwords: upper, lower and a digit.
+    Ok(format!(
+        "Aa1{}",
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+    ))
+}
+
+/// Runs the reconciler now and then every `interval`. Every replica may run it: rows are leased.
+async fn reconcile_forever(registries: RegistryService, interval: Duration) {
+    loop {
+        match registries.reconcile().await {
+            Ok(report) if report != Default::default() => {
+                tracing::info!(?report, "reconciled stalled registries")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "reconciler pass failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Echoes the caller's `X-Request-Id` or makes one, on every response, and hands it to the
+/// Harbor adapter so Harbor's logs carry the same id.
+async fn request_id(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let mut response = berth_harbor::request_id::REQUEST_ID
+        .scope(id.clone(), next.call(request))
+        .await?;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            value,
+        );
+    }
+    Ok(response)
+}
+
+/// Every route. Unknown routes answer in the dialect of their prefix.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
         .configure(v3::configure)
+        .configure(crate::v1::configure)
+        .service(web::scope("/api/v1").default_service(web::to(crate::v1::registry::unknown)))
         .default_service(web::to(v3::unknown_request));
 }
 

@@ -2,6 +2,7 @@
 
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
+use berth_domain::registry_service::RegistryService;
 
 use crate::authn::Authenticator;
 use crate::v3::presenters::Links;
@@ -9,6 +10,8 @@ use crate::v3::presenters::Links;
 pub struct AppState {
     pub credentials: CredentialService,
     pub directory: DirectoryService,
+    /// `None` when no Harbor is configured: the registry routes answer 503.
+    pub registries: Option<RegistryService>,
     pub links: Links,
     pub authenticator: Authenticator,
 }

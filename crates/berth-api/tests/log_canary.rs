@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::auth::{AuthSettings, MintClaims, mint_hs256};
-use berth_api::startup::{Application, Mode, Runtime};
+use berth_api::startup::{Application, HarborChoice, Mode, Runtime};
 use berth_domain::credential::{Password, UpdateCredentialRequest};
 use berth_persistence::PoolSettings;
 use berth_persistence::sealing::KeyRing;
@@ -73,6 +73,15 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         workers: Some(1),
         migrate_on_start: true,
         dev: None,
+        harbor: HarborChoice::None,
+        registry: berth_domain::registry_service::RegistrySettings {
+            default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
+            lease: time::Duration::seconds(60),
+            usage_cache: time::Duration::ZERO,
+            stale_after: time::Duration::seconds(3600),
+            clock_skew: time::Duration::seconds(60),
+        },
+        reconcile_interval: Duration::from_secs(3600),
     };
     let application = Application::build(runtime).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());

@@ -4,16 +4,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use berth_domain::RelationshipKind;
 use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, MetadataPatch};
-use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use super::error::V3Error;
-
-/// Largest request body accepted: 200 annotations of 5000 characters fit, a flood does not.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+use crate::body::{BodyError, MAX_BODY_BYTES, read_json};
 
 /// A request body that is a JSON object. An empty body reads as `{}`.
 pub struct JsonObject(pub Map<String, Value>);
@@ -23,33 +20,17 @@ impl FromRequest for JsonObject {
     type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let request = request.clone();
+        let payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-                return Err(V3Error::payload_too_large(MAX_BODY_BYTES));
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| V3Error::message_parse("invalid request body"))?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(V3Error::payload_too_large(MAX_BODY_BYTES));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Self(Map::new()));
-            }
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(map)) => Ok(Self(map)),
-                Ok(_) => Err(V3Error::message_parse(
+            match read_json(&request, payload).await {
+                Ok(None) => Ok(Self(Map::new())),
+                Ok(Some(Value::Object(map))) => Ok(Self(map)),
+                Ok(Some(_)) => Err(V3Error::message_parse(
                     "the request body must be a JSON object",
                 )),
-                Err(_) => Err(V3Error::message_parse("invalid request body")),
+                Err(BodyError::Malformed) => Err(V3Error::message_parse("invalid request body")),
+                Err(BodyError::TooLarge) => Err(V3Error::payload_too_large(MAX_BODY_BYTES)),
             }
         })
     }

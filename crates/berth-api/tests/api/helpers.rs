@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::auth::{AuthSettings, MintClaims, mint_hs256};
-use berth_api::startup::{Application, Mode, Runtime};
+use berth_api::startup::{Application, HarborChoice, Mode, Runtime};
 use berth_persistence::PoolSettings;
 use berth_persistence::sealing::KeyRing;
 use berth_testkit::TestDatabase;
@@ -61,6 +61,20 @@ pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime 
         workers: Some(1),
         migrate_on_start: true,
         dev: None,
+        harbor: HarborChoice::None,
+        registry: registry_settings(),
+        reconcile_interval: Duration::from_secs(3600),
+    }
+}
+
+/// Saga tunables for tests: the usage cache is off so every GET reads Harbor.
+pub fn registry_settings() -> berth_domain::registry_service::RegistrySettings {
+    berth_domain::registry_service::RegistrySettings {
+        default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
+        lease: time::Duration::seconds(60),
+        usage_cache: time::Duration::ZERO,
+        stale_after: time::Duration::seconds(3600),
+        clock_skew: time::Duration::seconds(60),
     }
 }
 
@@ -109,6 +123,35 @@ impl TestApp {
             admin_token: token("admin", &["berth.admin"], Duration::from_secs(600)),
             key_spec,
         }
+    }
+
+    /// Berth with a Harbor emulator on its own port; `configure` may adjust the runtime further.
+    pub async fn spawn_with_harbor(
+        configure: impl FnOnce(&mut Runtime),
+    ) -> (Self, harbor_emulator::RunningEmulator) {
+        let (emulator, server) =
+            harbor_emulator::start(harbor_emulator::EmulatorConfig::default(), "127.0.0.1:0")
+                .unwrap();
+        tokio::spawn(server);
+        let url = emulator.url().to_owned();
+        let app = Self::spawn_configured(
+            TestDatabase::new().await,
+            key_spec(&["k1"]),
+            "k1",
+            move |runtime| {
+                runtime.harbor = HarborChoice::Remote(berth_harbor::HarborSettings {
+                    url,
+                    username: "admin".into(),
+                    password: SecretString::from("Harbor12345"),
+                    connect_timeout: Duration::from_secs(2),
+                    request_timeout: Duration::from_secs(3),
+                    registry_endpoint: Some("registry.example.test".into()),
+                });
+                configure(runtime);
+            },
+        )
+        .await;
+        (app, emulator)
     }
 
     pub async fn raw(

@@ -8,4 +8,5 @@ mod credentials_list;
 mod directory;
 mod helpers;
 mod permissions;
+mod registries;
 mod sealing;

@@ -1,0 +1,45 @@
+//! Reading request bodies for both dialects: bounded, and parsed as JSON.
+
+use actix_web::dev::Payload;
+use actix_web::{HttpRequest, http::header};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// Largest request body accepted: 200 annotations of 5000 characters fit, a flood does not.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Malformed,
+}
+
+/// Reads at most [`MAX_BODY_BYTES`] and parses JSON; an empty body is `None`.
+pub async fn read_json(
+    request: &HttpRequest,
+    mut payload: Payload,
+) -> Result<Option<Value>, BodyError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Malformed)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|_| BodyError::Malformed)
+}

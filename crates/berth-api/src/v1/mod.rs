@@ -1,0 +1,72 @@
+//! The v1 dialect: `/api/v1/organizations/{orgID}/registry` and its robot credentials.
+
+pub mod error;
+pub mod registry;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use berth_domain::actor::Actor;
+use serde_json::{Map, Value};
+
+use crate::authn::{AuthFailure, MissingState, authenticate};
+use crate::body::{BodyError, MAX_BODY_BYTES, read_json};
+use crate::state::AppState;
+use error::{Detail, V1Error};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    registry::configure(config);
+}
+
+/// The authenticated caller of a v1 route; failures answer in the v1 envelope.
+pub struct V1Caller(pub Actor);
+
+impl FromRequest for V1Caller {
+    type Error = V1Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, V1Error>>>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let header = request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .cloned();
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let Some(state) = state else {
+                tracing::error!(error = %MissingState, "wiring bug");
+                return Err(V1Error::unauthorized());
+            };
+            match authenticate(&state.authenticator, header.as_ref()).await {
+                Ok(actor) => Ok(Self(actor)),
+                Err(AuthFailure::Missing | AuthFailure::Invalid) => Err(V1Error::unauthorized()),
+            }
+        })
+    }
+}
+
+/// An optional JSON object body: absent or empty is `None`.
+pub struct OptionalObject(pub Option<Map<String, Value>>);
+
+impl FromRequest for OptionalObject {
+    type Error = V1Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, V1Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            match read_json(&request, payload).await {
+                Ok(None) => Ok(Self(None)),
+                Ok(Some(Value::Object(map))) => Ok(Self(Some(map))),
+                Ok(Some(_)) => Err(V1Error::validation(vec![Detail {
+                    field: "body".into(),
+                    code: "invalid_type",
+                    message: "the body must be a JSON object".into(),
+                }])),
+                Err(BodyError::Malformed) => Err(V1Error::invalid_json()),
+                Err(BodyError::TooLarge) => Err(V1Error::payload_too_large(MAX_BODY_BYTES)),
+            }
+        })
+    }
+}

@@ -1,0 +1,372 @@
+//! `/api/v1/organizations/{orgID}/registry` and `.../registry/credentials`.
+
+use actix_web::{HttpResponse, web};
+use berth_domain::ids::OrganizationGuid;
+use berth_domain::registry::{
+    ExpiresInDays, IssuedSecret, QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential,
+    RobotId, RobotName, used_gb,
+};
+use berth_domain::registry_service::RegistryService;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::error::{Detail, V1Error};
+use super::{OptionalObject, V1Caller};
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/api/v1/organizations/{org_id}/registry")
+                .route(web::post().to(enable))
+                .route(web::get().to(show))
+                .route(web::patch().to(update))
+                .route(web::delete().to(disable))
+                .default_service(web::to(unknown)),
+        )
+        .service(
+            web::resource("/api/v1/organizations/{org_id}/registry/credentials")
+                .route(web::get().to(list_robots))
+                .route(web::post().to(create_robot))
+                .default_service(web::to(unknown)),
+        )
+        .service(
+            web::resource(
+                "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
+            )
+            .route(web::post().to(rotate_robot))
+            .default_service(web::to(unknown)),
+        )
+        .service(
+            web::resource("/api/v1/organizations/{org_id}/registry/credentials/{credential_id}")
+                .route(web::delete().to(delete_robot))
+                .default_service(web::to(unknown)),
+        );
+}
+
+/// Any route or method under `/api/v1` that does not exist.
+pub async fn unknown() -> Result<HttpResponse, V1Error> {
+    Err(V1Error::not_found())
+}
+
+fn service(state: &AppState) -> Result<&RegistryService, V1Error> {
+    state
+        .registries
+        .as_ref()
+        .ok_or_else(V1Error::harbor_not_configured)
+}
+
+/// An orgID that is not a UUID names no organization.
+fn organization(text: &str) -> Result<OrganizationGuid, V1Error> {
+    OrganizationGuid::parse(text).map_err(|_| V1Error::organization_not_found())
+}
+
+fn timestamp(time: OffsetDateTime) -> String {
+    time.replace_nanosecond(0)
+        .unwrap_or(time)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct RegistryBody {
+    id: String,
+    org_id: String,
+    harbor_project: String,
+    endpoint: String,
+    enabled: bool,
+    quota_gb: u32,
+    used_gb: Option<f64>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Registry> for RegistryBody {
+    fn from(registry: &Registry) -> Self {
+        let RegistryId(id) = registry.id;
+        Self {
+            id: id.to_string(),
+            org_id: registry.organization.to_string(),
+            harbor_project: registry.harbor_project.clone(),
+            endpoint: registry.endpoint.clone(),
+            enabled: registry.enabled(),
+            quota_gb: registry.quota_gb.get(),
+            used_gb: registry.used_bytes.map(used_gb),
+            created_at: timestamp(registry.created_at),
+            updated_at: timestamp(registry.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SecretBody<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+impl<'a> From<&'a IssuedSecret> for SecretBody<'a> {
+    fn from(secret: &'a IssuedSecret) -> Self {
+        Self {
+            username: &secret.username,
+            password: secret.expose_password(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RobotBody {
+    id: String,
+    name: String,
+    username: Option<String>,
+    access: &'static str,
+    default: bool,
+    expires_at: Option<String>,
+    created_at: String,
+}
+
+impl From<&RobotCredential> for RobotBody {
+    fn from(robot: &RobotCredential) -> Self {
+        Self {
+            id: robot.id.to_string(),
+            name: robot.name.as_str().to_owned(),
+            username: robot.username.clone(),
+            access: robot.access.as_str(),
+            default: robot.is_default,
+            expires_at: robot.expires_at.map(timestamp),
+            created_at: timestamp(robot.created_at),
+        }
+    }
+}
+
+fn detail(field: &str, code: &'static str, message: impl Into<String>) -> Detail {
+    Detail {
+        field: field.into(),
+        code,
+        message: message.into(),
+    }
+}
+
+fn unknown_fields(body: &Map<String, Value>, allowed: &[&str], details: &mut Vec<Detail>) {
+    for key in body.keys().filter(|key| !allowed.contains(&key.as_str())) {
+        details.push(detail(key, "unknown_field", "this field is not accepted"));
+    }
+}
+
+fn quota_field(
+    body: &Map<String, Value>,
+    required: bool,
+    details: &mut Vec<Detail>,
+) -> Option<QuotaGb> {
+    match body.get("quota_gb") {
+        None | Some(Value::Null) => {
+            if required {
+                details.push(detail("quota_gb", "required", "quota_gb is required"));
+            }
+            None
+        }
+        Some(value) => match value.as_u64().map(QuotaGb::new) {
+            Some(Ok(quota)) => Some(quota),
+            Some(Err(error)) => {
+                details.push(detail("quota_gb", "out_of_range", error.to_string()));
+                None
+            }
+            None => {
+                details.push(detail(
+                    "quota_gb",
+                    "invalid_type",
+                    "quota_gb must be a whole number",
+                ));
+                None
+            }
+        },
+    }
+}
+
+fn finish<T>(details: Vec<Detail>, value: Option<T>) -> Result<T, V1Error> {
+    match value {
+        Some(value) if details.is_empty() => Ok(value),
+        _ => Err(V1Error::validation(details)),
+    }
+}
+
+async fn enable(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
+    body: OptionalObject,
+) -> Result<HttpResponse, V1Error> {
+    let organization = organization(&org_id)?;
+    let mut details = Vec::new();
+    let quota = match &body.0 {
+        Some(body) => {
+            unknown_fields(body, &["quota_gb"], &mut details);
+            quota_field(body, false, &mut details)
+        }
+        None => None,
+    };
+    let quota = finish(details, Some(quota))?;
+    let (registry, secret) = service(&state)?
+        .enable(&caller.0, organization, quota)
+        .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "registry": RegistryBody::from(&registry),
+        "credentials": SecretBody::from(&secret),
+    })))
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
+) -> Result<HttpResponse, V1Error> {
+    let registry = service(&state)?
+        .get(&caller.0, organization(&org_id)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
+    body: OptionalObject,
+) -> Result<HttpResponse, V1Error> {
+    let organization = organization(&org_id)?;
+    let body = body.0.unwrap_or_default();
+    let mut details = Vec::new();
+    unknown_fields(&body, &["quota_gb"], &mut details);
+    let quota = quota_field(&body, true, &mut details);
+    let quota = finish(details, quota)?;
+    let registry = service(&state)?
+        .update_quota(&caller.0, organization, quota)
+        .await?;
+    Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
+}
+
+async fn disable(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
+) -> Result<HttpResponse, V1Error> {
+    service(&state)?
+        .disable(&caller.0, organization(&org_id)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_robots(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
+) -> Result<HttpResponse, V1Error> {
+    let robots = service(&state)?
+        .robots(&caller.0, organization(&org_id)?)
+        .await?;
+    let resources: Vec<RobotBody> = robots.iter().map(RobotBody::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "resources": resources })))
+}
+
+async fn create_robot(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
+    body: OptionalObject,
+) -> Result<HttpResponse, V1Error> {
+    let organization = organization(&org_id)?;
+    let body = body.0.unwrap_or_default();
+    let mut details = Vec::new();
+    unknown_fields(&body, &["name", "access", "expires_in_days"], &mut details);
+    let name = match body.get("name").and_then(Value::as_str) {
+        Some(text) => RobotName::parse(text)
+            .map_err(|e| details.push(detail("name", "invalid_format", e.to_string())))
+            .ok(),
+        None => {
+            details.push(detail(
+                "name",
+                "required",
+                "name is required and must be a string",
+            ));
+            None
+        }
+    };
+    let access = match body
+        .get("access")
+        .and_then(Value::as_str)
+        .map(RobotAccess::parse)
+    {
+        Some(Some(access)) => Some(access),
+        _ => {
+            details.push(detail(
+                "access",
+                "invalid_value",
+                "access must be \"pull\" or \"push_pull\"",
+            ));
+            None
+        }
+    };
+    let expires = match body.get("expires_in_days") {
+        None | Some(Value::Null) => Some(None),
+        Some(value) => match value.as_u64().map(ExpiresInDays::new) {
+            Some(Ok(days)) => Some(Some(days)),
+            _ => {
+                details.push(detail(
+                    "expires_in_days",
+                    "out_of_range",
+                    "expires_in_days must be a whole number from 1 to 3650",
+                ));
+                None
+            }
+        },
+    };
+    let (name, access, expires) = finish(
+        details,
+        name.zip(access).zip(expires).map(|((n, a), e)| (n, a, e)),
+    )?;
+    let (robot, secret) = service(&state)?
+        .create_robot(&caller.0, organization, name, access, expires)
+        .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "credential": RobotBody::from(&robot),
+        "credentials": SecretBody::from(&secret),
+    })))
+}
+
+/// A credential id that is not a UUID names no credential.
+fn robot_id(text: &str) -> Result<RobotId, V1Error> {
+    berth_domain::ids::parse_hyphenated_uuid(text)
+        .map(RobotId)
+        .map_err(|_| V1Error::from(berth_domain::registry_service::RegistryError::RobotNotFound))
+}
+
+async fn rotate_robot(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, V1Error> {
+    let (org_id, credential_id) = path.into_inner();
+    let organization = organization(&org_id)?;
+    let id = robot_id(&credential_id)?;
+    let (robot, secret) = service(&state)?
+        .rotate_robot(&caller.0, organization, id)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "credential": RobotBody::from(&robot),
+        "credentials": SecretBody::from(&secret),
+    })))
+}
+
+async fn delete_robot(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, V1Error> {
+    let (org_id, credential_id) = path.into_inner();
+    let organization = organization(&org_id)?;
+    let id = robot_id(&credential_id)?;
+    service(&state)?
+        .delete_robot(&caller.0, organization, id)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,537 @@
+//! `/api/v1/organizations/{orgID}/registry`: the second seed, against the Harbor emulator.
+
+use std::time::Duration;
+
+use harbor_emulator::{DropRule, FailRule, Faults, RunningEmulator};
+use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+fn path(organization: &str) -> String {
+    format!("/api/v1/organizations/{organization}/registry")
+}
+
+fn assert_v1_error(body: &Value, code: &str) {
+    let error = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("not a v1 error: {body}"));
+    assert_eq!(error["code"], code, "{body}");
+    assert!(error["message"].is_string());
+}
+
+/// Whether a robot's login works in Harbor (Harbor answers 412 to a robot on /users/current).
+async fn robot_login_works(harbor: &RunningEmulator, username: &str, password: &str) -> bool {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v2.0/users/current", harbor.url()))
+        .basic_auth(username, Some(password))
+        .send()
+        .await
+        .unwrap();
+    response.status() == StatusCode::PRECONDITION_FAILED
+}
+
+async fn registry_rows(app: &TestApp) -> (u64, u64) {
+    let db = app.connect().await;
+    let count = |table: &str| {
+        let statement = sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        );
+        let db = &db;
+        async move {
+            db.query_one_raw(statement)
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap() as u64
+        }
+    };
+    (count("registries").await, count("registry_robots").await)
+}
+
+#[tokio::test]
+async fn enabling_matches_the_seed_and_provisions_harbor() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    let (status, body) = app
+        .call(Method::POST, &path(&organization.to_uppercase()), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let registry = &body["registry"];
+    let keys: Vec<&String> = registry.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 9, "{keys:?}");
+    assert_eq!(registry["org_id"], organization.as_str());
+    assert_eq!(registry["harbor_project"], format!("org-{organization}"));
+    assert_eq!(registry["endpoint"], "registry.example.test");
+    assert_eq!(registry["enabled"], true);
+    assert_eq!(registry["quota_gb"], 10);
+    assert_eq!(registry["used_gb"], 0.0);
+    assert!(registry["created_at"].as_str().unwrap().ends_with('Z'));
+    let username = body["credentials"]["username"].as_str().unwrap();
+    let password = body["credentials"]["password"].as_str().unwrap();
+    assert_eq!(username, format!("robot$org-{organization}+berth-default"));
+    assert!(robot_login_works(&harbor, username, password).await);
+
+    let state = harbor.state();
+    assert_eq!(state.projects.len(), 1);
+    assert_eq!(state.quotas[0].hard_bytes, 10 * 1024 * 1024 * 1024);
+    assert_eq!(state.robots.len(), 1);
+    let access = state.robots[0].permissions[0]["access"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(access, 2, "push and pull");
+    assert_eq!(state.robots[0].expires_at, -1);
+
+    let (status, again) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_v1_error(&again, "registry_already_enabled");
+
+    harbor.set_usage(&format!("org-{organization}"), 1_610_612_736);
+    let (status, shown) = app.get(&path(&organization)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["used_gb"], 1.5);
+    assert!(shown.get("credentials").is_none() && !shown.to_string().contains(password));
+}
+
+#[tokio::test]
+async fn quota_changes_go_through_harbor_quotas_and_bad_bodies_are_refused() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &path(&organization),
+            Some(json!({"quota_gb": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(harbor.state().quotas[0].hard_bytes, 5 * 1024 * 1024 * 1024);
+    let (status, body) = app
+        .patch(&path(&organization), json!({"quota_gb": 20}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["quota_gb"], 20);
+    assert_eq!(harbor.state().quotas[0].hard_bytes, 20 * 1024 * 1024 * 1024);
+    assert!(
+        harbor
+            .state()
+            .calls
+            .iter()
+            .any(|call| call == "PUT /quotas/{id}")
+    );
+
+    for (body, field, code) in [
+        (json!({"quota_gb": 0}), "quota_gb", "out_of_range"),
+        (json!({"quota_gb": "ten"}), "quota_gb", "invalid_type"),
+        (json!({"quota_gb": 2_000_000}), "quota_gb", "out_of_range"),
+        (json!({}), "quota_gb", "required"),
+        (json!({"quota_gb": 3, "name": "x"}), "name", "unknown_field"),
+    ] {
+        let (status, error) = app.patch(&path(&organization), body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_v1_error(&error, "validation_failed");
+        assert!(
+            error["error"]["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["field"] == field && d["code"] == code),
+            "{error}"
+        );
+    }
+    let response = app
+        .raw(
+            Method::PATCH,
+            &path(&organization),
+            Some(&app.admin_token),
+            Some("{".into()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_v1_error(&response.json().await.unwrap(), "invalid_json");
+    assert_eq!(
+        harbor.state().quotas[0].hard_bytes,
+        20 * 1024 * 1024 * 1024,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn disabling_keeps_the_project_and_re_enabling_issues_a_new_robot() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    let (_, first) = app.call(Method::POST, &path(&organization), None).await;
+    harbor.add_repositories(&format!("org-{organization}"), 3);
+    let (status, _) = app.delete(&path(&organization)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let state = harbor.state();
+    assert_eq!(
+        (state.projects.len(), state.robots.len()),
+        (1, 0),
+        "robots deleted, project and images kept"
+    );
+    let old = &first["credentials"];
+    assert!(
+        !robot_login_works(
+            &harbor,
+            old["username"].as_str().unwrap(),
+            old["password"].as_str().unwrap()
+        )
+        .await
+    );
+    let (status, shown) = app.get(&path(&organization)).await;
+    assert_eq!((status, &shown["enabled"]), (StatusCode::OK, &json!(false)));
+    let (status, error) = app.delete(&path(&organization)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_v1_error(&error, "registry_not_found");
+
+    let (status, second) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["registry"]["id"], first["registry"]["id"]);
+    let state = harbor.state();
+    assert_eq!((state.projects.len(), state.robots.len()), (1, 1));
+    assert_eq!(state.projects[0].repo_count, 3);
+    let new = &second["credentials"];
+    assert_ne!(new["password"], old["password"]);
+    assert!(
+        robot_login_works(
+            &harbor,
+            new["username"].as_str().unwrap(),
+            new["password"].as_str().unwrap()
+        )
+        .await
+    );
+
+    // The organization cannot be deleted while it has a registry.
+    let (status, body) = app
+        .delete(&format!("/v3/organizations/{organization}"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 registry"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn robot_credentials_are_listed_created_rotated_and_deleted() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    app.call(Method::POST, &path(&organization), None).await;
+    let credentials = format!("{}/credentials", path(&organization));
+    let (status, created) = app
+        .post(
+            &credentials,
+            json!({"name": "ci-pull", "access": "pull", "expires_in_days": 30}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["credential"]["access"], "pull");
+    assert!(created["credential"]["expires_at"].is_string());
+    let username = created["credentials"]["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let password = created["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(robot_login_works(&harbor, &username, &password).await);
+    let robot = harbor
+        .state()
+        .robots
+        .into_iter()
+        .find(|r| r.stored_name.ends_with("+ci-pull"))
+        .unwrap();
+    assert_eq!(
+        robot.permissions[0]["access"].as_array().unwrap().len(),
+        1,
+        "pull only"
+    );
+
+    let (status, error) = app
+        .post(&credentials, json!({"name": "ci-pull", "access": "pull"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_v1_error(&error, "robot_name_taken");
+    for body in [
+        json!({"name": "CI", "access": "pull"}),
+        json!({"name": "x", "access": "admin"}),
+        json!({"access": "pull"}),
+        json!({"name": "x", "access": "pull", "expires_in_days": 0}),
+    ] {
+        let (status, error) = app.post(&credentials, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_v1_error(&error, "validation_failed");
+    }
+
+    let (_, list) = app.get(&credentials).await;
+    let names: Vec<&str> = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["berth-default", "ci-pull"]);
+    assert!(
+        !list.to_string().contains(&password),
+        "lists never carry secrets"
+    );
+
+    let id = created["credential"]["id"].as_str().unwrap();
+    let (status, rotated) = app
+        .post(&format!("{credentials}/{id}/rotate"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new_password = rotated["credentials"]["password"].as_str().unwrap();
+    assert!(
+        !robot_login_works(&harbor, &username, &password).await,
+        "the old secret stops working"
+    );
+    assert!(robot_login_works(&harbor, &username, new_password).await);
+
+    let (status, _) = app.delete(&format!("{credentials}/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        harbor
+            .state()
+            .robots
+            .iter()
+            .all(|r| !r.stored_name.ends_with("+ci-pull"))
+    );
+    let (status, error) = app.delete(&format!("{credentials}/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_v1_error(&error, "robot_credential_not_found");
+}
+
+#[tokio::test]
+async fn v1_errors_use_the_v1_envelope() {
+    let (app, _harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    let response = app
+        .raw(Method::POST, &path(&organization), None, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_v1_error(&response.json().await.unwrap(), "unauthorized");
+    let response = app
+        .raw(Method::GET, &path(&organization), Some("garbage"), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    for org in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_owned()] {
+        let (status, body) = app.call(Method::POST, &path(&org), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_v1_error(&body, "organization_not_found");
+    }
+    let (status, body) = app.get(&path(&organization)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_v1_error(&body, "registry_not_found");
+    let (status, body) = app
+        .call(Method::PUT, &path(&organization), Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_v1_error(&body, "not_found");
+    let response = app
+        .raw(
+            Method::POST,
+            &path(&organization),
+            Some(&app.admin_token),
+            Some("[1]".into()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn harbor_down_answers_503_fast_and_get_shows_the_last_known_usage() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    let other = app.organization("other").await;
+    app.call(Method::POST, &path(&organization), None).await;
+    harbor.set_usage(&format!("org-{organization}"), 536_871);
+    let (_, shown) = app.get(&path(&organization)).await;
+    assert_eq!(shown["used_gb"], 0.001);
+
+    harbor.stop().await;
+    let started = std::time::Instant::now();
+    let (status, body) = app.call(Method::POST, &path(&other), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_v1_error(&body, "harbor_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered within the deadline: {:?}",
+        started.elapsed()
+    );
+    let (status, shown) = app.get(&path(&organization)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["used_gb"], 0.001, "the last known value");
+}
+
+#[tokio::test]
+async fn a_project_someone_else_made_is_a_conflict_and_stays_untouched() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    harbor.create_foreign_project(&format!("org-{organization}"));
+    for _ in 0..2 {
+        let (status, body) = app.call(Method::POST, &path(&organization), None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_v1_error(&body, "harbor_project_conflict");
+    }
+    let state = harbor.state();
+    assert_eq!(state.projects.len(), 1);
+    assert_eq!(state.projects[0].owner_name, "someone-else");
+    assert!(state.robots.is_empty());
+    assert!(
+        state
+            .calls
+            .iter()
+            .all(|call| !call.starts_with("DELETE") && !call.starts_with("PUT")),
+        "{:?}",
+        state.calls
+    );
+    assert_eq!(registry_rows(&app).await, (0, 0), "the claim was given up");
+}
+
+/// Harbor fails at one step; the POST answers 503, keeps its progress, and a retry finishes
+/// with exactly one project and one robot.
+async fn fail_then_retry(faults: Faults) -> (TestApp, RunningEmulator, String) {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    harbor.set_faults(faults);
+    let (status, body) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_v1_error(&body, "harbor_unavailable");
+    let (status, body) = app.get(&path(&organization)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a first provisioning is not shown: {body}"
+    );
+    harbor.set_faults(Faults::default());
+    let (status, body) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let state = harbor.state();
+    assert_eq!(
+        (state.projects.len(), state.robots.len()),
+        (1, 1),
+        "{:?}",
+        state.calls
+    );
+    let credentials = &body["credentials"];
+    assert!(
+        robot_login_works(
+            &harbor,
+            credentials["username"].as_str().unwrap(),
+            credentials["password"].as_str().unwrap()
+        )
+        .await
+    );
+    (app, harbor, organization)
+}
+
+fn fail(route: &str, nth: &[u64], status: u16) -> Faults {
+    Faults {
+        fail: nth
+            .iter()
+            .map(|nth| FailRule {
+                route: route.into(),
+                nth: *nth,
+                status,
+            })
+            .collect(),
+        ..Faults::default()
+    }
+}
+
+#[tokio::test]
+async fn harbor_failing_at_project_creation_then_a_retry() {
+    let (_, harbor, _) = fail_then_retry(fail("POST /projects", &[1], 503)).await;
+    assert_eq!(
+        harbor
+            .state()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("POST /projects"))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn harbor_failing_at_the_quota_then_a_retry() {
+    // Reads are retried once, so the quota read fails twice.
+    fail_then_retry(fail("GET /quotas", &[1, 2], 500)).await;
+}
+
+#[tokio::test]
+async fn harbor_failing_at_robot_creation_then_a_retry() {
+    fail_then_retry(fail("POST /robots", &[1], 502)).await;
+}
+
+#[tokio::test]
+async fn a_dropped_answer_after_the_robot_was_made_is_recovered_by_rotation() {
+    let faults = Faults {
+        drop: vec![DropRule {
+            route: "POST /robots".into(),
+            nth: 1,
+        }],
+        ..Faults::default()
+    };
+    let (_, harbor, _) = fail_then_retry(faults).await;
+    let calls = harbor.state().calls;
+    assert_eq!(
+        calls.iter().filter(|c| *c == "POST /robots").count(),
+        1,
+        "never a second robot: {calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c == "PATCH /robots/{id}"),
+        "the lost secret was replaced by rotation: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_rolls_back_a_stalled_provisioning() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|runtime| {
+        runtime.registry.stale_after = time::Duration::seconds(1);
+        runtime.reconcile_interval = Duration::from_millis(500);
+    })
+    .await;
+    let organization = app.organization("acme").await;
+    harbor.set_faults(Faults {
+        drop: vec![DropRule {
+            route: "POST /robots".into(),
+            nth: 1,
+        }],
+        ..Faults::default()
+    });
+    let (status, _) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        harbor.state().robots.len(),
+        1,
+        "Harbor holds a robot nobody knows the secret of"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = harbor.state();
+        if state.projects.is_empty() && state.robots.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not rolled back: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(registry_rows(&app).await, (0, 0));
+    // The organization can start again from scratch.
+    let (status, _) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
