@@ -321,3 +321,269 @@ async fn dev_mode_serves_with_sqlite_and_writes_the_admin_token() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A production Berth on the test database, talking to an emulator over HTTP.
+struct Replica {
+    port: u16,
+    child: Child,
+}
+
+fn production_env(command: &mut Command, db: &TestDatabase, keys: &str, harbor_url: &str) {
+    command
+        .env("BERTH_DATABASE__URL", db.url())
+        .env("BERTH_ENCRYPTION__KEYS", keys)
+        .env(
+            "BERTH_AUTH__HS256_SECRET",
+            "cli-test-secret-long-enough-for-hs256",
+        )
+        .env("BERTH_HARBOR__URL", harbor_url)
+        .env("BERTH_HARBOR__USERNAME", "admin")
+        .env("BERTH_HARBOR__PASSWORD", "Harbor12345");
+}
+
+async fn replica(
+    db: &TestDatabase,
+    keys: &str,
+    harbor_url: &str,
+    extra: &[(&str, &str)],
+) -> Replica {
+    let port = free_port();
+    let mut command = berth();
+    production_env(&mut command, db, keys, harbor_url);
+    command.env("BERTH_LISTEN", format!("127.0.0.1:{port}"));
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let mut child = command.stdout(Stdio::null()).spawn().unwrap();
+    wait_healthy(port, &mut child).await;
+    Replica { port, child }
+}
+
+async fn migrated(db: &TestDatabase, keys: &str) {
+    let mut command = berth();
+    production_env(&mut command, db, keys, "http://127.0.0.1:1");
+    let output = command.arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+fn admin_token(db: &TestDatabase, keys: &str) -> String {
+    let mut command = berth();
+    production_env(&mut command, db, keys, "http://127.0.0.1:1");
+    mint(command)
+}
+
+async fn put_organization(port: u16, token: &str) -> uuid::Uuid {
+    let organization = uuid::Uuid::new_v4();
+    let response = reqwest::Client::new()
+        .put(format!(
+            "http://127.0.0.1:{port}/v3/organizations/{organization}"
+        ))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    organization
+}
+
+fn emulator() -> harbor_emulator::RunningEmulator {
+    let (emulator, server) =
+        harbor_emulator::start(harbor_emulator::EmulatorConfig::default(), "127.0.0.1:0").unwrap();
+    tokio::spawn(server);
+    emulator
+}
+
+#[tokio::test]
+async fn fifty_concurrent_enables_over_two_processes_give_one_registry() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    harbor.set_faults(harbor_emulator::Faults {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    migrated(&db, keys).await;
+    let mut first = replica(&db, keys, harbor.url(), &[]).await;
+    let mut second = replica(&db, keys, harbor.url(), &[]).await;
+    let token = admin_token(&db, keys);
+    let organization = put_organization(first.port, &token).await;
+    let client = reqwest::Client::new();
+    let attempts = (0..50).map(|index| {
+        let port = if index % 2 == 0 {
+            first.port
+        } else {
+            second.port
+        };
+        let request = client
+            .post(format!(
+                "http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry"
+            ))
+            .bearer_auth(&token)
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results.iter().filter(|(status, _)| *status == 201).count();
+    let conflicts = results.iter().filter(|(status, _)| *status == 409).count();
+    assert_eq!((created, conflicts), (1, 49), "{results:?}");
+    for (status, body) in &results {
+        if *status == 409 {
+            let code = body["error"]["code"].as_str().unwrap();
+            assert!(
+                code == "registry_provisioning" || code == "registry_already_enabled",
+                "{body}"
+            );
+        }
+    }
+    let state = harbor.state();
+    assert_eq!(
+        (state.projects.len(), state.robots.len()),
+        (1, 1),
+        "{:?}",
+        state.calls
+    );
+    assert_eq!(
+        state
+            .calls
+            .iter()
+            .filter(|c| *c == "POST /projects")
+            .count(),
+        1
+    );
+    first.child.kill().unwrap();
+    second.child.kill().unwrap();
+    let _ = (first.child.wait(), second.child.wait());
+}
+
+/// Starts an enablement whose robot call hangs in Harbor, and SIGKILLs Berth meanwhile.
+async fn kill_during_robot_creation(
+    db: &TestDatabase,
+    keys: &str,
+    harbor: &harbor_emulator::RunningEmulator,
+) -> uuid::Uuid {
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 1500);
+    harbor.set_faults(faults);
+    migrated(db, keys).await;
+    let mut doomed = replica(
+        db,
+        keys,
+        harbor.url(),
+        &[("BERTH_HARBOR__LEASE_SECONDS", "2")],
+    )
+    .await;
+    let token = admin_token(db, keys);
+    let organization = put_organization(doomed.port, &token).await;
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/organizations/{organization}/registry",
+        doomed.port
+    );
+    let pending = tokio::spawn(reqwest::Client::new().post(url).bearer_auth(token).send());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !harbor
+        .state()
+        .calls
+        .iter()
+        .any(|call| call == "GET /quotas")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the saga never reached the quota step"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.child.kill().unwrap(); // SIGKILL
+    let _ = doomed.child.wait();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
+    harbor.set_faults(harbor_emulator::Faults::default());
+    assert_eq!(harbor.state().projects.len(), 1);
+    organization
+}
+
+#[tokio::test]
+async fn after_a_sigkill_a_retry_resumes_to_one_project_and_one_robot() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    let organization = kill_during_robot_creation(&db, keys, &harbor).await;
+    let mut survivor = replica(&db, keys, harbor.url(), &[]).await;
+    let token = admin_token(&db, keys);
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/organizations/{organization}/registry",
+        survivor.port
+    );
+    // The dead process's lease (2 s) must run out first: until then the answer is 409.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        if status == 201 {
+            break body;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(Instant::now() < deadline, "never resumed: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let state = harbor.state();
+    assert_eq!(
+        (state.projects.len(), state.robots.len()),
+        (1, 1),
+        "{:?}",
+        state.calls
+    );
+    assert!(
+        body["credentials"]["password"]
+            .as_str()
+            .is_some_and(|p| p.len() >= 8)
+    );
+    survivor.child.kill().unwrap();
+    let _ = survivor.child.wait();
+}
+
+#[tokio::test]
+async fn after_a_sigkill_the_reconciler_leaves_nothing_behind() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    kill_during_robot_creation(&db, keys, &harbor).await;
+    let mut survivor = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[
+            ("BERTH_HARBOR__STALE_AFTER_SECONDS", "1"),
+            ("BERTH_HARBOR__RECONCILE_INTERVAL_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = harbor.state();
+        if state.projects.is_empty() && state.robots.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphans remain: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    survivor.child.kill().unwrap();
+    let _ = survivor.child.wait();
+}

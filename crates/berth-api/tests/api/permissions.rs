@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use berth_api::auth::{MintClaims, mint_hs256};
 
-use crate::helpers::{HS256_SECRET, TestApp, assert_v3_error, key_spec};
+use crate::helpers::{HS256_SECRET, TestApp, assert_v3_error};
 
 const ISSUER: &str = "https://uaa.example.test";
 const AUDIENCE: &str = "berth";
@@ -42,6 +42,9 @@ const ALL: [Cred; 8] = [
 /// Organizations A and B; spaces A1, A2 (in A) and B1 (in B); apps a1 (in A1) and b1 (in B1).
 struct World {
     app: TestApp,
+    harbor: harbor_emulator::RunningEmulator,
+    /// The default robot credential id of each organization's registry: (org name, id).
+    default_robots: Vec<(&'static str, String)>,
     org_a: String,
     org_b: String,
     space_a1: String,
@@ -54,15 +57,10 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let app = TestApp::spawn_configured(
-            berth_testkit::TestDatabase::new().await,
-            key_spec(&["k1"]),
-            "k1",
-            |runtime| {
-                runtime.auth.issuer = Some(ISSUER.into());
-                runtime.auth.audience = Some(AUDIENCE.into());
-            },
-        )
+        let (app, harbor) = TestApp::spawn_with_harbor(|runtime| {
+            runtime.auth.issuer = Some(ISSUER.into());
+            runtime.auth.audience = Some(AUDIENCE.into());
+        })
         .await;
         let mut world = Self {
             org_a: String::new(),
@@ -73,7 +71,9 @@ impl World {
             app_a1: String::new(),
             app_b1: String::new(),
             credentials: Vec::new(),
+            default_robots: Vec::new(),
             app,
+            harbor,
         };
         world.app.admin_token = caller_token(&["berth.admin"], &[]);
         world.org_a = world.app.organization("a").await;
@@ -94,7 +94,39 @@ impl World {
                 .credentials
                 .push((cred, created["guid"].as_str().unwrap().to_owned()));
         }
+        for (name, organization) in [("a", world.org_a.clone()), ("b", world.org_b.clone())] {
+            let (status, body) = world
+                .app
+                .call(Method::POST, &registry_path(&organization), None)
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let (_, robots) = world
+                .app
+                .get(&format!("{}/credentials", registry_path(&organization)))
+                .await;
+            world.default_robots.push((
+                name,
+                robots["resources"][0]["id"].as_str().unwrap().to_owned(),
+            ));
+        }
         world
+    }
+
+    fn organization(&self, name: &str) -> &str {
+        if name == "a" {
+            &self.org_a
+        } else {
+            &self.org_b
+        }
+    }
+
+    fn default_robot(&self, name: &str) -> &str {
+        &self
+            .default_robots
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
     }
 
     fn relationships(&self, cred: Cred) -> Option<Value> {
@@ -114,6 +146,10 @@ impl World {
     fn guid(&self, cred: Cred) -> &str {
         &self.credentials.iter().find(|(c, _)| *c == cred).unwrap().1
     }
+}
+
+fn registry_path(organization: &str) -> String {
+    format!("/api/v1/organizations/{organization}/registry")
 }
 
 fn caller_token(scopes: &[&str], roles: &[String]) -> String {
@@ -176,6 +212,8 @@ struct Expect {
     organizations: Vec<&'static str>,
     spaces: Vec<&'static str>,
     apps: Vec<&'static str>,
+    /// Organizations whose registry the caller may change (reading follows `organizations`).
+    registry_writes: Vec<&'static str>,
     admin: bool,
 }
 
@@ -231,6 +269,7 @@ impl Caller {
             organizations: vec!["a", "b"],
             spaces: vec!["a1", "a2", "b1"],
             apps: vec!["a1", "b1"],
+            registry_writes: if admin { vec!["a", "b"] } else { vec![] },
             admin,
         };
         let member_of_a = Expect {
@@ -239,6 +278,7 @@ impl Caller {
             organizations: vec!["a"],
             spaces: vec![],
             apps: vec![],
+            registry_writes: vec![],
             admin: false,
         };
         let in_space_a1 = |write: Vec<Cred>| Expect {
@@ -247,6 +287,7 @@ impl Caller {
             organizations: vec!["a"],
             spaces: vec!["a1"],
             apps: vec!["a1"],
+            registry_writes: vec![],
             admin: false,
         };
         Some(match self {
@@ -265,6 +306,7 @@ impl Caller {
                 organizations: vec!["a"],
                 spaces: vec!["a1", "a2"],
                 apps: vec!["a1"],
+                registry_writes: vec!["a"],
                 admin: false,
             },
             Self::OrgAuditor | Self::OrgUser => member_of_a,
@@ -276,6 +318,7 @@ impl Caller {
                 organizations: vec!["b"],
                 spaces: vec!["b1"],
                 apps: vec!["b1"],
+                registry_writes: vec!["b"],
                 admin: false,
             },
             Self::NoRoles => Expect {
@@ -284,6 +327,7 @@ impl Caller {
                 organizations: vec![],
                 spaces: vec![],
                 apps: vec![],
+                registry_writes: vec![],
                 admin: false,
             },
         })
@@ -353,6 +397,34 @@ async fn check(caller: Caller) {
             (Method::DELETE, format!("/v3/organizations/{}", world.org_a)),
             (Method::GET, format!("/v3/spaces/{}", world.space_a1)),
             (Method::PUT, format!("/v3/apps/{}", world.app_a1)),
+            (Method::POST, registry_path(&world.org_a)),
+            (Method::GET, registry_path(&world.org_a)),
+            (Method::PATCH, registry_path(&world.org_a)),
+            (Method::DELETE, registry_path(&world.org_a)),
+            (
+                Method::GET,
+                format!("{}/credentials", registry_path(&world.org_a)),
+            ),
+            (
+                Method::POST,
+                format!("{}/credentials", registry_path(&world.org_a)),
+            ),
+            (
+                Method::POST,
+                format!(
+                    "{}/credentials/{}/rotate",
+                    registry_path(&world.org_a),
+                    world.default_robot("a")
+                ),
+            ),
+            (
+                Method::DELETE,
+                format!(
+                    "{}/credentials/{}",
+                    registry_path(&world.org_a),
+                    world.default_robot("a")
+                ),
+            ),
         ];
         for path in &credential_paths {
             routes.push((Method::GET, path.clone()));
@@ -366,7 +438,9 @@ async fn check(caller: Caller) {
                 StatusCode::UNAUTHORIZED,
                 "{caller:?} {method} {path}"
             );
-            if caller == Caller::NoToken {
+            if path.starts_with("/api/v1") {
+                assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+            } else if caller == Caller::NoToken {
                 assert_v3_error(&body, 10002, "CF-NotAuthenticated");
             } else {
                 assert_v3_error(&body, 1000, "CF-InvalidAuthToken");
@@ -596,6 +670,107 @@ async fn check(caller: Caller) {
         assert_eq!(status, expected, "{caller:?} PUT {path}: {response}");
     }
 
+    // Organization registries: anyone with a role in the organization reads, its managers write.
+    for name in ["a", "b"] {
+        let organization = world.organization(name).to_owned();
+        let readable = expect.organizations.contains(&name);
+        let writable = expect.registry_writes.contains(&name);
+        let denied = |status: StatusCode, body: &Value, allowed: StatusCode| {
+            let expected = if writable {
+                allowed
+            } else if readable {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(
+                status, expected,
+                "{caller:?} on the registry of {name}: {body}"
+            );
+            if expected == StatusCode::NOT_FOUND {
+                assert_eq!(body["error"]["code"], "organization_not_found");
+            }
+            if expected == StatusCode::FORBIDDEN {
+                assert_eq!(body["error"]["code"], "forbidden");
+            }
+        };
+        let base = registry_path(&organization);
+        let (status, body) = call(&world, token, Method::GET, &base, None).await;
+        assert_eq!(
+            status,
+            if readable {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            },
+            "{caller:?} GET registry {name}: {body}"
+        );
+        let (status, body) = call(
+            &world,
+            token,
+            Method::GET,
+            &format!("{base}/credentials"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            if readable {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            },
+            "{caller:?} list robots {name}: {body}"
+        );
+        let (status, body) = call(&world, token, Method::POST, &base, None).await;
+        denied(status, &body, StatusCode::CONFLICT);
+        let (status, body) = call(
+            &world,
+            token,
+            Method::PATCH,
+            &base,
+            Some(json!({"quota_gb": 7})),
+        )
+        .await;
+        denied(status, &body, StatusCode::OK);
+        let (status, body) = call(
+            &world,
+            token,
+            Method::POST,
+            &format!("{base}/credentials"),
+            Some(json!({"name": "matrix", "access": "pull"})),
+        )
+        .await;
+        denied(status, &body, StatusCode::CREATED);
+        let robot = world.default_robot(name).to_owned();
+        let (status, body) = call(
+            &world,
+            token,
+            Method::POST,
+            &format!("{base}/credentials/{robot}/rotate"),
+            None,
+        )
+        .await;
+        denied(status, &body, StatusCode::OK);
+        let (status, body) = call(
+            &world,
+            token,
+            Method::DELETE,
+            &format!("{base}/credentials/{robot}"),
+            None,
+        )
+        .await;
+        denied(status, &body, StatusCode::NO_CONTENT);
+        let (status, body) = call(&world, token, Method::DELETE, &base, None).await;
+        denied(status, &body, StatusCode::NO_CONTENT);
+    }
+    let robots_left = world.harbor.state().robots.len();
+    let expected_robots = 2 - expect.registry_writes.len();
+    assert_eq!(
+        robots_left, expected_robots,
+        "{caller:?}: only the registries it may change lost their robots"
+    );
+
     // Deletes last: 204 where writable, and nothing else disappears.
     for (cred, path) in ALL.iter().zip(&credential_paths) {
         let (status, _) = call(&world, token, Method::DELETE, path, None).await;
@@ -657,6 +832,8 @@ async fn snapshot(world: &World) -> Vec<String> {
     let db = world.app.connect().await;
     let mut rows = Vec::new();
     for (table, order) in [
+        ("registries", "id"),
+        ("registry_robots", "id"),
         ("organizations", "guid"),
         ("spaces", "guid"),
         ("apps", "guid"),
@@ -677,6 +854,7 @@ async fn snapshot(world: &World) -> Vec<String> {
 #[tokio::test]
 async fn another_organizations_ids_answer_404_or_422_and_change_nothing() {
     let world = World::new().await;
+    let harbor_before = world.harbor.state();
     let before = snapshot(&world).await;
     assert!(before.len() > 10);
     for roles in [
@@ -783,5 +961,19 @@ async fn another_organizations_ids_answer_404_or_422_and_change_nothing() {
         snapshot(&world).await,
         before,
         "a cross-tenant request changed the database"
+    );
+    let harbor_after = world.harbor.state();
+    assert_eq!(
+        (
+            harbor_after.projects,
+            harbor_after.quotas,
+            harbor_after.robots
+        ),
+        (
+            harbor_before.projects,
+            harbor_before.quotas,
+            harbor_before.robots
+        ),
+        "a cross-tenant request changed Harbor"
     );
 }
