@@ -51,6 +51,9 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         .json()
         .init();
 
+    let (harbor, harbor_server) =
+        harbor_emulator::start(harbor_emulator::EmulatorConfig::default(), "127.0.0.1:0").unwrap();
+    tokio::spawn(harbor_server);
     let db = TestDatabase::new().await;
     let spec = KeyRing::generate_spec_entry("k1").unwrap();
     let runtime = Runtime {
@@ -73,7 +76,14 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         workers: Some(1),
         migrate_on_start: true,
         dev: None,
-        harbor: HarborChoice::None,
+        harbor: HarborChoice::Remote(berth_harbor::HarborSettings {
+            url: harbor.url().to_owned(),
+            username: "admin".into(),
+            password: SecretString::from("Harbor12345"),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            registry_endpoint: None,
+        }),
         registry: berth_domain::registry_service::RegistrySettings {
             default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
             lease: time::Duration::seconds(60),
@@ -146,7 +156,81 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         .await
         .unwrap();
 
+    // Robot secrets: issued on enable, on create and on rotate; none may reach a log line.
+    let organization = uuid::Uuid::new_v4();
+    client
+        .put(format!("{address}/v3/organizations/{organization}"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    let registry = format!("{address}/api/v1/organizations/{organization}/registry");
+    let mut robot_secrets = Vec::new();
+    let enabled: serde_json::Value = client
+        .post(&registry)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    robot_secrets.push(
+        enabled["credentials"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let created: serde_json::Value = client
+        .post(format!("{registry}/credentials"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "ci", "access": "pull"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    robot_secrets.push(
+        created["credentials"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let id = created["credential"]["id"].as_str().unwrap();
+    let rotated: serde_json::Value = client
+        .post(format!("{registry}/credentials/{id}/rotate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    robot_secrets.push(
+        rotated["credentials"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("Harbor call"),
+        "the capture saw the Harbor calls"
+    );
+    for secret in &robot_secrets {
+        assert_eq!(secret.len(), 32);
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a log line carries a robot secret"
+        );
+    }
+    assert!(
+        !logs.contains("Harbor12345"),
+        "a log line carries Harbor's admin password"
+    );
     assert!(
         logs.contains("/v3/registry_credentials"),
         "the capture saw the requests: {logs}"
