@@ -33,10 +33,25 @@ pub enum AuthFailure {
     Invalid,
 }
 
-/// The application state was not registered: a wiring bug, never a client error.
-#[derive(Debug, thiserror::Error)]
-#[error("application state is missing from the request")]
-pub struct MissingState;
+/// Authenticates the request an extractor sees; each dialect maps the failure to its envelope.
+pub fn authenticate_request(
+    request: &actix_web::HttpRequest,
+) -> impl std::future::Future<Output = Result<Actor, AuthFailure>> + 'static {
+    let header = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .cloned();
+    let state = request
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .cloned();
+    async move {
+        let Some(state) = state else {
+            tracing::error!("application state is missing from the request: a wiring bug");
+            return Err(AuthFailure::Invalid);
+        };
+        authenticate(&state.authenticator, header.as_ref()).await
+    }
+}
 
 /// Authenticates one request.
 ///

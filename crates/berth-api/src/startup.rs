@@ -143,7 +143,8 @@ impl Runtime {
             audience: settings.auth.audience.clone(),
             leeway_seconds: settings.auth.leeway_seconds,
         };
-        match mode {
+        // What differs between the modes: where the database, keys and dev parts come from.
+        let (database_url, keys, dev) = match mode {
             Mode::Production => {
                 let Some(database_url) = settings.database.url.clone() else {
                     bail!("production mode needs database.url (BERTH_DATABASE__URL)");
@@ -155,23 +156,7 @@ impl Runtime {
                          auth.jwks_file (BERTH_AUTH__JWKS_FILE) or auth.hs256_secret (BERTH_AUTH__HS256_SECRET)"
                     );
                 }
-                Ok(Self {
-                    harbor,
-                    registry,
-                    reconcile_interval,
-                    mode,
-                    listen: settings.listen,
-                    external_url,
-                    database_url,
-                    pool,
-                    keys: Arc::new(keys),
-                    auth,
-                    scope_claim: settings.auth.scope_claim,
-                    roles_claim: settings.auth.roles_claim,
-                    workers: settings.workers,
-                    migrate_on_start: false,
-                    dev: None,
-                })
+                (database_url, keys, None)
             }
             Mode::Dev => {
                 let data_dir = settings.data_dir.clone();
@@ -191,29 +176,35 @@ impl Runtime {
                     auth.hs256_secret = Some(secret.clone());
                     Some(secret)
                 };
-                Ok(Self {
-                    harbor,
-                    registry,
-                    reconcile_interval,
-                    mode,
-                    listen: settings.listen,
-                    external_url,
+                (
                     database_url,
-                    pool,
-                    keys: Arc::new(keys),
-                    auth,
-                    scope_claim: settings.auth.scope_claim,
-                    roles_claim: settings.auth.roles_claim,
-                    workers: settings.workers,
-                    migrate_on_start: true,
-                    dev: Some(DevParts {
+                    keys,
+                    Some(DevParts {
                         data_dir,
                         hs256_secret,
                         generated_encryption_key,
                     }),
-                })
+                )
             }
-        }
+        };
+        Ok(Self {
+            harbor,
+            registry,
+            reconcile_interval,
+            mode,
+            listen: settings.listen,
+            external_url,
+            database_url,
+            pool,
+            keys: Arc::new(keys),
+            auth,
+            scope_claim: settings.auth.scope_claim,
+            roles_claim: settings.auth.roles_claim,
+            workers: settings.workers,
+            // Dev mode applies migrations on start; production needs `berth migrate`.
+            migrate_on_start: mode == Mode::Dev,
+            dev,
+        })
     }
 }
 

@@ -99,7 +99,7 @@ impl V1Error {
     }
 
     fn internal(cause: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %chain(cause), "request failed");
+        tracing::error!(error = %crate::telemetry::error_chain(cause), "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
@@ -108,7 +108,7 @@ impl V1Error {
     }
 
     fn unavailable(code: &'static str, message: &str, cause: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %chain(cause), "a backend is unavailable");
+        tracing::error!(error = %crate::telemetry::error_chain(cause), "a backend is unavailable");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
@@ -120,17 +120,6 @@ impl V1Error {
             "Harbor is not configured for this Berth (harbor.url).",
         )
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl std::fmt::Display for V1Error {

@@ -10,9 +10,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use berth_domain::actor::Actor;
 use serde_json::{Map, Value};
 
-use crate::authn::{AuthFailure, MissingState, authenticate};
+use crate::authn::authenticate_request;
 use crate::body::{BodyError, MAX_BODY_BYTES, read_json};
-use crate::state::AppState;
 use error::{Detail, V1Error};
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -27,20 +26,12 @@ impl FromRequest for V1Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, V1Error>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let header = request
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .cloned();
-        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let authenticated = authenticate_request(request);
         Box::pin(async move {
-            let Some(state) = state else {
-                tracing::error!(error = %MissingState, "wiring bug");
-                return Err(V1Error::unauthorized());
-            };
-            match authenticate(&state.authenticator, header.as_ref()).await {
-                Ok(actor) => Ok(Self(actor)),
-                Err(AuthFailure::Missing | AuthFailure::Invalid) => Err(V1Error::unauthorized()),
-            }
+            authenticated
+                .await
+                .map(Self)
+                .map_err(|_| V1Error::unauthorized())
         })
     }
 }

@@ -145,7 +145,7 @@ impl V3Error {
 
     /// 503 CF-ServiceUnavailable; the cause is logged, never returned.
     pub fn service_unavailable(cause: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %error_chain(cause), "a backing service is unavailable");
+        tracing::error!(error = %crate::telemetry::error_chain(cause), "a backing service is unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             10015,
@@ -156,7 +156,7 @@ impl V3Error {
 
     /// 500 UnknownError; the cause is logged, never returned.
     pub fn unknown(cause: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %error_chain(cause), "request failed");
+        tracing::error!(error = %crate::telemetry::error_chain(cause), "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             10001,
@@ -164,18 +164,6 @@ impl V3Error {
             "An unknown error occurred.",
         )
     }
-}
-
-/// The error and its sources, one after another, for a log line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl std::fmt::Display for V3Error {

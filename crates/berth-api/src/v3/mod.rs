@@ -13,8 +13,7 @@ use std::pin::Pin;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use berth_domain::actor::Actor;
 
-use crate::authn::{AuthFailure, authenticate};
-use crate::state::AppState;
+use crate::authn::{AuthFailure, authenticate_request};
 use error::V3Error;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -40,16 +39,9 @@ impl FromRequest for V3Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let header = request
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .cloned();
-        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let authenticated = authenticate_request(request);
         Box::pin(async move {
-            let Some(state) = state else {
-                return Err(V3Error::unknown(&crate::authn::MissingState));
-            };
-            match authenticate(&state.authenticator, header.as_ref()).await {
+            match authenticated.await {
                 Ok(actor) => Ok(Self(actor)),
                 Err(AuthFailure::Missing) => Err(V3Error::not_authenticated()),
                 Err(AuthFailure::Invalid) => Err(V3Error::invalid_auth_token()),
