@@ -20,6 +20,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `BERTH_WORKERS`: HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// `BERTH_SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests may finish after SIGTERM.
+    pub shutdown_timeout_seconds: u64,
     pub database: DatabaseSettings,
     pub auth: AuthConfig,
     pub harbor: HarborSettings,
@@ -34,6 +36,7 @@ impl Default for Settings {
             external_url: None,
             data_dir: PathBuf::from("./.berth"),
             workers: None,
+            shutdown_timeout_seconds: 30,
             database: DatabaseSettings::default(),
             auth: AuthConfig::default(),
             harbor: HarborSettings::default(),

@@ -6,6 +6,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod health;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, web};
+use actix_web::{App, web};
 use anyhow::{Context, bail};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
@@ -25,6 +25,7 @@ use crate::auth::{AuthSettings, TokenVerifier};
 use crate::authn::Authenticator;
 use crate::config::Settings;
 use crate::dev;
+use crate::health::Readiness;
 use crate::state::AppState;
 use crate::v3;
 use crate::v3::presenters::Links;
@@ -60,6 +61,8 @@ pub struct Runtime {
     pub scope_claim: String,
     pub roles_claim: String,
     pub workers: Option<usize>,
+    /// How long in-flight requests may run after SIGTERM before the process exits anyway.
+    pub shutdown_timeout: Duration,
     /// Dev mode applies migrations on start; production needs `berth migrate`.
     pub migrate_on_start: bool,
     /// Dev mode's folder, and the HS256 key it generated when none was configured.
@@ -201,6 +204,7 @@ impl Runtime {
             scope_claim: settings.auth.scope_claim,
             roles_claim: settings.auth.roles_claim,
             workers: settings.workers,
+            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
             // Dev mode applies migrations on start; production needs `berth migrate`.
             migrate_on_start: mode == Mode::Dev,
             dev,
@@ -286,6 +290,11 @@ impl Application {
             provisioner,
             embedded: embedded_harbor,
         } = provisioner(runtime.harbor)?;
+        let readiness = Readiness {
+            db: db.clone(),
+            keys: runtime.keys.clone(),
+            harbor: provisioner.clone(),
+        };
         let registries = provisioner.map(|provisioner| {
             RegistryService::new(
                 Arc::new(SeaOrmRegistryStore::new(db)),
@@ -303,6 +312,7 @@ impl Application {
             registries,
             links: Links::new(&runtime.external_url),
             authenticator: Authenticator::new(verifier, runtime.scope_claim, runtime.roles_claim),
+            readiness,
         });
         let listener = TcpListener::bind(&runtime.listen).with_context(|| {
             format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen)
@@ -315,6 +325,7 @@ impl Application {
                 .app_data(state.clone())
                 .configure(configure)
         })
+        .shutdown_timeout(runtime.shutdown_timeout.as_secs())
         .listen(listener)?;
         if let Some(workers) = runtime.workers {
             server = server.workers(workers.max(1));
@@ -445,13 +456,10 @@ async fn request_id(
 /// Every route. Unknown routes answer in the dialect of their prefix.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(healthz))
+        .route("/healthz", web::get().to(crate::health::healthz))
+        .route("/readyz", web::get().to(crate::health::readyz))
         .configure(v3::configure)
         .configure(crate::v1::configure)
         .service(web::scope("/api/v1").default_service(web::to(crate::v1::registry::unknown)))
         .default_service(web::to(v3::unknown_request));
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }

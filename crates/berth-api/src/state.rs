@@ -5,6 +5,7 @@ use berth_domain::directory_service::DirectoryService;
 use berth_domain::registry_service::RegistryService;
 
 use crate::authn::Authenticator;
+use crate::health::Readiness;
 use crate::v3::presenters::Links;
 
 pub struct AppState {
@@ -14,4 +15,5 @@ pub struct AppState {
     pub registries: Option<RegistryService>,
     pub links: Links,
     pub authenticator: Authenticator,
+    pub readiness: Readiness,
 }

@@ -587,3 +587,71 @@ async fn after_a_sigkill_the_reconciler_leaves_nothing_behind() {
     survivor.child.kill().unwrap();
     let _ = survivor.child.wait();
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    migrated(&db, keys).await;
+    let mut server = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[("BERTH_SHUTDOWN_TIMEOUT_SECONDS", "20")],
+    )
+    .await;
+    let token = admin_token(&db, keys);
+    let organization = put_organization(server.port, &token).await;
+    // Harbor answers slowly, so the enablement is in flight when SIGTERM arrives.
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 1500);
+    harbor.set_faults(faults);
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/organizations/{organization}/registry",
+        server.port
+    );
+    let in_flight = tokio::spawn(reqwest::Client::new().post(url).bearer_auth(token).send());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !harbor
+        .state()
+        .calls
+        .iter()
+        .any(|call| call == "GET /quotas")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached Harbor"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port)).await;
+    assert!(
+        refused.is_err(),
+        "a new connection after SIGTERM must be refused"
+    );
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was cut");
+    assert_eq!(response.status(), 201, "the in-flight request finished");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "berth did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}

@@ -74,6 +74,7 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         scope_claim: "scope".into(),
         roles_claim: "roles".into(),
         workers: Some(1),
+        shutdown_timeout: Duration::from_secs(5),
         migrate_on_start: true,
         dev: None,
         harbor: HarborChoice::Remote(berth_harbor::HarborSettings {

@@ -224,6 +224,12 @@ pub trait RegistryProvisioner: Send + Sync {
     /// The account Berth acts as: the owner of the projects it creates.
     fn account(&self) -> String;
 
+    /// Checks the backend answers (for readiness probes).
+    ///
+    /// # Errors
+    /// [`ProvisionError::Unavailable`] when it does not.
+    async fn ping(&self) -> Result<(), ProvisionError>;
+
     /// Creates a project with a storage limit in bytes; returns its id.
     ///
     /// # Errors

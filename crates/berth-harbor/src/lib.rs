@@ -261,6 +261,12 @@ impl RegistryProvisioner for HarborClient {
         self.username.clone()
     }
 
+    async fn ping(&self) -> Result<(), ProvisionError> {
+        self.call_once(Method::GET, "/ping", None, false)
+            .await
+            .map(drop)
+    }
+
     async fn create_project(&self, name: &str, quota_bytes: i64) -> Result<i64, ProvisionError> {
         let body = json!({"project_name": name, "metadata": {"public": "false"}, "storage_limit": quota_bytes});
         let response = self

@@ -76,6 +76,14 @@ pub(crate) fn now() -> time::OffsetDateTime {
     berth_domain::now()
 }
 
+/// Checks the database answers.
+///
+/// # Errors
+/// The database's [`DbErr`].
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(drop)
+}
+
 /// Applies every pending migration.
 ///
 /// # Errors

@@ -59,6 +59,7 @@ pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime 
         scope_claim: "scope".into(),
         roles_claim: "roles".into(),
         workers: Some(1),
+        shutdown_timeout: Duration::from_secs(5),
         migrate_on_start: true,
         dev: None,
         harbor: HarborChoice::None,

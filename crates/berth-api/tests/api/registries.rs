@@ -535,3 +535,58 @@ async fn the_reconciler_rolls_back_a_stalled_provisioning() {
     let (status, _) = app.call(Method::POST, &path(&organization), None).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn readyz_names_what_failed() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let response = app.raw(Method::GET, "/readyz", None, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "ready", "checks": {"database": "ok", "key_ring": "ok", "harbor": "ok"}})
+    );
+    harbor.stop().await;
+    let response = app.raw(Method::GET, "/readyz", None, None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["harbor"], "unreachable");
+    assert_eq!(body["checks"]["database"], "ok");
+
+    let without_harbor = TestApp::spawn().await;
+    let body: Value = without_harbor
+        .raw(Method::GET, "/readyz", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["harbor"], "not configured");
+    let (status, error) = without_harbor
+        .call(Method::POST, &path(&uuid::Uuid::new_v4().to_string()), None)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_v1_error(&error, "harbor_unavailable");
+}
+
+#[tokio::test]
+async fn a_caller_request_id_is_echoed_and_sent_on_to_harbor() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    let response = app
+        .client
+        .post(format!("{}{}", app.address, path(&organization)))
+        .bearer_auth(&app.admin_token)
+        .header("x-request-id", "trace-me-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["x-request-id"], "trace-me-7");
+    let ids = harbor.state().request_ids;
+    assert!(
+        ids.len() >= 4 && ids.iter().all(|id| id == "trace-me-7"),
+        "{ids:?}"
+    );
+}
