@@ -314,12 +314,16 @@ impl Application {
             authenticator: Authenticator::new(verifier, runtime.scope_claim, runtime.roles_claim),
             readiness,
         });
+        crate::prometheus::handle();
         let listener = TcpListener::bind(&runtime.listen).with_context(|| {
             format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen)
         })?;
         let port = listener.local_addr()?.port();
         let mut server = actix_web::HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::prometheus::record_requests,
+                ))
                 .wrap(actix_web::middleware::from_fn(request_id))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
@@ -458,6 +462,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(crate::health::healthz))
         .route("/readyz", web::get().to(crate::health::readyz))
+        .route("/metrics", web::get().to(crate::prometheus::scrape))
         .configure(v3::configure)
         .configure(crate::v1::configure)
         .service(web::scope("/api/v1").default_service(web::to(crate::v1::registry::unknown)))

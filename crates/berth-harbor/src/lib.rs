@@ -143,10 +143,12 @@ impl HarborClient {
         let started = std::time::Instant::now();
         let response = request.send().await.map_err(|error| {
             let reason = transport_reason(&error);
+            record(&method, path, name_header, "unavailable", started);
             tracing::warn!(%method, path, request_id, error = %error.without_url(), "Harbor call failed");
             ProvisionError::Unavailable(reason)
         })?;
         let status = response.status();
+        record(&method, path, name_header, status.as_str(), started);
         tracing::debug!(%method, path, request_id, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Harbor call");
         if status.is_success() {
             return Ok(response);
@@ -174,6 +176,33 @@ impl HarborClient {
             .await
             .map_err(|error| ProvisionError::Unavailable(transport_reason(&error)))
     }
+}
+
+/// Counts and times a Harbor call by operation (`POST /robots`, `GET /projects/{project}`, ...).
+fn record(
+    method: &Method,
+    path: &str,
+    name_header: bool,
+    outcome: &str,
+    started: std::time::Instant,
+) {
+    let path = path.split('?').next().unwrap_or_default();
+    let template: Vec<&str> = path
+        .split('/')
+        .enumerate()
+        .map(|(index, segment)| match segment {
+            _ if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) => "{id}",
+            _ if name_header && index == 2 => "{project}",
+            _ => segment,
+        })
+        .collect();
+    let labels = [
+        ("operation", format!("{method} {}", template.join("/"))),
+        ("outcome", outcome.to_owned()),
+    ];
+    metrics::counter!("berth_harbor_calls_total", &labels).increment(1);
+    metrics::histogram!("berth_harbor_call_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
 }
 
 fn transport_reason(error: &reqwest::Error) -> String {

@@ -76,6 +76,22 @@ pub(crate) fn now() -> time::OffsetDateTime {
     berth_domain::now()
 }
 
+/// Connections in the pool: (open, idle), for metrics.
+pub fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
+    // The backend is checked first, so the pool getters (which panic on the wrong one) are safe.
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    }
+}
+
 /// Checks the database answers.
 ///
 /// # Errors

@@ -590,3 +590,26 @@ async fn a_caller_request_id_is_echoed_and_sent_on_to_harbor() {
         "{ids:?}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_harbor_calls_pool_and_sealed_rows() {
+    let (app, _harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    app.credential(json!({"location": "r.io", "username": "u", "password": "p"}))
+        .await;
+    app.call(Method::POST, &path(&organization), None).await;
+    let response = app.raw(Method::GET, "/metrics", None, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    for needle in [
+        "berth_http_requests_total{route=\"/v3/registry_credentials\",method=\"POST\",status=\"201\"}",
+        "berth_http_request_duration_seconds_bucket{route=\"/api/v1/organizations/{org_id}/registry\",method=\"POST\",status=\"201\"",
+        "berth_harbor_calls_total{operation=\"POST /projects\",outcome=\"201\"}",
+        "berth_harbor_call_duration_seconds_bucket{operation=\"POST /robots\"",
+        "berth_db_pool_connections{state=\"open\"}",
+        "berth_sealed_rows{table=\"registry_credentials\",label=\"k1\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains(&organization), "no series per resource");
+}
