@@ -49,7 +49,9 @@ pub fn authenticate_request(
             tracing::error!("application state is missing from the request: a wiring bug");
             return Err(AuthFailure::Invalid);
         };
-        authenticate(&state.authenticator, header.as_ref()).await
+        let actor = authenticate(&state.authenticator, header.as_ref()).await?;
+        tracing::Span::current().record("enduser.id", actor.subject());
+        Ok(actor)
     }
 }
 

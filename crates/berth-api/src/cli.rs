@@ -99,6 +99,7 @@ pub async fn run() -> anyhow::Result<()> {
     let settings = config::load(cli.config.as_deref()).context("reading configuration")?;
     let log_format = settings.log.format.clone();
     let log_level = settings.log.level.clone();
+    let telemetry = settings.telemetry.clone();
     let mut runtime = Runtime::resolve(settings, cli.dev)?;
     let json_logs = match log_format.as_deref() {
         Some("json") => true,
@@ -108,7 +109,12 @@ pub async fn run() -> anyhow::Result<()> {
     };
     match cli.command.unwrap_or(Command::Serve { migrate: false }) {
         Command::Serve { migrate } => {
-            telemetry::init(json_logs, log_level.as_deref());
+            let _telemetry = telemetry::init(
+                json_logs,
+                log_level.as_deref(),
+                telemetry.otlp_endpoint.as_deref(),
+                &telemetry.service_name,
+            );
             runtime.migrate_on_start |= migrate;
             serve(runtime).await
         }

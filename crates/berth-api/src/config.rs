@@ -27,6 +27,7 @@ pub struct Settings {
     pub harbor: HarborSettings,
     pub encryption: EncryptionSettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -42,6 +43,7 @@ impl Default for Settings {
             harbor: HarborSettings::default(),
             encryption: EncryptionSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -161,6 +163,24 @@ pub struct LogSettings {
     pub format: Option<String>,
     /// An `EnvFilter` directive such as `info` or `berth_api=debug`; `RUST_LOG` wins.
     pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// `BERTH_TELEMETRY__OTLP_ENDPOINT`: an OTLP/HTTP collector such as `http://collector:4318`;
+    /// the standard `OTEL_EXPORTER_OTLP_ENDPOINT` works too. Unset: no span export.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "berth".into(),
+        }
+    }
 }
 
 /// Secrets only ever travel into the figment as defaults, which are `None`: nothing to write.

@@ -325,7 +325,7 @@ impl Application {
                     crate::prometheus::record_requests,
                 ))
                 .wrap(actix_web::middleware::from_fn(request_id))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::BerthRootSpan>::new())
                 .app_data(state.clone())
                 .configure(configure)
         })

@@ -121,6 +121,11 @@ impl HarborClient {
         Err(last_error)
     }
 
+    #[tracing::instrument(
+        name = "harbor.call",
+        skip(self, body, name_header),
+        fields(otel.kind = "client", http.method = %method, harbor.path = path)
+    )]
     async fn call_once(
         &self,
         method: Method,
@@ -136,6 +141,16 @@ impl HarborClient {
             .header("x-request-id", &request_id);
         if name_header {
             request = request.header("x-is-resource-name", "true");
+        }
+        // W3C trace context: Harbor's spans join the caller's trace.
+        let context =
+            tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        let mut carrier = std::collections::HashMap::new();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut carrier)
+        });
+        for (name, value) in carrier {
+            request = request.header(name, value);
         }
         if let Some(body) = body {
             request = request.json(body);

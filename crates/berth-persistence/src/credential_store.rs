@@ -290,6 +290,7 @@ fn query_condition(query: &CredentialQuery) -> Condition {
 
 #[async_trait]
 impl CredentialStore for SeaOrmCredentialStore {
+    #[tracing::instrument(name = "db.credentials.insert", skip_all, fields(otel.kind = "client"))]
     async fn insert(
         &self,
         credential: &RegistryCredential,
@@ -331,6 +332,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         transaction.commit().await.map_err(store_error)
     }
 
+    #[tracing::instrument(name = "db.credentials.get", skip_all, fields(otel.kind = "client"))]
     async fn get(&self, guid: CredentialGuid) -> Result<Option<RegistryCredential>, StoreError> {
         credentials::Entity::find_by_id(guid.as_uuid())
             .one(&self.db)
@@ -340,6 +342,7 @@ impl CredentialStore for SeaOrmCredentialStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.credentials.update", skip_all, fields(otel.kind = "client"))]
     async fn update(
         &self,
         credential: &RegistryCredential,
@@ -409,6 +412,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         transaction.commit().await.map_err(store_error)
     }
 
+    #[tracing::instrument(name = "db.credentials.delete", skip_all, fields(otel.kind = "client"))]
     async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         labels::Entity::delete_many()
@@ -426,6 +430,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         transaction.commit().await.map_err(store_error)
     }
 
+    #[tracing::instrument(name = "db.credentials.list", skip_all, fields(otel.kind = "client"))]
     async fn list(&self, query: &CredentialQuery) -> Result<Page<RegistryCredential>, StoreError> {
         let filtered = credentials::Entity::find().filter(query_condition(query));
         let order = query.order.unwrap_or(berth_domain::listing::Ordering {
@@ -466,6 +471,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         })
     }
 
+    #[tracing::instrument(name = "db.credentials.reveal_password", skip_all, fields(otel.kind = "client"))]
     async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError> {
         let Some((ciphertext, label)) = credentials::Entity::find_by_id(guid.as_uuid())
             .select_only()

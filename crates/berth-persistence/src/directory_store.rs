@@ -183,6 +183,7 @@ fn changed(rows_affected: u64) -> Result<(), StoreError> {
 
 #[async_trait]
 impl DirectoryStore for SeaOrmDirectoryStore {
+    #[tracing::instrument(name = "db.directory.insert_organization", skip_all, fields(otel.kind = "client"))]
     async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
         let row = organization::ActiveModel {
             guid: ActiveValue::Set(organization.guid.as_uuid()),
@@ -197,6 +198,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.directory.update_organization", skip_all, fields(otel.kind = "client"))]
     async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError> {
         let result = organization::Entity::update_many()
             .col_expr(
@@ -214,6 +216,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         changed(result.rows_affected)
     }
 
+    #[tracing::instrument(name = "db.directory.get_organization", skip_all, fields(otel.kind = "client"))]
     async fn get_organization(
         &self,
         guid: OrganizationGuid,
@@ -226,6 +229,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.directory.list_organizations", skip_all, fields(otel.kind = "client"))]
     async fn list_organizations(
         &self,
         query: &DirectoryQuery,
@@ -248,6 +252,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         )
     }
 
+    #[tracing::instrument(name = "db.directory.delete_organization", skip_all, fields(otel.kind = "client"))]
     async fn delete_organization(&self, guid: OrganizationGuid) -> Result<(), StoreError> {
         let uuid = guid.as_uuid();
         // The foreign keys make the delete itself refuse when anything still refers to the row,
@@ -280,6 +285,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         }
     }
 
+    #[tracing::instrument(name = "db.directory.insert_space", skip_all, fields(otel.kind = "client"))]
     async fn insert_space(&self, space: &Space) -> Result<(), StoreError> {
         let row = space::ActiveModel {
             guid: ActiveValue::Set(space.guid.as_uuid()),
@@ -295,6 +301,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.directory.update_space", skip_all, fields(otel.kind = "client"))]
     async fn update_space(&self, space: &Space) -> Result<(), StoreError> {
         let result = space::Entity::update_many()
             .col_expr(space::Column::Name, Expr::value(space.name.as_str()))
@@ -306,6 +313,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         changed(result.rows_affected)
     }
 
+    #[tracing::instrument(name = "db.directory.get_space", skip_all, fields(otel.kind = "client"))]
     async fn get_space(&self, guid: SpaceGuid) -> Result<Option<Space>, StoreError> {
         space::Entity::find_by_id(guid.as_uuid())
             .one(&self.db)
@@ -315,6 +323,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.directory.list_spaces", skip_all, fields(otel.kind = "client"))]
     async fn list_spaces(&self, query: &DirectoryQuery) -> Result<Page<Space>, StoreError> {
         let columns = ListColumns {
             guid: space::Column::Guid,
@@ -334,6 +343,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         )
     }
 
+    #[tracing::instrument(name = "db.directory.delete_space", skip_all, fields(otel.kind = "client"))]
     async fn delete_space(&self, guid: SpaceGuid) -> Result<(), StoreError> {
         let uuid = guid.as_uuid();
         match space::Entity::delete_by_id(uuid)
@@ -358,6 +368,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         }
     }
 
+    #[tracing::instrument(name = "db.directory.space_organizations", skip_all, fields(otel.kind = "client"))]
     async fn space_organizations(
         &self,
         spaces: &[SpaceGuid],
@@ -382,6 +393,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             .collect())
     }
 
+    #[tracing::instrument(name = "db.directory.insert_app", skip_all, fields(otel.kind = "client"))]
     async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
         let row = app::ActiveModel {
             guid: ActiveValue::Set(app.guid.as_uuid()),
@@ -398,6 +410,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.directory.update_app", skip_all, fields(otel.kind = "client"))]
     async fn update_app(&self, app: &App) -> Result<(), StoreError> {
         let result = app::Entity::update_many()
             .col_expr(app::Column::Name, Expr::value(app.name.as_str()))
@@ -409,6 +422,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         changed(result.rows_affected)
     }
 
+    #[tracing::instrument(name = "db.directory.get_app", skip_all, fields(otel.kind = "client"))]
     async fn get_app(&self, guid: AppGuid) -> Result<Option<App>, StoreError> {
         app::Entity::find_by_id(guid.as_uuid())
             .one(&self.db)
@@ -418,6 +432,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.directory.list_apps", skip_all, fields(otel.kind = "client"))]
     async fn list_apps(&self, query: &DirectoryQuery) -> Result<Page<App>, StoreError> {
         let columns = ListColumns {
             guid: app::Column::Guid,
@@ -437,6 +452,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         )
     }
 
+    #[tracing::instrument(name = "db.directory.delete_app", skip_all, fields(otel.kind = "client"))]
     async fn delete_app(&self, guid: AppGuid) -> Result<(), StoreError> {
         let uuid = guid.as_uuid();
         match app::Entity::delete_by_id(uuid)

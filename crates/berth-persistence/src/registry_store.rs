@@ -100,6 +100,7 @@ fn held_by(holder: Uuid) -> Condition {
 
 #[async_trait]
 impl RegistryStore for SeaOrmRegistryStore {
+    #[tracing::instrument(name = "db.registries.claim", skip_all, fields(otel.kind = "client"))]
     async fn claim(&self, registry: &Registry, lease: Lease) -> Result<(), StoreError> {
         let row = registry::ActiveModel {
             id: ActiveValue::Set(registry.id.0),
@@ -126,6 +127,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.registries.get", skip_all, fields(otel.kind = "client"))]
     async fn get(&self, id: RegistryId) -> Result<Option<Registry>, StoreError> {
         registry::Entity::find_by_id(id.0)
             .one(&self.db)
@@ -135,6 +137,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.registries.get_by_organization", skip_all, fields(otel.kind = "client"))]
     async fn get_by_organization(
         &self,
         organization: OrganizationGuid,
@@ -148,6 +151,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.registries.acquire", skip_all, fields(otel.kind = "client"))]
     async fn acquire(
         &self,
         id: RegistryId,
@@ -169,6 +173,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(result.rows_affected == 1)
     }
 
+    #[tracing::instrument(name = "db.registries.save", skip_all, fields(otel.kind = "client"))]
     async fn save(&self, registry: &Registry, holder: Uuid) -> Result<(), StoreError> {
         let result = registry::Entity::update_many()
             .col_expr(
@@ -219,6 +224,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         }
     }
 
+    #[tracing::instrument(name = "db.registries.release", skip_all, fields(otel.kind = "client"))]
     async fn release(&self, id: RegistryId, holder: Uuid) -> Result<(), StoreError> {
         registry::Entity::update_many()
             .col_expr(
@@ -237,6 +243,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.registries.delete", skip_all, fields(otel.kind = "client"))]
     async fn delete(&self, id: RegistryId, holder: Uuid) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         let result = registry::Entity::delete_many()
@@ -256,6 +263,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         transaction.commit().await.map_err(store_error)
     }
 
+    #[tracing::instrument(name = "db.registries.stalled", skip_all, fields(otel.kind = "client"))]
     async fn stalled(&self, before: OffsetDateTime) -> Result<Vec<Registry>, StoreError> {
         let free = Condition::any()
             .add(registry::Column::LeaseUntil.is_null())
@@ -276,6 +284,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             .collect()
     }
 
+    #[tracing::instrument(name = "db.registries.record_usage", skip_all, fields(otel.kind = "client"))]
     async fn record_usage(
         &self,
         id: RegistryId,
@@ -292,6 +301,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.registries.record_quota", skip_all, fields(otel.kind = "client"))]
     async fn record_quota(
         &self,
         id: RegistryId,
@@ -315,6 +325,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         }
     }
 
+    #[tracing::instrument(name = "db.registries.insert_robot", skip_all, fields(otel.kind = "client"))]
     async fn insert_robot(&self, robot: &RobotCredential) -> Result<(), StoreError> {
         robot::Entity::insert(robot_row(robot))
             .exec_without_returning(&self.db)
@@ -323,6 +334,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.registries.update_robot", skip_all, fields(otel.kind = "client"))]
     async fn update_robot(&self, robot: &RobotCredential) -> Result<(), StoreError> {
         let result = robot::Entity::update_many()
             .col_expr(
@@ -344,6 +356,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         }
     }
 
+    #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]
     async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError> {
         let result = robot::Entity::delete_by_id(id.0)
             .exec(&self.db)
@@ -356,6 +369,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         }
     }
 
+    #[tracing::instrument(name = "db.registries.robots", skip_all, fields(otel.kind = "client"))]
     async fn robots(&self, registry: RegistryId) -> Result<Vec<RobotCredential>, StoreError> {
         robot::Entity::find()
             .filter(robot::Column::RegistryId.eq(registry.0))
@@ -369,6 +383,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             .collect()
     }
 
+    #[tracing::instrument(name = "db.registries.stalled_robots", skip_all, fields(otel.kind = "client"))]
     async fn stalled_robots(
         &self,
         before: OffsetDateTime,

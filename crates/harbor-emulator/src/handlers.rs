@@ -102,6 +102,17 @@ pub(crate) async fn request_id(
     ) {
         lock(&shared.state).request_ids.push(given.to_owned());
     }
+    if let (Some(shared), Some(traceparent)) = (
+        request.app_data::<Data>(),
+        request
+            .headers()
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok()),
+    ) {
+        lock(&shared.state)
+            .traceparents
+            .push(traceparent.to_owned());
+    }
     let id = request.headers().get(&name).cloned().unwrap_or_else(|| {
         HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
             .unwrap_or(HeaderValue::from_static("0"))

@@ -50,6 +50,7 @@ pub(crate) struct State {
     pub(crate) robots: BTreeMap<i64, Robot>,
     pub(crate) calls: Vec<String>,
     pub(crate) request_ids: Vec<String>,
+    pub(crate) traceparents: Vec<String>,
 }
 
 pub(crate) fn hash_secret(salt: &[u8], secret: &str) -> Vec<u8> {
@@ -221,6 +222,8 @@ pub struct StateView {
     pub calls: Vec<String>,
     /// Every `X-Request-Id` callers sent.
     pub request_ids: Vec<String>,
+    /// Every W3C `traceparent` callers sent.
+    pub traceparents: Vec<String>,
 }
 
 pub(crate) fn view(state: &State) -> StateView {
@@ -259,5 +262,6 @@ pub(crate) fn view(state: &State) -> StateView {
             .collect(),
         calls: state.calls.clone(),
         request_ids: state.request_ids.clone(),
+        traceparents: state.traceparents.clone(),
     }
 }

@@ -60,7 +60,10 @@ fn service(state: &AppState) -> Result<&RegistryService, V1Error> {
 
 /// An orgID that is not a UUID names no organization.
 fn organization(text: &str) -> Result<OrganizationGuid, V1Error> {
-    OrganizationGuid::parse(text).map_err(|_| V1Error::organization_not_found())
+    let organization =
+        OrganizationGuid::parse(text).map_err(|_| V1Error::organization_not_found())?;
+    tracing::Span::current().record("berth.organization", organization.to_string());
+    Ok(organization)
 }
 
 fn timestamp(time: OffsetDateTime) -> String {
