@@ -31,8 +31,11 @@ fn main() -> anyhow::Result<()> {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("domain-fence") => domain_fence(),
+        Some("openapi") => openapi(),
         _ => {
-            eprintln!("usage: cargo xtask <test [-- extra test args] | ci | domain-fence>");
+            eprintln!(
+                "usage: cargo xtask <test [-- extra test args] | ci | domain-fence | openapi>"
+            );
             std::process::exit(2);
         }
     }
@@ -163,6 +166,31 @@ fn domain_fence() -> anyhow::Result<()> {
         bail!("berth-domain depends on I/O crates: {}", found.join(", "));
     }
     eprintln!("==> berth-domain depends on no I/O crate");
+    Ok(())
+}
+
+/// Rewrites `docs/openapi.json` from the code (a test fails while the two differ).
+fn openapi() -> anyhow::Result<()> {
+    let output = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "berth-api",
+            "--bin",
+            "berth",
+            "--",
+            "openapi",
+        ])
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "berth openapi failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::write(workspace_root().join("docs/openapi.json"), &output.stdout)?;
+    eprintln!("==> wrote docs/openapi.json");
     Ok(())
 }
 

@@ -42,6 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print the OpenAPI document.
+    Openapi,
     /// Print one HS256 token (dev mode, or where auth.hs256_secret is set).
     Token {
         #[arg(long, default_value = "berth-cli")]
@@ -96,6 +98,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Whatever stops the command; `main` prints it.
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!("{}", crate::openapi::document_json());
+        return Ok(());
+    }
     let settings = config::load(cli.config.as_deref()).context("reading configuration")?;
     let log_format = settings.log.format.clone();
     let log_level = settings.log.level.clone();
@@ -126,6 +132,7 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(runtime, command).await,
+        Command::Openapi => Ok(()),
         Command::Token {
             sub,
             scopes,

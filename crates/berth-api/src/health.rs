@@ -19,14 +19,20 @@ pub struct Readiness {
     pub harbor: Option<Arc<dyn RegistryProvisioner>>,
 }
 
-#[derive(Serialize)]
-struct Report {
+/// `/healthz`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthBody {
+    pub status: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Report {
     status: &'static str,
     checks: Checks,
 }
 
-#[derive(Serialize)]
-struct Checks {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
     database: String,
     key_ring: String,
     harbor: String,
@@ -64,10 +70,14 @@ impl Readiness {
     }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz", security(()), responses((status = 200, description = "The process serves", body = HealthBody)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(HealthBody {
+        status: "ok".into(),
+    })
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz", security(()), responses((status = 200, description = "Ready", body = Report), (status = 503, description = "Not ready; the body names what failed", body = Report)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let report = state.readiness.check().await;
     let mut response = if report.status == "ready" {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod health;
+pub mod openapi;
 pub mod prometheus;
 pub mod startup;
 pub mod state;

@@ -463,6 +463,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(crate::health::healthz))
         .route("/readyz", web::get().to(crate::health::readyz))
         .route("/metrics", web::get().to(crate::prometheus::scrape))
+        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
+            "/openapi.json",
+            <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
         .configure(v3::configure)
         .configure(crate::v1::configure)
         .service(web::scope("/api/v1").default_service(web::to(crate::v1::registry::unknown)))

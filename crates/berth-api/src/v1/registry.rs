@@ -73,8 +73,9 @@ fn timestamp(time: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct RegistryBody {
+/// An organization's registry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RegistryBody {
     id: String,
     org_id: String,
     harbor_project: String,
@@ -103,23 +104,47 @@ impl From<&Registry> for RegistryBody {
     }
 }
 
-#[derive(Serialize)]
-struct SecretBody<'a> {
-    username: &'a str,
-    password: &'a str,
+/// A robot's login, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecretBody {
+    /// The full robot name Harbor returned, such as `robot$org-…+berth-default`.
+    username: String,
+    #[schema(format = Password)]
+    password: String,
 }
 
-impl<'a> From<&'a IssuedSecret> for SecretBody<'a> {
-    fn from(secret: &'a IssuedSecret) -> Self {
+impl From<&IssuedSecret> for SecretBody {
+    fn from(secret: &IssuedSecret) -> Self {
         Self {
-            username: &secret.username,
-            password: secret.expose_password(),
+            username: secret.username.clone(),
+            password: secret.expose_password().to_owned(),
         }
     }
 }
 
-#[derive(Serialize)]
-struct RobotBody {
+/// The answer to enabling: the registry and its default robot's login (shown only here).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EnableResponse {
+    registry: RegistryBody,
+    credentials: SecretBody,
+}
+
+/// Robot credentials of a registry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RobotList {
+    resources: Vec<RobotBody>,
+}
+
+/// A robot credential and its login (shown only in this answer).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RobotIssued {
+    credential: RobotBody,
+    credentials: SecretBody,
+}
+
+/// A robot credential, never with its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RobotBody {
     id: String,
     name: String,
     username: Option<String>,
@@ -194,7 +219,8 @@ fn finish<T>(details: Vec<Detail>, value: Option<T>) -> Result<T, V1Error> {
     }
 }
 
-async fn enable(
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "enable_registry", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = Option<crate::openapi::EnableRegistryBody>, content_type = "application/json"), responses((status = 201, description = "Enabled; the robot secret is shown only here", body = EnableResponse), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn enable(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
@@ -213,13 +239,14 @@ async fn enable(
     let (registry, secret) = service(&state)?
         .enable(&caller.0, organization, quota)
         .await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "registry": RegistryBody::from(&registry),
-        "credentials": SecretBody::from(&secret),
-    })))
+    Ok(HttpResponse::Created().json(EnableResponse {
+        registry: RegistryBody::from(&registry),
+        credentials: SecretBody::from(&secret),
+    }))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "get_registry", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 200, description = "The registry", body = RegistryBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn show(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
@@ -230,7 +257,8 @@ async fn show(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "update_registry_quota", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::QuotaBody, content_type = "application/json"), responses((status = 200, description = "Quota changed", body = RegistryBody), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
@@ -248,7 +276,8 @@ async fn update(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
-async fn disable(
+#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "disable_registry", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 204, description = "Disabled: robots deleted, project kept"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn disable(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
@@ -259,7 +288,8 @@ async fn disable(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_robots(
+#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/registry/credentials", tag = "registries", operation_id = "list_robot_credentials", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 200, description = "Robot credentials, never their secrets", body = RobotList), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn list_robots(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
@@ -267,11 +297,13 @@ async fn list_robots(
     let robots = service(&state)?
         .robots(&caller.0, organization(&org_id)?)
         .await?;
-    let resources: Vec<RobotBody> = robots.iter().map(RobotBody::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "resources": resources })))
+    Ok(HttpResponse::Ok().json(RobotList {
+        resources: robots.iter().map(RobotBody::from).collect(),
+    }))
 }
 
-async fn create_robot(
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials", tag = "registries", operation_id = "create_robot_credential", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::CreateRobotBody, content_type = "application/json"), responses((status = 201, description = "Created; the secret is shown only here", body = RobotIssued), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn create_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
@@ -330,10 +362,10 @@ async fn create_robot(
     let (robot, secret) = service(&state)?
         .create_robot(&caller.0, organization, name, access, expires)
         .await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "credential": RobotBody::from(&robot),
-        "credentials": SecretBody::from(&secret),
-    })))
+    Ok(HttpResponse::Created().json(RobotIssued {
+        credential: RobotBody::from(&robot),
+        credentials: SecretBody::from(&secret),
+    }))
 }
 
 /// A credential id that is not a UUID names no credential.
@@ -343,7 +375,8 @@ fn robot_id(text: &str) -> Result<RobotId, V1Error> {
         .map_err(|_| V1Error::from(berth_domain::registry_service::RegistryError::RobotNotFound))
 }
 
-async fn rotate_robot(
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate", tag = "registries", operation_id = "rotate_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 200, description = "Rotated; the new secret is shown only here", body = RobotIssued), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn rotate_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
     path: web::Path<(String, String)>,
@@ -354,13 +387,14 @@ async fn rotate_robot(
     let (robot, secret) = service(&state)?
         .rotate_robot(&caller.0, organization, id)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "credential": RobotBody::from(&robot),
-        "credentials": SecretBody::from(&secret),
-    })))
+    Ok(HttpResponse::Ok().json(RobotIssued {
+        credential: RobotBody::from(&robot),
+        credentials: SecretBody::from(&secret),
+    }))
 }
 
-async fn delete_robot(
+#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}", tag = "registries", operation_id = "delete_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 204, description = "Deleted in Harbor and in Berth"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+pub(crate) async fn delete_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
     path: web::Path<(String, String)>,

@@ -109,7 +109,8 @@ fn directory_query(
     query.finish((parsed, link_params))
 }
 
-async fn put_organization(
+#[utoipa::path(put, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "put_organization", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::OrganizationBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = OrganizationResource), (status = 201, description = "Created", body = OrganizationResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn put_organization(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -127,7 +128,8 @@ async fn put_organization(
     Ok(upserted(outcome).json(OrganizationResource::new(&organization, &state.links)))
 }
 
-async fn show_organization(
+#[utoipa::path(get, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "get_organization", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = OrganizationResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn show_organization(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -138,7 +140,8 @@ async fn show_organization(
     Ok(HttpResponse::Ok().json(OrganizationResource::new(&organization, &state.links)))
 }
 
-async fn list_organizations(
+#[utoipa::path(get, path = "/v3/organizations", tag = "directory", operation_id = "list_organizations", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<OrganizationResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn list_organizations(
     state: web::Data<AppState>,
     caller: V3Caller,
     request: HttpRequest,
@@ -156,7 +159,8 @@ async fn list_organizations(
     )))
 }
 
-async fn delete_organization(
+#[utoipa::path(delete, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "delete_organization", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn delete_organization(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -167,7 +171,8 @@ async fn delete_organization(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn put_space(
+#[utoipa::path(put, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "put_space", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::SpaceBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = SpaceResource), (status = 201, description = "Created", body = SpaceResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn put_space(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -191,7 +196,8 @@ async fn put_space(
     Ok(upserted(outcome).json(SpaceResource::new(&space, &state.links)))
 }
 
-async fn show_space(
+#[utoipa::path(get, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "get_space", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = SpaceResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn show_space(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -201,7 +207,8 @@ async fn show_space(
     Ok(HttpResponse::Ok().json(SpaceResource::new(&space, &state.links)))
 }
 
-async fn list_spaces(
+#[utoipa::path(get, path = "/v3/spaces", tag = "directory", operation_id = "list_spaces", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<SpaceResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn list_spaces(
     state: web::Data<AppState>,
     caller: V3Caller,
     request: HttpRequest,
@@ -219,7 +226,8 @@ async fn list_spaces(
     )))
 }
 
-async fn delete_space(
+#[utoipa::path(delete, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "delete_space", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn delete_space(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -229,7 +237,8 @@ async fn delete_space(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn put_app(
+#[utoipa::path(put, path = "/v3/apps/{guid}", tag = "directory", operation_id = "put_app", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::AppBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = AppResource), (status = 201, description = "Created", body = AppResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn put_app(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -253,7 +262,8 @@ async fn put_app(
     Ok(upserted(outcome).json(AppResource::new(&app, &state.links)))
 }
 
-async fn show_app(
+#[utoipa::path(get, path = "/v3/apps/{guid}", tag = "directory", operation_id = "get_app", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = AppResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn show_app(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,
@@ -263,7 +273,8 @@ async fn show_app(
     Ok(HttpResponse::Ok().json(AppResource::new(&app, &state.links)))
 }
 
-async fn list_apps(
+#[utoipa::path(get, path = "/v3/apps", tag = "directory", operation_id = "list_apps", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<AppResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn list_apps(
     state: web::Data<AppState>,
     caller: V3Caller,
     request: HttpRequest,
@@ -281,7 +292,8 @@ async fn list_apps(
     )))
 }
 
-async fn delete_app(
+#[utoipa::path(delete, path = "/v3/apps/{guid}", tag = "directory", operation_id = "delete_app", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+pub(crate) async fn delete_app(
     state: web::Data<AppState>,
     caller: V3Caller,
     guid: web::Path<String>,

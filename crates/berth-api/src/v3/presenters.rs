@@ -35,23 +35,23 @@ impl Links {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Link {
     pub href: String,
     pub method: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Href {
     pub href: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToOne {
     pub data: Option<GuidRef>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GuidRef {
     pub guid: String,
 }
@@ -64,7 +64,7 @@ fn to_one(guid: Option<impl ToString>) -> ToOne {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MetadataBody {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -94,14 +94,14 @@ fn empty_metadata() -> MetadataBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CredentialRelationships {
     pub organization: ToOne,
     pub space: ToOne,
     pub app: ToOne,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CredentialLinks {
     #[serde(rename = "self")]
     pub self_: Link,
@@ -114,7 +114,7 @@ pub struct CredentialLinks {
 }
 
 /// A registry credential as the V3 API shows it. The password is never part of it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CredentialResource {
     pub guid: String,
     pub created_at: String,
@@ -157,13 +157,13 @@ impl CredentialResource {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SelfLinks {
     #[serde(rename = "self")]
     pub self_: Link,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrganizationResource {
     pub guid: String,
     pub created_at: String,
@@ -188,19 +188,19 @@ impl OrganizationResource {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpaceRelationships {
     pub organization: ToOne,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpaceLinks {
     #[serde(rename = "self")]
     pub self_: Link,
     pub organization: Link,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpaceResource {
     pub guid: String,
     pub created_at: String,
@@ -230,19 +230,19 @@ impl SpaceResource {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppRelationships {
     pub space: ToOne,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppLinks {
     #[serde(rename = "self")]
     pub self_: Link,
     pub space: Link,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppResource {
     pub guid: String,
     pub created_at: String,
@@ -272,7 +272,7 @@ impl AppResource {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Pagination {
     pub total_results: u64,
     pub total_pages: u64,
@@ -282,7 +282,7 @@ pub struct Pagination {
     pub previous: Option<Href>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListBody<T> {
     pub pagination: Pagination,
     pub resources: Vec<T>,

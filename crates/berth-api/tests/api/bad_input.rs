@@ -178,3 +178,29 @@ async fn unsupported_methods_are_unknown_requests_in_the_v3_envelope() {
         assert_v3_error(&body, 10000, "CF-NotFound");
     }
 }
+
+#[tokio::test]
+async fn the_document_and_its_offline_page_are_served() {
+    let app = TestApp::spawn().await;
+    let response = app.raw(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let served: Value = response.json().await.unwrap();
+    let generated: Value = serde_json::from_str(&berth_api::openapi::document_json()).unwrap();
+    assert_eq!(served, generated);
+    let response = app.raw(Method::GET, "/docs/", None, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(
+        !page.contains("https://"),
+        "the page loads nothing from a CDN"
+    );
+    let script = app
+        .raw(Method::GET, "/docs/swagger-ui-bundle.js", None, None)
+        .await;
+    assert_eq!(
+        script.status(),
+        StatusCode::OK,
+        "the assets are served by Berth itself"
+    );
+}

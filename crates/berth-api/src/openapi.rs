@@ -1,0 +1,268 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types, served
+//! at `/openapi.json` with a browsable page at `/docs/` (Swagger UI, vendored: no CDN at build
+//! or view time). `docs/openapi.json` is a committed copy; a test fails when the two drift
+//! (`cargo xtask openapi` rewrites it).
+
+#![allow(dead_code)] // The request-body types exist for the document: bodies are parsed by hand.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+/// The V3 error envelope: `{"errors":[{"detail","title","code"}]}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct V3ErrorBody {
+    pub errors: Vec<V3ErrorEntry>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct V3ErrorEntry {
+    pub detail: String,
+    /// Such as `CF-UnprocessableEntity`.
+    pub title: String,
+    pub code: u32,
+}
+
+/// The v1 error envelope: `{"error":{"code","message","details"}}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct V1ErrorBody {
+    pub error: V1ErrorObject,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct V1ErrorObject {
+    /// A stable snake_case code such as `registry_already_enabled`.
+    pub code: String,
+    pub message: String,
+    pub details: Vec<V1ErrorDetail>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct V1ErrorDetail {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct GuidData {
+    pub guid: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RelationshipData {
+    pub data: GuidData,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CredentialRelationshipsBody {
+    pub organization: Option<RelationshipData>,
+    pub space: Option<RelationshipData>,
+    pub app: Option<RelationshipData>,
+}
+
+/// Labels and annotations; in a `PATCH`, a `null` value deletes the key.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MetadataRequest {
+    pub labels: Option<BTreeMap<String, Option<String>>>,
+    pub annotations: Option<BTreeMap<String, Option<String>>>,
+}
+
+/// `POST /v3/registry_credentials`: at most one relationship; none is the foundation.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredentialBody {
+    /// `host[:port][/path]`, no scheme.
+    pub location: String,
+    pub username: String,
+    /// Write-only: never returned.
+    #[schema(format = Password)]
+    pub password: String,
+    pub relationships: Option<CredentialRelationshipsBody>,
+    pub metadata: Option<MetadataRequest>,
+}
+
+/// `PATCH /v3/registry_credentials/{guid}`: metadata merges.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCredentialBody {
+    pub username: Option<String>,
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    pub metadata: Option<MetadataRequest>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationBody {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OrganizationRelationship {
+    pub organization: RelationshipData,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceBody {
+    pub name: String,
+    pub relationships: OrganizationRelationship,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SpaceRelationship {
+    pub space: RelationshipData,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppBody {
+    pub name: String,
+    pub relationships: SpaceRelationship,
+}
+
+/// The query of `GET /v3/registry_credentials`: comma-separated lists, ANDed across parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CredentialListQuery {
+    /// From 1.
+    pub page: Option<u32>,
+    /// 1 to 5000; default 50.
+    pub per_page: Option<u32>,
+    /// `created_at`, `updated_at` or `location`, `-` first for descending.
+    pub order_by: Option<String>,
+    pub guids: Option<String>,
+    pub organization_guids: Option<String>,
+    pub space_guids: Option<String>,
+    pub app_guids: Option<String>,
+    /// `foundation`, `organization`, `space`, `app`.
+    pub scopes: Option<String>,
+    pub locations: Option<String>,
+    /// `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`; up to 50, comma-separated.
+    pub label_selector: Option<String>,
+    /// `YYYY-MM-DDThh:mm:ssZ`, comma-separated.
+    pub created_ats: Option<String>,
+    #[serde(rename = "created_ats[lt]")]
+    pub created_ats_lt: Option<String>,
+    #[serde(rename = "created_ats[lte]")]
+    pub created_ats_lte: Option<String>,
+    #[serde(rename = "created_ats[gt]")]
+    pub created_ats_gt: Option<String>,
+    #[serde(rename = "created_ats[gte]")]
+    pub created_ats_gte: Option<String>,
+    pub updated_ats: Option<String>,
+    #[serde(rename = "updated_ats[lt]")]
+    pub updated_ats_lt: Option<String>,
+    #[serde(rename = "updated_ats[lte]")]
+    pub updated_ats_lte: Option<String>,
+    #[serde(rename = "updated_ats[gt]")]
+    pub updated_ats_gt: Option<String>,
+    #[serde(rename = "updated_ats[gte]")]
+    pub updated_ats_gte: Option<String>,
+}
+
+/// The query of the directory lists.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DirectoryListQuery {
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+    /// `created_at`, `updated_at` or `name`, `-` first for descending.
+    pub order_by: Option<String>,
+    pub guids: Option<String>,
+    pub names: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnableRegistryBody {
+    /// 1 to 1048576; default from `harbor.default_quota_gb`.
+    pub quota_gb: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    pub quota_gb: u32,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRobotBody {
+    /// Lowercase letters and digits separated by single `.`, `_` or `-`.
+    pub name: String,
+    /// `pull` or `push_pull`.
+    pub access: String,
+    /// 1 to 3650; none means never.
+    pub expires_in_days: Option<u32>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Berth", description = "Registry credentials (Cloud Foundry V3) and organization registries on Harbor."),
+    paths(
+        crate::v3::registry_credentials::create,
+        crate::v3::registry_credentials::list,
+        crate::v3::registry_credentials::show,
+        crate::v3::registry_credentials::update,
+        crate::v3::registry_credentials::delete,
+        crate::v3::directory::put_organization,
+        crate::v3::directory::show_organization,
+        crate::v3::directory::list_organizations,
+        crate::v3::directory::delete_organization,
+        crate::v3::directory::put_space,
+        crate::v3::directory::show_space,
+        crate::v3::directory::list_spaces,
+        crate::v3::directory::delete_space,
+        crate::v3::directory::put_app,
+        crate::v3::directory::show_app,
+        crate::v3::directory::list_apps,
+        crate::v3::directory::delete_app,
+        crate::v1::registry::enable,
+        crate::v1::registry::show,
+        crate::v1::registry::update,
+        crate::v1::registry::disable,
+        crate::v1::registry::list_robots,
+        crate::v1::registry::create_robot,
+        crate::v1::registry::rotate_robot,
+        crate::v1::registry::delete_robot,
+        crate::health::healthz,
+        crate::health::readyz,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),
+        (name = "directory", description = "Organizations, spaces and apps, kept in sync by the platform"),
+        (name = "registries", description = "Organization registries on Harbor"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served and as committed in `docs/openapi.json`.
+pub fn document_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| String::from("{}"))
+}
