@@ -75,10 +75,12 @@ pub struct MetadataRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateCredentialBody {
     /// `host[:port][/path]`, no scheme.
+    #[schema(min_length = 1, max_length = 512)]
     pub location: String,
+    #[schema(min_length = 1, max_length = 255)]
     pub username: String,
     /// Write-only: never returned.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1, max_length = 16384)]
     pub password: String,
     pub relationships: Option<CredentialRelationshipsBody>,
     pub metadata: Option<MetadataRequest>,
@@ -129,10 +131,13 @@ pub struct AppBody {
 #[into_params(parameter_in = Query)]
 pub struct CredentialListQuery {
     /// From 1.
+    #[param(minimum = 1, maximum = 4294967295_u64)]
     pub page: Option<u32>,
     /// 1 to 5000; default 50.
+    #[param(minimum = 1, maximum = 5000)]
     pub per_page: Option<u32>,
     /// `created_at`, `updated_at` or `location`, `-` first for descending.
+    #[param(pattern = r"^[+-]?(created_at|updated_at|location)$")]
     pub order_by: Option<String>,
     pub guids: Option<String>,
     pub organization_guids: Option<String>,
@@ -168,9 +173,12 @@ pub struct CredentialListQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DirectoryListQuery {
+    #[param(minimum = 1, maximum = 4294967295_u64)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 5000)]
     pub per_page: Option<u32>,
     /// `created_at`, `updated_at` or `name`, `-` first for descending.
+    #[param(pattern = r"^[+-]?(created_at|updated_at|name)$")]
     pub order_by: Option<String>,
     pub guids: Option<String>,
     pub names: Option<String>,

@@ -460,9 +460,9 @@ async fn request_id(
 /// Every route. Unknown routes answer in the dialect of their prefix.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(crate::health::healthz))
-        .route("/readyz", web::get().to(crate::health::readyz))
-        .route("/metrics", web::get().to(crate::prometheus::scrape))
+        .service(v3::resource("/healthz", "GET").route(web::get().to(crate::health::healthz)))
+        .service(v3::resource("/readyz", "GET").route(web::get().to(crate::health::readyz)))
+        .service(v3::resource("/metrics", "GET").route(web::get().to(crate::prometheus::scrape)))
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/openapi.json",
             <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),

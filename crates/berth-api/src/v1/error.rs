@@ -23,6 +23,7 @@ pub struct V1Error {
     code: &'static str,
     message: String,
     details: Vec<Detail>,
+    allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -44,6 +45,7 @@ impl V1Error {
             code,
             message: message.into(),
             details: Vec::new(),
+            allow: None,
         }
     }
 
@@ -69,6 +71,18 @@ impl V1Error {
 
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "No such route.")
+    }
+
+    /// 405 for a method the route does not serve, with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This route does not serve that method.",
+            )
+        }
     }
 
     pub fn invalid_json() -> Self {
@@ -135,6 +149,9 @@ impl ResponseError for V1Error {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }

@@ -48,7 +48,7 @@ impl FromRequest for OptionalObject {
         let payload = payload.take();
         Box::pin(async move {
             match read_json(&request, payload).await {
-                Ok(None) => Ok(Self(None)),
+                Ok(None | Some(Value::Null)) => Ok(Self(None)),
                 Ok(Some(Value::Object(map))) => Ok(Self(Some(map))),
                 Ok(Some(_)) => Err(V1Error::validation(vec![Detail {
                     field: "body".into(),

@@ -19,31 +19,44 @@ use crate::state::AppState;
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(
-            web::resource("/api/v1/organizations/{org_id}/registry")
-                .route(web::post().to(enable))
-                .route(web::get().to(show))
-                .route(web::patch().to(update))
-                .route(web::delete().to(disable))
-                .default_service(web::to(unknown)),
-        )
-        .service(
-            web::resource("/api/v1/organizations/{org_id}/registry/credentials")
-                .route(web::get().to(list_robots))
-                .route(web::post().to(create_robot))
-                .default_service(web::to(unknown)),
-        )
-        .service(
-            web::resource(
-                "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
+            resource(
+                "/api/v1/organizations/{org_id}/registry",
+                "GET, POST, PATCH, DELETE",
             )
-            .route(web::post().to(rotate_robot))
-            .default_service(web::to(unknown)),
+            .route(web::post().to(enable))
+            .route(web::get().to(show))
+            .route(web::patch().to(update))
+            .route(web::delete().to(disable)),
         )
         .service(
-            web::resource("/api/v1/organizations/{org_id}/registry/credentials/{credential_id}")
-                .route(web::delete().to(delete_robot))
-                .default_service(web::to(unknown)),
+            resource(
+                "/api/v1/organizations/{org_id}/registry/credentials",
+                "GET, POST",
+            )
+            .route(web::get().to(list_robots))
+            .route(web::post().to(create_robot)),
+        )
+        .service(
+            resource(
+                "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
+                "POST",
+            )
+            .route(web::post().to(rotate_robot)),
+        )
+        .service(
+            resource(
+                "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
+                "DELETE",
+            )
+            .route(web::delete().to(delete_robot)),
         );
+}
+
+/// A v1 resource whose other methods answer 405 with `Allow`, in the v1 envelope.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(V1Error::method_not_allowed(allow))
+    }))
 }
 
 /// Any route or method under `/api/v1` that does not exist.

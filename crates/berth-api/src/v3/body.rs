@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::error::V3Error;
 use crate::body::{BodyError, MAX_BODY_BYTES, read_json};
 
-/// A request body that is a JSON object. An empty body reads as `{}`.
+/// A request body that is a JSON object. An empty body, or `null`, reads as `{}`.
 pub struct JsonObject(pub Map<String, Value>);
 
 impl FromRequest for JsonObject {
@@ -24,7 +24,8 @@ impl FromRequest for JsonObject {
         let payload = payload.take();
         Box::pin(async move {
             match read_json(&request, payload).await {
-                Ok(None) => Ok(Self(Map::new())),
+                // An empty body, or `null`, has no fields.
+                Ok(None | Some(Value::Null)) => Ok(Self(Map::new())),
                 Ok(Some(Value::Object(map))) => Ok(Self(map)),
                 Ok(Some(_)) => Err(V3Error::message_parse(
                     "the request body must be a JSON object",

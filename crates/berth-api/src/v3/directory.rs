@@ -22,23 +22,25 @@ const ORDER_FIELDS: &[(&str, DirectoryOrderField)] = &[
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(super::resource("/v3/organizations").route(web::get().to(list_organizations)))
         .service(
-            super::resource("/v3/organizations/{guid}")
+            super::resource("/v3/organizations", "GET").route(web::get().to(list_organizations)),
+        )
+        .service(
+            super::resource("/v3/organizations/{guid}", "GET, PUT, DELETE")
                 .route(web::get().to(show_organization))
                 .route(web::put().to(put_organization))
                 .route(web::delete().to(delete_organization)),
         )
-        .service(super::resource("/v3/spaces").route(web::get().to(list_spaces)))
+        .service(super::resource("/v3/spaces", "GET").route(web::get().to(list_spaces)))
         .service(
-            super::resource("/v3/spaces/{guid}")
+            super::resource("/v3/spaces/{guid}", "GET, PUT, DELETE")
                 .route(web::get().to(show_space))
                 .route(web::put().to(put_space))
                 .route(web::delete().to(delete_space)),
         )
-        .service(super::resource("/v3/apps").route(web::get().to(list_apps)))
+        .service(super::resource("/v3/apps", "GET").route(web::get().to(list_apps)))
         .service(
-            super::resource("/v3/apps/{guid}")
+            super::resource("/v3/apps/{guid}", "GET, PUT, DELETE")
                 .route(web::get().to(show_app))
                 .route(web::put().to(put_app))
                 .route(web::delete().to(delete_app)),

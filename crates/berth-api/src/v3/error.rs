@@ -19,6 +19,7 @@ pub struct V3Error {
     title: &'static str,
     detail: String,
     challenge: Option<&'static str>,
+    allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +42,7 @@ impl V3Error {
             title,
             detail: detail.into(),
             challenge: None,
+            allow: None,
         }
     }
 
@@ -105,6 +107,19 @@ impl V3Error {
             "CF-NotFound",
             "Unknown request",
         )
+    }
+
+    /// 405 for a method the route does not serve, with `Allow`; the V3 code of an unknown request.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                10000,
+                "CF-NotFound",
+                "Unknown request",
+            )
+        }
     }
 
     /// 401 CF-NotAuthenticated: no token.
@@ -179,6 +194,9 @@ impl ResponseError for V3Error {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
         if let Some(challenge) = self.challenge {
             response.insert_header((
                 header::WWW_AUTHENTICATE,

@@ -21,9 +21,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
     directory::configure(config);
 }
 
-/// A V3 resource whose unsupported methods answer like an unknown route, in the V3 envelope.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(unknown_request))
+/// A V3 resource whose other methods answer 405 with `Allow`, in the V3 envelope.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<actix_web::HttpResponse, _>(V3Error::method_not_allowed(allow))
+    }))
 }
 
 /// Cloud Foundry answers 404 CF-NotFound "Unknown request" for any route it does not serve.

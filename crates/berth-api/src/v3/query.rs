@@ -46,6 +46,11 @@ impl ListQuery {
                 unknown.push(format!("'{key}'"));
                 continue;
             }
+            // No stored value holds a NUL, and PostgreSQL refuses one in a text parameter.
+            if value.contains('\0') {
+                problems.push(format!("{key} must not contain a NUL character"));
+                continue;
+            }
             if let Some(operator) = key
                 .strip_prefix(base)
                 .and_then(|rest| rest.strip_prefix('['))

@@ -44,12 +44,12 @@ const ORDER_FIELDS: &[(&str, CredentialOrderField)] = &[
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(
-            super::resource(PATH)
+            super::resource(PATH, "GET, POST")
                 .route(web::post().to(create))
                 .route(web::get().to(list)),
         )
         .service(
-            super::resource("/v3/registry_credentials/{guid}")
+            super::resource("/v3/registry_credentials/{guid}", "GET, PATCH, DELETE")
                 .route(web::get().to(show))
                 .route(web::patch().to(update))
                 .route(web::delete().to(delete)),
@@ -97,7 +97,7 @@ pub(crate) async fn show(
     Ok(HttpResponse::Ok().json(CredentialResource::new(&credential, &state.links)))
 }
 
-#[utoipa::path(patch, path = "/v3/registry_credentials/{guid}", tag = "registry_credentials", operation_id = "update_registry_credential", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::UpdateCredentialBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = CredentialResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(patch, path = "/v3/registry_credentials/{guid}", tag = "registry_credentials", operation_id = "update_registry_credential", params(("guid" = String, Path, description = "The resource guid")), request_body(content = Option<crate::openapi::UpdateCredentialBody>, content_type = "application/json"), responses((status = 200, description = "Updated", body = CredentialResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: V3Caller,

@@ -30,11 +30,15 @@ async fn malformed_json_is_a_message_parse_error() {
             "Request invalid due to parse error: invalid request body"
         );
     }
-    for body in ["[]", "\"text\"", "42", "null", "[{\"location\":\"r.io\"}]"] {
+    for body in ["[]", "\"text\"", "42", "[{\"location\":\"r.io\"}]"] {
         let (status, error) = post_raw(&app, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
         assert_v3_error(&error, 1001, "CF-MessageParseError");
     }
+    // `null` has no fields: the same answer as `{}`.
+    let (status, error) = post_raw(&app, "null").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(detail(&error), "Location can't be blank, Username can't be blank, Password can't be blank");
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let (status, _) = post_raw(&app, &deep).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -158,25 +162,51 @@ async fn unknown_routes_are_cf_not_found() {
 }
 
 #[tokio::test]
-async fn unsupported_methods_are_unknown_requests_in_the_v3_envelope() {
+async fn unsupported_methods_are_405_with_allow_in_each_envelope() {
     let app = TestApp::spawn().await;
-    for (method, path) in [
-        (Method::PUT, "/v3/registry_credentials"),
-        (Method::DELETE, "/v3/registry_credentials"),
+    for (method, path, allow) in [
+        (Method::PUT, "/v3/registry_credentials", "GET, POST"),
+        (Method::DELETE, "/v3/registry_credentials", "GET, POST"),
         (
             Method::POST,
             "/v3/registry_credentials/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
+            "GET, PATCH, DELETE",
         ),
-        (Method::POST, "/v3/organizations"),
+        (Method::POST, "/v3/organizations", "GET"),
         (
             Method::PATCH,
             "/v3/spaces/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
+            "GET, PUT, DELETE",
         ),
     ] {
-        let (status, body) = app.call(method.clone(), path, Some(json!({}))).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
-        assert_v3_error(&body, 10000, "CF-NotFound");
+        let response = app
+            .raw(
+                method.clone(),
+                path,
+                Some(&app.admin_token),
+                Some("{}".into()),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(response.headers()["allow"], allow);
+        assert_v3_error(&response.json().await.unwrap(), 10000, "CF-NotFound");
     }
+    let response = app
+        .raw(
+            Method::PUT,
+            "/api/v1/organizations/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11/registry",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, POST, PATCH, DELETE");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
 }
 
 #[tokio::test]
