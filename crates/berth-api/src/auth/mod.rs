@@ -1,245 +1,344 @@
-//! Bearer token verification: HS256 with a shared secret, and RS256, ES256 and EdDSA with keys
-//! from a JWKS (a file, or a URL fetched and cached).
+//! Bearer token verification for `Authorization: Bearer <JWT>`.
 //!
-//! The algorithm is decided by the key, never trusted from the token: an RSA key verifies only
-//! RS256, a P-256 key only ES256, an Ed25519 key only EdDSA, the shared secret only HS256. So
-//! `alg: none` and algorithm confusion (an HS256 token "signed" with an RSA public key) fail.
+//! Two kinds of keys are accepted: a shared secret for HS256, and the public keys of a JSON Web
+//! Key Set (a file, or a URL fetched and cached) for RS256, ES256 and EdDSA (Ed25519).
+//!
+//! The algorithm is decided by the key, never by the token: an RSA key verifies only RS256, a
+//! P-256 key only ES256, an Ed25519 key only EdDSA, the shared secret only HS256. A token whose
+//! header names another algorithm is refused before any cryptography runs, which makes `alg: none`
+//! and algorithm confusion (an HS256 token "signed" with an RSA public key as the HMAC secret)
+//! impossible by construction.
+//!
+//! Errors never carry the token, the secret or key material, so they are safe to log.
 
+mod header;
 mod jwks;
+mod mint;
+#[cfg(test)]
+mod tests;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header,
-};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-pub use jwks::JwksSource;
+use self::header::JoseHeader;
+use self::jwks::JwksSource;
 
-/// How tokens are verified; built by the configuration layer.
+pub use self::jwks::JwksError;
+pub use self::mint::{MintClaims, mint_hs256};
+
+/// Shortest accepted HS256 secret: RFC 7518 §3.2 asks for a key at least as long as the hash
+/// output (256 bits); a shorter one is brute-forceable from any token it signed.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// Largest accepted clock-skew leeway. More would keep expired tokens alive for no good reason.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+
+/// Least time between two JWKS reloads triggered by unknown key ids, so a stream of tokens with
+/// made-up `kid`s cannot turn Berth into a load generator against the identity provider.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How tokens are verified. Plain data, built by the configuration layer.
+///
+/// At least one of `hs256_secret`, `jwks_file` and `jwks_url` must be set; `jwks_file` and
+/// `jwks_url` exclude each other.
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
+    /// Shared secret for HS256 tokens (at least [`MIN_HS256_SECRET_BYTES`] bytes).
     pub hs256_secret: Option<SecretString>,
+    /// A JWKS document on disk, read at start and reloaded when a token names an unknown key.
     pub jwks_file: Option<PathBuf>,
+    /// An `http(s)` URL serving a JWKS document, fetched at start, cached, refetched when a token
+    /// names an unknown key.
     pub jwks_url: Option<String>,
+    /// When set, tokens must carry exactly this `iss`.
     pub issuer: Option<String>,
+    /// When set, tokens must carry this `aud` (alone or in an array).
     pub audience: Option<String>,
-    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (at most [`MAX_LEEWAY_SECONDS`]).
     pub leeway_seconds: u64,
 }
 
-/// Why the verifier could not be built. Messages name settings, never key material.
+/// Why a [`TokenVerifier`] could not be built. Messages name settings, never secrets or keys.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierConfigError {
     #[error(
-        "no token verifier: set auth.hs256_secret (BERTH_AUTH__HS256_SECRET), auth.jwks_file \
-         (BERTH_AUTH__JWKS_FILE) or auth.jwks_url (BERTH_AUTH__JWKS_URL)"
+        "no token verifier is configured: set auth.hs256_secret (BERTH_AUTH__HS256_SECRET), \
+         auth.jwks_file (BERTH_AUTH__JWKS_FILE) or auth.jwks_url (BERTH_AUTH__JWKS_URL)"
     )]
     NoVerifier,
-    #[error("auth.hs256_secret must be at least 32 bytes")]
+    #[error("auth.jwks_file and auth.jwks_url are both set: configure one key set")]
+    ConflictingJwks,
+    #[error("auth.hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes long")]
     WeakSecret,
-    #[error("the JWKS could not be loaded: {0}")]
-    Jwks(#[from] jwks::JwksError),
+    #[error("auth.leeway_seconds must be at most {MAX_LEEWAY_SECONDS}")]
+    LeewayTooLarge,
+    #[error("auth.jwks_url must be an http:// or https:// URL")]
+    InvalidJwksUrl,
+    #[error("cannot load the key set from {setting}")]
+    Jwks {
+        /// `auth.jwks_file` or `auth.jwks_url`.
+        setting: &'static str,
+        #[source]
+        source: JwksError,
+    },
 }
 
-/// Why a token was refused. Never holds the token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a token was refused. Never holds the token or any part of it (not even its `kid`, which is
+/// attacker-chosen text), so it is safe to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// Not three base64url parts, a header or payload that is not a JSON object, a `crit` header,
+    /// or claims of the wrong type.
     #[error("the token is malformed")]
     Malformed,
-    #[error("the token's algorithm is not accepted for its key")]
-    Algorithm,
+    /// The header names an algorithm Berth never accepts (`none`, HS512, PS256, ...), or one no
+    /// configured key can verify (HS256 without a secret, RS256 without a JWKS, ...).
+    #[error("the token's algorithm is not accepted")]
+    UnsupportedAlgorithm,
+    /// The header names an algorithm other than the one its key verifies.
+    #[error("the token's algorithm does not match its key")]
+    AlgorithmMismatch,
+    /// No key in the key set has the token's `kid` (or, without a `kid`, there is not exactly one
+    /// key for its algorithm), even after reloading the key set.
     #[error("no key matches the token's key id")]
     UnknownKey,
-    #[error("the signature does not verify")]
-    Signature,
+    #[error("the token's signature does not verify")]
+    BadSignature,
     #[error("the token has expired")]
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// Wrong or missing `iss` when an issuer is configured.
     #[error("the token's issuer is not accepted")]
-    Issuer,
+    WrongIssuer,
+    /// Wrong or missing `aud` when an audience is configured.
     #[error("the token's audience is not accepted")]
-    Audience,
-    #[error("the token lacks a required claim ({0})")]
-    MissingClaim(&'static str),
-    #[error("the key set cannot be fetched")]
-    KeysUnavailable,
+    WrongAudience,
+    /// No `exp`, or one that is not a number.
+    #[error("the token has no valid expiry (exp)")]
+    MissingExpiry,
+    /// No `sub`, or one that is not a non-blank string.
+    #[error("the token has no subject (sub)")]
+    MissingSubject,
+    /// The token names a key Berth does not know and the key set could not be reloaded.
+    #[error("the signing keys are unavailable")]
+    JwksUnavailable,
 }
 
-/// A verified token's subject and all of its claims.
+/// A verified token: its subject, and all its claims for the caller to read scopes and roles from.
 #[derive(Debug, Clone)]
 pub struct VerifiedClaims {
     pub subject: String,
     pub claims: Map<String, Value>,
 }
 
-/// Verifies bearer tokens. Cheap to share behind an `Arc`.
+/// Verifies bearer tokens. `Send + Sync`; share it behind an `Arc`.
 pub struct TokenVerifier {
     hs256: Option<DecodingKey>,
     jwks: Option<JwksSource>,
     issuer: Option<String>,
-    audience: Option<String>,
-    leeway: u64,
+    /// Everything but the algorithm, which is set per token from its key.
+    validation: Validation,
 }
 
-/// Shortest HS256 secret accepted: 256 bits, the size of the MAC.
-const MIN_SECRET_BYTES: usize = 32;
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Shows what is configured, never the secret.
+        f.debug_struct("TokenVerifier")
+            .field("hs256", &self.hs256.is_some())
+            .field("jwks", &self.jwks)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.validation.aud)
+            .field("leeway", &self.validation.leeway)
+            .finish()
+    }
+}
 
 impl TokenVerifier {
-    /// Loads the JWKS file or fetches the JWKS URL once, so a bad setting fails at start.
+    /// Checks the settings and loads the key set (reads the JWKS file, or fetches the JWKS URL
+    /// once), so a bad setting fails at start rather than on the first request.
     ///
     /// # Errors
-    /// [`VerifierConfigError`] naming the setting at fault.
+    /// A [`VerifierConfigError`] naming the setting at fault.
     pub async fn new(settings: AuthSettings) -> Result<Self, VerifierConfigError> {
-        Self::with_refresh_interval(settings, Duration::from_secs(30)).await
+        Self::with_refresh_interval(settings, MIN_REFRESH_INTERVAL).await
     }
 
-    /// As [`TokenVerifier::new`], with the least time between two JWKS refreshes.
-    ///
-    /// # Errors
-    /// As [`TokenVerifier::new`].
-    pub async fn with_refresh_interval(
+    /// As [`TokenVerifier::new`], with the least time between two reloads of the key set (tests
+    /// use zero).
+    pub(crate) async fn with_refresh_interval(
         settings: AuthSettings,
         refresh_interval: Duration,
     ) -> Result<Self, VerifierConfigError> {
+        if settings.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(VerifierConfigError::LeewayTooLarge);
+        }
         let hs256 = match &settings.hs256_secret {
-            Some(secret) if secret.expose_secret().len() < MIN_SECRET_BYTES => {
+            Some(secret) if secret.expose_secret().len() < MIN_HS256_SECRET_BYTES => {
                 return Err(VerifierConfigError::WeakSecret);
             }
             Some(secret) => Some(DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             None => None,
         };
-        let jwks = match (&settings.jwks_url, &settings.jwks_file) {
-            (Some(url), _) => Some(JwksSource::url(url.clone(), refresh_interval).await?),
-            (None, Some(path)) => Some(JwksSource::file(path.clone(), refresh_interval).await?),
+        let jwks = match (settings.jwks_file, settings.jwks_url) {
+            (Some(_), Some(_)) => return Err(VerifierConfigError::ConflictingJwks),
+            (Some(path), None) => Some(JwksSource::file(path, refresh_interval).await.map_err(
+                |source| VerifierConfigError::Jwks {
+                    setting: "auth.jwks_file",
+                    source,
+                },
+            )?),
+            (None, Some(url)) => Some(JwksSource::url(&url, refresh_interval).await.map_err(
+                |source| match source {
+                    JwksError::InvalidUrl => VerifierConfigError::InvalidJwksUrl,
+                    source => VerifierConfigError::Jwks {
+                        setting: "auth.jwks_url",
+                        source,
+                    },
+                },
+            )?),
             (None, None) => None,
         };
         if hs256.is_none() && jwks.is_none() {
             return Err(VerifierConfigError::NoVerifier);
         }
+
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = settings.leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // A configured issuer or audience must be present, not merely right when present. `sub`
+        // is checked below, where a non-string or blank one is caught as well.
+        let mut required = vec!["exp"];
+        match &settings.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            // Otherwise jsonwebtoken refuses every token that has an `aud`; without a configured
+            // audience Berth does not care whom else a token is meant for.
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+
         Ok(Self {
             hs256,
             jwks,
             issuer: settings.issuer,
-            audience: settings.audience,
-            leeway: settings.leeway_seconds,
+            validation,
         })
     }
 
-    /// Verifies signature, `exp` (required), `nbf`, `iss` and `aud` (when configured) and `sub`.
+    /// Verifies the token's signature with the key it names, then `exp` (required), `nbf` (when
+    /// present), `iss` and `aud` (when configured) and `sub` (required), and returns the claims.
     ///
     /// # Errors
-    /// A [`TokenError`] saying why.
+    /// A [`TokenError`] saying why the token is refused.
     pub async fn verify(&self, token: &str) -> Result<VerifiedClaims, TokenError> {
-        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
-        let (key, algorithm) = match header.alg {
-            Algorithm::HS256 => (
-                self.hs256.clone().ok_or(TokenError::Algorithm)?,
-                Algorithm::HS256,
-            ),
-            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA => {
-                let jwks = self.jwks.as_ref().ok_or(TokenError::Algorithm)?;
-                jwks.key_for(header.kid.as_deref(), header.alg).await?
+        let header = JoseHeader::parse(token)?;
+        let data = match header.alg {
+            Algorithm::HS256 => {
+                let key = self.hs256_key(&header).await?;
+                self.decode(token, key, Algorithm::HS256)?
             }
-            _ => return Err(TokenError::Algorithm),
+            algorithm => {
+                let jwks = self.jwks.as_ref().ok_or(TokenError::UnsupportedAlgorithm)?;
+                let key = jwks.key_for(header.kid.as_deref(), algorithm).await?;
+                // `key_for` returns only a key whose one algorithm is the header's; checked
+                // again here because it is the property everything rests on.
+                if key.algorithm() != algorithm {
+                    return Err(TokenError::AlgorithmMismatch);
+                }
+                self.decode(token, key.decoding_key(), algorithm)?
+            }
         };
-        if algorithm != header.alg {
-            return Err(TokenError::Algorithm);
+        if let Some(issuer) = &self.issuer {
+            // jsonwebtoken also accepts an array holding the issuer; `iss` is a single string.
+            if data.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
+                return Err(TokenError::WrongIssuer);
+            }
         }
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = self.leeway;
-        validation.validate_nbf = true;
-        // A configured issuer or audience must be present, not merely right when present.
-        let mut required = vec!["exp", "sub"];
-        required.extend(self.issuer.as_ref().map(|_| "iss"));
-        required.extend(self.audience.as_ref().map(|_| "aud"));
-        validation.set_required_spec_claims(&required);
-        match &self.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
-            None => validation.iss = None,
-        }
-        match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
-        let data = decode::<Map<String, Value>>(token, &key, &validation).map_err(token_error)?;
-        let subject = match data.claims.get("sub") {
-            Some(Value::String(subject)) if !subject.is_empty() => subject.clone(),
-            _ => return Err(TokenError::MissingClaim("sub")),
+        let subject = match data.get("sub") {
+            Some(Value::String(subject)) if !subject.trim().is_empty() => subject.clone(),
+            _ => return Err(TokenError::MissingSubject),
         };
         Ok(VerifiedClaims {
             subject,
-            claims: data.claims,
+            claims: data,
         })
+    }
+
+    /// The shared secret, for an HS256 token.
+    async fn hs256_key(&self, header: &JoseHeader) -> Result<&DecodingKey, TokenError> {
+        // A `kid` naming a key of the key set binds the token to that (asymmetric) key: HS256
+        // does not fit it, whatever secret the token was made with.
+        if let (Some(jwks), Some(kid)) = (&self.jwks, header.kid.as_deref())
+            && jwks.knows_kid(kid).await
+        {
+            return Err(TokenError::AlgorithmMismatch);
+        }
+        self.hs256.as_ref().ok_or(TokenError::UnsupportedAlgorithm)
+    }
+
+    /// Checks signature and time, issuer and audience claims with `key`, for `algorithm` only.
+    fn decode(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        algorithm: Algorithm,
+    ) -> Result<Map<String, Value>, TokenError> {
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![algorithm];
+        jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|error| token_error(error.kind()))
     }
 }
 
-fn token_error(error: jsonwebtoken::errors::Error) -> TokenError {
-    use jsonwebtoken::errors::ErrorKind;
-    match error.kind() {
-        ErrorKind::InvalidSignature => TokenError::Signature,
+/// Maps jsonwebtoken's reasons onto Berth's (dropping any detail, which may quote the token).
+fn token_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
         ErrorKind::ExpiredSignature => TokenError::Expired,
         ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-        ErrorKind::InvalidIssuer => TokenError::Issuer,
-        ErrorKind::InvalidAudience => TokenError::Audience,
-        ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(match claim.as_str() {
-            "exp" => "exp",
-            "iss" => "iss",
-            "aud" => "aud",
-            _ => "sub",
-        }),
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
+            match claim.as_str() {
+                "exp" => TokenError::MissingExpiry,
+                "iss" => TokenError::WrongIssuer,
+                "aud" => TokenError::WrongAudience,
+                _ => TokenError::Malformed,
+            }
+        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::MissingAlgorithm => TokenError::AlgorithmMismatch,
+        // A key the crypto backend cannot use verifies nothing.
+        ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidKeyFormat => TokenError::BadSignature,
         _ => TokenError::Malformed,
     }
 }
 
-/// What a minted token says.
-#[derive(Debug, Clone)]
-pub struct MintClaims {
-    pub subject: String,
-    pub scopes: Vec<String>,
-    pub roles: Vec<String>,
-    pub ttl: Duration,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-}
-
-/// Mints an HS256 token (for `berth token`, dev mode and tests).
-///
-/// # Errors
-/// jsonwebtoken's error if signing fails.
-pub fn mint_hs256(
-    secret: &SecretString,
-    claims: &MintClaims,
-) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let ttl = i64::try_from(claims.ttl.as_secs()).unwrap_or(i64::MAX / 2);
-    let mut body = Map::new();
-    body.insert("sub".into(), claims.subject.clone().into());
-    body.insert("iat".into(), now.into());
-    body.insert("exp".into(), now.saturating_add(ttl).into());
-    body.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
-    if !claims.scopes.is_empty() {
-        body.insert("scope".into(), claims.scopes.join(" ").into());
-    }
-    if !claims.roles.is_empty() {
-        body.insert("roles".into(), claims.roles.clone().into());
-    }
-    if let Some(issuer) = &claims.issuer {
-        body.insert("iss".into(), issuer.clone().into());
-    }
-    if let Some(audience) = &claims.audience {
-        body.insert("aud".into(), audience.clone().into());
-    }
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &body,
-        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-    )
-}
-
-#[cfg(test)]
-mod tests;
+/// The verifier is shared across actix workers.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<TokenVerifier>();
+};

@@ -38,7 +38,10 @@ async fn malformed_json_is_a_message_parse_error() {
     // `null` has no fields: the same answer as `{}`.
     let (status, error) = post_raw(&app, "null").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(detail(&error), "Location can't be blank, Username can't be blank, Password can't be blank");
+    assert_eq!(
+        detail(&error),
+        "Location can't be blank, Username can't be blank, Password can't be blank"
+    );
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let (status, _) = post_raw(&app, &deep).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
