@@ -3,14 +3,15 @@
 //! Its own test binary: it installs a global subscriber at TRACE that captures every event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_api::auth::{AuthSettings, MintClaims, mint_hs256};
-use berth_api::startup::{Application, HarborChoice, Mode, Runtime};
+use berth_api::auth::{MintClaims, mint_hs256};
+use berth_api::startup::{Application, HarborChoice};
 use berth_domain::credential::{Password, UpdateCredentialRequest};
-use berth_persistence::PoolSettings;
 use berth_persistence::sealing::KeyRing;
 use berth_testkit::TestDatabase;
 use secrecy::{ExposeSecret, SecretString};
@@ -18,7 +19,6 @@ use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 
 const CANARY: &str = "canary-Log-5d2e8b";
-const SECRET: &str = "log-test-secret-long-enough-for-hs256";
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -56,49 +56,13 @@ async fn the_password_is_in_no_log_line_at_any_level() {
     tokio::spawn(harbor_server);
     let db = TestDatabase::new().await;
     let spec = KeyRing::generate_spec_entry("k1").unwrap();
-    let runtime = Runtime {
-        mode: Mode::Production,
-        listen: "127.0.0.1:0".into(),
-        external_url: "https://berth.example.test".into(),
-        database_url: db.url().into(),
-        pool: PoolSettings::default(),
-        keys: Arc::new(KeyRing::from_spec(&spec, "k1").unwrap()),
-        auth: AuthSettings {
-            hs256_secret: Some(SecretString::from(SECRET)),
-            jwks_file: None,
-            jwks_url: None,
-            issuer: None,
-            audience: None,
-            leeway_seconds: 5,
-        },
-        scope_claim: "scope".into(),
-        roles_claim: "roles".into(),
-        workers: Some(1),
-        shutdown_timeout: Duration::from_secs(5),
-        migrate_on_start: true,
-        dev: None,
-        harbor: HarborChoice::Remote(berth_harbor::HarborSettings {
-            url: harbor.url().to_owned(),
-            username: "admin".into(),
-            password: SecretString::from("Harbor12345"),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            registry_endpoint: None,
-        }),
-        registry: berth_domain::registry_service::RegistrySettings {
-            default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
-            lease: time::Duration::seconds(60),
-            usage_cache: time::Duration::ZERO,
-            stale_after: time::Duration::seconds(3600),
-            clock_skew: time::Duration::seconds(60),
-        },
-        reconcile_interval: Duration::from_secs(3600),
-    };
+    let mut runtime = common::runtime(db.url(), &spec, "k1");
+    runtime.harbor = HarborChoice::Remote(common::harbor_settings(harbor.url()));
     let application = Application::build(runtime).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let token = mint_hs256(
-        &SecretString::from(SECRET),
+        &SecretString::from(common::HS256_SECRET),
         &MintClaims {
             subject: "admin".into(),
             scopes: vec!["berth.admin".into()],

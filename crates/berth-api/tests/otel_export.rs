@@ -4,20 +4,20 @@
 //! Its own test binary: the tracer provider and subscriber are global to a process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use berth_api::auth::{AuthSettings, MintClaims, mint_hs256};
-use berth_api::startup::{Application, HarborChoice, Mode, Runtime};
-use berth_persistence::PoolSettings;
+use berth_api::auth::{MintClaims, mint_hs256};
+use berth_api::startup::{Application, HarborChoice};
 use berth_persistence::sealing::KeyRing;
 use berth_testkit::{TestDatabase, bytes_contain};
 use secrecy::SecretString;
 use serde_json::json;
 
 const CANARY: &str = "canary-Span-3c7d1f";
-const SECRET: &str = "otel-test-secret-long-enough-for-hs256";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 fn hex(text: &str) -> Vec<u8> {
@@ -59,46 +59,13 @@ async fn spans_carry_routes_and_trace_context_but_no_secrets() {
     tokio::spawn(harbor_server);
     let db = TestDatabase::new().await;
     let spec = KeyRing::generate_spec_entry("k1").unwrap();
-    let runtime = Runtime {
-        mode: Mode::Production,
-        listen: "127.0.0.1:0".into(),
-        external_url: "https://berth.example.test".into(),
-        database_url: db.url().into(),
-        pool: PoolSettings::default(),
-        keys: Arc::new(KeyRing::from_spec(&spec, "k1").unwrap()),
-        auth: AuthSettings {
-            hs256_secret: Some(SecretString::from(SECRET)),
-            leeway_seconds: 5,
-            ..AuthSettings::default()
-        },
-        scope_claim: "scope".into(),
-        roles_claim: "roles".into(),
-        workers: Some(1),
-        shutdown_timeout: Duration::from_secs(5),
-        migrate_on_start: true,
-        dev: None,
-        harbor: HarborChoice::Remote(berth_harbor::HarborSettings {
-            url: harbor.url().to_owned(),
-            username: "admin".into(),
-            password: SecretString::from("Harbor12345"),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            registry_endpoint: None,
-        }),
-        registry: berth_domain::registry_service::RegistrySettings {
-            default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
-            lease: time::Duration::seconds(60),
-            usage_cache: time::Duration::ZERO,
-            stale_after: time::Duration::seconds(3600),
-            clock_skew: time::Duration::seconds(60),
-        },
-        reconcile_interval: Duration::from_secs(3600),
-    };
+    let mut runtime = common::runtime(db.url(), &spec, "k1");
+    runtime.harbor = HarborChoice::Remote(common::harbor_settings(harbor.url()));
     let application = Application::build(runtime).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let token = mint_hs256(
-        &SecretString::from(SECRET),
+        &SecretString::from(common::HS256_SECRET),
         &MintClaims {
             subject: "otel-admin".into(),
             scopes: vec!["berth.admin".into()],

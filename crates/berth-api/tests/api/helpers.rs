@@ -1,19 +1,16 @@
 //! `TestApp`: Berth built by the same function `main` uses, on port 0, with its own database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::auth::{AuthSettings, MintClaims, mint_hs256};
-use berth_api::startup::{Application, HarborChoice, Mode, Runtime};
-use berth_persistence::PoolSettings;
+use berth_api::auth::{MintClaims, mint_hs256};
+use berth_api::startup::{Application, HarborChoice, Runtime};
 use berth_persistence::sealing::KeyRing;
 use berth_testkit::TestDatabase;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-pub const EXTERNAL_URL: &str = "https://berth.example.test";
-pub const HS256_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+pub use crate::common::{EXTERNAL_URL, HS256_SECRET, harbor_settings, runtime};
 
 pub struct TestApp {
     pub address: String,
@@ -34,49 +31,6 @@ pub fn key_spec(labels: &[&str]) -> SecretString {
         })
         .collect();
     SecretString::from(entries.join(","))
-}
-
-pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime {
-    Runtime {
-        mode: Mode::Production,
-        listen: "127.0.0.1:0".into(),
-        external_url: EXTERNAL_URL.into(),
-        database_url: db_url.into(),
-        pool: PoolSettings {
-            max_connections: 5,
-            min_connections: 0,
-            ..PoolSettings::default()
-        },
-        keys: Arc::new(KeyRing::from_spec(key_spec, current).unwrap()),
-        auth: AuthSettings {
-            hs256_secret: Some(SecretString::from(HS256_SECRET)),
-            jwks_file: None,
-            jwks_url: None,
-            issuer: None,
-            audience: None,
-            leeway_seconds: 5,
-        },
-        scope_claim: "scope".into(),
-        roles_claim: "roles".into(),
-        workers: Some(1),
-        shutdown_timeout: Duration::from_secs(5),
-        migrate_on_start: true,
-        dev: None,
-        harbor: HarborChoice::None,
-        registry: registry_settings(),
-        reconcile_interval: Duration::from_secs(3600),
-    }
-}
-
-/// Saga tunables for tests: the usage cache is off so every GET reads Harbor.
-pub fn registry_settings() -> berth_domain::registry_service::RegistrySettings {
-    berth_domain::registry_service::RegistrySettings {
-        default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
-        lease: time::Duration::seconds(60),
-        usage_cache: time::Duration::ZERO,
-        stale_after: time::Duration::seconds(3600),
-        clock_skew: time::Duration::seconds(60),
-    }
 }
 
 pub fn token(subject: &str, scopes: &[&str], ttl: Duration) -> String {
@@ -140,14 +94,7 @@ impl TestApp {
             key_spec(&["k1"]),
             "k1",
             move |runtime| {
-                runtime.harbor = HarborChoice::Remote(berth_harbor::HarborSettings {
-                    url,
-                    username: "admin".into(),
-                    password: SecretString::from("Harbor12345"),
-                    connect_timeout: Duration::from_secs(2),
-                    request_timeout: Duration::from_secs(3),
-                    registry_endpoint: Some("registry.example.test".into()),
-                });
+                runtime.harbor = HarborChoice::Remote(harbor_settings(&url));
                 configure(runtime);
             },
         )

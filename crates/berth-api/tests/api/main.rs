@@ -1,6 +1,9 @@
 //! Black-box tests of the HTTP API: the app on port 0, a fresh database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod authentication;
 mod bad_input;
 mod credentials;
