@@ -131,7 +131,7 @@ pub struct AppBody {
 #[into_params(parameter_in = Query)]
 pub struct CredentialListQuery {
     /// From 1.
-    #[param(minimum = 1, maximum = 4294967295_u64)]
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// 1 to 5000; default 50.
     #[param(minimum = 1, maximum = 5000)]
@@ -173,7 +173,7 @@ pub struct CredentialListQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DirectoryListQuery {
-    #[param(minimum = 1, maximum = 4294967295_u64)]
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     #[param(minimum = 1, maximum = 5000)]
     pub per_page: Option<u32>,

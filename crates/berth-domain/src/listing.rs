@@ -10,6 +10,7 @@ use crate::permissions::{CredentialVisibility, DirectoryVisibility};
 
 pub const DEFAULT_PER_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 5000;
+pub const MAX_PAGE: u32 = i32::MAX as u32;
 
 /// Why a page request was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,9 +43,10 @@ impl PageRequest {
     /// # Errors
     /// A [`PageError`] when either number is out of range.
     pub fn new(page: u64, per_page: u64) -> Result<Self, PageError> {
+        // Pages stop at i32::MAX: the largest value every client and the API description share.
         let page = u32::try_from(page)
             .ok()
-            .filter(|p| *p >= 1)
+            .filter(|p| (1..=MAX_PAGE).contains(p))
             .ok_or(PageError::Page)?;
         if per_page == 0 {
             return Err(PageError::PerPageNotPositive);
@@ -177,6 +179,8 @@ mod tests {
         assert_eq!(PageRequest::new(1, 0), Err(PageError::PerPageNotPositive));
         assert_eq!(PageRequest::new(1, 5001), Err(PageError::PerPageTooLarge));
         assert_eq!(PageRequest::new(u64::MAX, 50), Err(PageError::Page));
+        assert_eq!(PageRequest::new(2_147_483_648, 50), Err(PageError::Page));
+        assert!(PageRequest::new(2_147_483_647, 50).is_ok());
         let page = PageRequest::new(3, 5000).unwrap();
         assert_eq!(page.offset(), 10_000);
         assert_eq!(page.total_pages(0), 1);
