@@ -188,12 +188,14 @@ pub struct DirectoryListQuery {
 #[serde(deny_unknown_fields)]
 pub struct EnableRegistryBody {
     /// 1 to 1048576; default from `harbor.default_quota_gb`.
+    #[schema(minimum = 1, maximum = 1048576)]
     pub quota_gb: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaBody {
+    #[schema(minimum = 1, maximum = 1048576)]
     pub quota_gb: u32,
 }
 
@@ -201,11 +203,24 @@ pub struct QuotaBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateRobotBody {
     /// Lowercase letters and digits separated by single `.`, `_` or `-`.
+    #[schema(
+        pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub name: String,
-    /// `pull` or `push_pull`.
-    pub access: String,
+    pub access: RobotAccessName,
     /// 1 to 3650; none means never.
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
+}
+
+/// What a robot may do.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RobotAccessName {
+    Pull,
+    PushPull,
 }
 
 struct BearerAuth;

@@ -207,7 +207,7 @@ fn quota_field(
             }
             None
         }
-        Some(value) => match value.as_u64().map(QuotaGb::new) {
+        Some(value) => match whole_number(value).map(QuotaGb::new) {
             Some(Ok(quota)) => Some(quota),
             Some(Err(error)) => {
                 details.push(detail("quota_gb", "out_of_range", error.to_string()));
@@ -223,6 +223,16 @@ fn quota_field(
             }
         },
     }
+}
+
+/// A JSON number that is a whole number: `7` or `7.0` (JSON Schema counts both as integers).
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
+            .map(|f| f as u64)
+    })
 }
 
 fn finish<T>(details: Vec<Detail>, value: Option<T>) -> Result<T, V1Error> {
@@ -356,7 +366,7 @@ pub(crate) async fn create_robot(
     };
     let expires = match body.get("expires_in_days") {
         None | Some(Value::Null) => Some(None),
-        Some(value) => match value.as_u64().map(ExpiresInDays::new) {
+        Some(value) => match whole_number(value).map(ExpiresInDays::new) {
             Some(Ok(days)) => Some(Some(days)),
             _ => {
                 details.push(detail(

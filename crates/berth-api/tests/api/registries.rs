@@ -511,10 +511,14 @@ async fn the_reconciler_rolls_back_a_stalled_provisioning() {
     });
     let (status, _) = app.call(Method::POST, &path(&organization), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        harbor.state().robots.len(),
-        1,
-        "Harbor holds a robot nobody knows the secret of"
+    // Harbor made a robot nobody knows the secret of (the reconciler may already be removing it:
+    // timestamps are whole seconds, so a 1 s threshold can pass at once).
+    assert!(
+        harbor
+            .state()
+            .calls
+            .iter()
+            .any(|call| call == "POST /robots")
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
