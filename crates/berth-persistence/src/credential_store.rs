@@ -16,14 +16,15 @@ use berth_domain::permissions::CredentialVisibility;
 use berth_domain::ports::{CredentialStore, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::entities::{registry_credential as credentials, registry_credential_label as labels};
 use crate::errors::{corrupt, store_error};
+use crate::paging::fetch_page;
 use crate::sealing::{KeyRing, SealBinding};
 
 pub(crate) const TABLE: &str = "registry_credentials";
@@ -432,39 +433,31 @@ impl CredentialStore for SeaOrmCredentialStore {
 
     #[tracing::instrument(name = "db.credentials.list", skip_all, fields(otel.kind = "client"))]
     async fn list(&self, query: &CredentialQuery) -> Result<Page<RegistryCredential>, StoreError> {
-        let filtered = credentials::Entity::find().filter(query_condition(query));
         let order = query.order.unwrap_or(berth_domain::listing::Ordering {
             field: CredentialOrderField::CreatedAt,
             direction: Direction::Ascending,
         });
-        let direction = match order.direction {
-            Direction::Ascending => Order::Asc,
-            Direction::Descending => Order::Desc,
-        };
         let column = match order.field {
             CredentialOrderField::CreatedAt => credentials::Column::CreatedAt,
             CredentialOrderField::UpdatedAt => credentials::Column::UpdatedAt,
             CredentialOrderField::Location => credentials::Column::Location,
         };
-        let offset = query.page.offset();
-        let per_page = u64::from(query.page.per_page());
-        let rows = filtered
-            .clone()
-            .order_by(column, direction.clone())
-            .order_by(credentials::Column::Guid, direction)
-            .offset(offset)
-            .limit(per_page)
-            .all(&self.db)
-            .await
-            .map_err(store_error)?;
-        // A short page that is not past the end tells the total without a count query.
-        let fetched = rows.len() as u64;
-        let total_results = if fetched < per_page && (fetched > 0 || offset == 0) {
-            offset + fetched
-        } else {
-            filtered.count(&self.db).await.map_err(store_error)?
-        };
-        let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+        let filtered = credentials::Entity::find().filter(query_condition(query));
+        let page = fetch_page(
+            &self.db,
+            filtered,
+            column,
+            credentials::Column::Guid,
+            order.direction,
+            query.page,
+        )
+        .await?;
+        let total_results = page.total_results;
+        let items = page
+            .items
+            .into_iter()
+            .map(to_domain)
+            .collect::<Result<_, _>>()?;
         Ok(Page {
             items,
             total_results,

@@ -8,12 +8,13 @@ use berth_domain::permissions::DirectoryVisibility;
 use berth_domain::ports::{DirectoryStore, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QuerySelect, Select,
 };
 
 use crate::entities::{app, organization, registry, registry_credential, space};
 use crate::errors::{corrupt, store_error};
+use crate::paging::fetch_page;
 
 /// Organizations, spaces and apps in PostgreSQL or SQLite.
 #[derive(Clone)]
@@ -96,36 +97,20 @@ where
         field: DirectoryOrderField::CreatedAt,
         direction: Direction::Ascending,
     });
-    let direction = match order.direction {
-        Direction::Ascending => Order::Asc,
-        Direction::Descending => Order::Desc,
-    };
     let column = match order.field {
         DirectoryOrderField::CreatedAt => columns.created_at,
         DirectoryOrderField::UpdatedAt => columns.updated_at,
         DirectoryOrderField::Name => columns.name,
     };
-    let offset = query.page.offset();
-    let per_page = u64::from(query.page.per_page());
-    let items = filtered
-        .clone()
-        .order_by(column, direction.clone())
-        .order_by(columns.guid, direction)
-        .offset(offset)
-        .limit(per_page)
-        .all(db)
-        .await
-        .map_err(store_error)?;
-    let fetched = items.len() as u64;
-    let total_results = if fetched < per_page && (fetched > 0 || offset == 0) {
-        offset + fetched
-    } else {
-        filtered.count(db).await.map_err(store_error)?
-    };
-    Ok(Page {
-        items,
-        total_results,
-    })
+    fetch_page(
+        db,
+        filtered,
+        column,
+        columns.guid,
+        order.direction,
+        query.page,
+    )
+    .await
 }
 
 fn page_into<M, T>(

@@ -5,6 +5,7 @@ mod directory_store;
 mod entities;
 mod errors;
 pub mod keys;
+mod paging;
 mod registry_store;
 pub mod sealing;
 
@@ -69,11 +70,6 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
     // Cheap check that fails early with a clear error instead of at the first request.
     db.execute_unprepared("SELECT 1").await?;
     Ok(db)
-}
-
-/// The current time at the store's precision (whole seconds).
-pub(crate) fn now() -> time::OffsetDateTime {
-    berth_domain::now()
 }
 
 /// Connections in the pool: (open, idle), for metrics.

@@ -267,7 +267,7 @@ impl RegistryStore for SeaOrmRegistryStore {
     async fn stalled(&self, before: OffsetDateTime) -> Result<Vec<Registry>, StoreError> {
         let free = Condition::any()
             .add(registry::Column::LeaseUntil.is_null())
-            .add(registry::Column::LeaseUntil.lt(crate::now()));
+            .add(registry::Column::LeaseUntil.lt(berth_domain::now()));
         registry::Entity::find()
             .filter(registry::Column::State.is_in([
                 RegistryState::Provisioning.as_str(),

@@ -49,10 +49,6 @@ impl V1Error {
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

@@ -166,6 +166,43 @@ fn reject_unknown_fields_with(
     }
 }
 
+/// One of `labels` or `annotations`: keys and values parsed by `key` and `value`, `null` kept as
+/// a deletion.
+fn metadata_map<K: Ord, V, E: std::fmt::Display>(
+    value: Option<&Value>,
+    kind: &str,
+    key: fn(&str) -> Result<K, E>,
+    parse_value: fn(&str) -> Result<V, E>,
+    problems: &mut Problems,
+) -> BTreeMap<K, Option<V>> {
+    let mut parsed = BTreeMap::new();
+    let entries = match value {
+        None | Some(Value::Null) => return parsed,
+        Some(Value::Object(entries)) => entries,
+        Some(_) => {
+            problems.push(format!("Metadata '{kind}s' is not an object"));
+            return parsed;
+        }
+    };
+    for (text, value) in entries {
+        let key = problems.check(key(text));
+        let value = match value {
+            Value::Null => Some(None),
+            Value::String(text) => problems.check(parse_value(text)).map(Some),
+            _ => {
+                problems.push(format!(
+                    "Metadata {kind} value error: values must be strings or null"
+                ));
+                None
+            }
+        };
+        if let (Some(key), Some(value)) = (key, value) {
+            parsed.insert(key, value);
+        }
+    }
+    parsed
+}
+
 /// Parses a `metadata` value into a patch: a string sets a key, `null` deletes it.
 pub fn metadata_patch(value: Option<&Value>, problems: &mut Problems) -> MetadataPatch {
     let Some(value) = value else {
@@ -176,49 +213,19 @@ pub fn metadata_patch(value: Option<&Value>, problems: &mut Problems) -> Metadat
         return MetadataPatch::default();
     };
     reject_unknown_fields_with(metadata, &["labels", "annotations"], "Metadata", problems);
-    let mut labels = BTreeMap::new();
-    match metadata.get("labels") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(entries)) => {
-            for (key, value) in entries {
-                let key = problems.check(LabelKey::parse(key));
-                let value = match value {
-                    Value::Null => Some(None),
-                    Value::String(text) => problems.check(LabelValue::parse(text)).map(Some),
-                    _ => {
-                        problems.push("Metadata label value error: values must be strings or null");
-                        None
-                    }
-                };
-                if let (Some(key), Some(value)) = (key, value) {
-                    labels.insert(key, value);
-                }
-            }
-        }
-        Some(_) => problems.push("Metadata 'labels' is not an object"),
-    }
-    let mut annotations = BTreeMap::new();
-    match metadata.get("annotations") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(entries)) => {
-            for (key, value) in entries {
-                let key = problems.check(AnnotationKey::parse(key));
-                let value = match value {
-                    Value::Null => Some(None),
-                    Value::String(text) => problems.check(AnnotationValue::parse(text)).map(Some),
-                    _ => {
-                        problems.push(
-                            "Metadata annotation value error: values must be strings or null",
-                        );
-                        None
-                    }
-                };
-                if let (Some(key), Some(value)) = (key, value) {
-                    annotations.insert(key, value);
-                }
-            }
-        }
-        Some(_) => problems.push("Metadata 'annotations' is not an object"),
-    }
+    let labels = metadata_map(
+        metadata.get("labels"),
+        "label",
+        LabelKey::parse,
+        LabelValue::parse,
+        problems,
+    );
+    let annotations = metadata_map(
+        metadata.get("annotations"),
+        "annotation",
+        AnnotationKey::parse,
+        AnnotationValue::parse,
+        problems,
+    );
     MetadataPatch::new(labels, annotations)
 }

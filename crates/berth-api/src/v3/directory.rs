@@ -47,8 +47,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
+/// A guid that is not a UUID names nothing: the same answer as an unknown one.
 fn not_found(kind: RelationshipKind) -> V3Error {
-    V3Error::resource_not_found(format!("{} not found", kind.title()))
+    V3Error::from(berth_domain::directory_service::DirectoryError::NotFound(
+        kind,
+    ))
 }
 
 /// 201 when the upsert created the resource, 200 when it changed an existing one.

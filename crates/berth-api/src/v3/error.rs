@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use berth_domain::RelationshipKind;
 use berth_domain::credential_service::CredentialError;
 use berth_domain::directory_service::DirectoryError;
 use berth_domain::metadata::MetadataLimitError;
@@ -48,10 +47,6 @@ impl V3Error {
 
     pub fn detail(&self) -> &str {
         &self.detail
-    }
-
-    pub fn title(&self) -> &'static str {
-        self.title
     }
 
     /// 400 CF-BadQueryParameter: one or more query parameters are wrong.
@@ -254,14 +249,7 @@ impl From<CredentialError> for V3Error {
 impl From<DirectoryError> for V3Error {
     fn from(error: DirectoryError) -> Self {
         match &error {
-            DirectoryError::NotFound(kind) => {
-                let detail = match kind {
-                    RelationshipKind::Organization => "Organization not found",
-                    RelationshipKind::Space => "Space not found",
-                    RelationshipKind::App => "App not found",
-                };
-                V3Error::resource_not_found(detail)
-            }
+            DirectoryError::NotFound(_) => V3Error::resource_not_found(error.to_string()),
             DirectoryError::InvalidRelationship(_)
             | DirectoryError::ParentChanged(..)
             | DirectoryError::InUse { .. } => V3Error::unprocessable(&[error.to_string()]),

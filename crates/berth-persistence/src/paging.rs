@@ -1,0 +1,52 @@
+//! One page of a filtered query, ordered in the database and counted there.
+
+use berth_domain::listing::{Direction, Page, PageRequest};
+use berth_domain::ports::StoreError;
+use sea_orm::{
+    DatabaseConnection, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryOrder,
+    QuerySelect, Select,
+};
+
+use crate::errors::store_error;
+
+/// Fetches `page` of `filtered`, ordered by `column` then by `guid` (so pages never overlap),
+/// and counts every match. A short page that is not past the end tells the total itself, which
+/// saves the `COUNT` query on the last (or only) page.
+pub(crate) async fn fetch_page<E>(
+    db: &DatabaseConnection,
+    filtered: Select<E>,
+    column: E::Column,
+    guid: E::Column,
+    direction: Direction,
+    page: PageRequest,
+) -> Result<Page<E::Model>, StoreError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Send + Sync,
+{
+    let order = match direction {
+        Direction::Ascending => Order::Asc,
+        Direction::Descending => Order::Desc,
+    };
+    let offset = page.offset();
+    let per_page = u64::from(page.per_page());
+    let items = filtered
+        .clone()
+        .order_by(column, order.clone())
+        .order_by(guid, order)
+        .offset(offset)
+        .limit(per_page)
+        .all(db)
+        .await
+        .map_err(store_error)?;
+    let fetched = items.len() as u64;
+    let total_results = if fetched < per_page && (fetched > 0 || offset == 0) {
+        offset + fetched
+    } else {
+        filtered.count(db).await.map_err(store_error)?
+    };
+    Ok(Page {
+        items,
+        total_results,
+    })
+}
