@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_directory;
 mod m20261124_000002_create_registry_credentials;
 mod m20261124_000003_create_registries;
+mod m20261124_000004_label_organizations;
 
 /// Every migration, in order. Each schema change is a new migration; applied ones never change.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_directory::Migration),
             Box::new(m20261124_000002_create_registry_credentials::Migration),
             Box::new(m20261124_000003_create_registries::Migration),
+            Box::new(m20261124_000004_label_organizations::Migration),
         ]
     }
 }

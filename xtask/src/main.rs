@@ -2,8 +2,11 @@
 //!
 //! - `test`: the whole suite, once on SQLite and once on PostgreSQL.
 //! - `ci`: formatting, lints, the domain's dependency fence, then `test`.
+//! - `bench [--quick]`: speed and memory against the floors (docs/BENCHMARKS.md).
 //!
-//! Small on purpose: only `std` and `anyhow`.
+//! Small on purpose: `std`, `anyhow`, and `serde_json` for the benchmark's results.
+
+mod bench;
 
 use std::env;
 use std::net::{SocketAddr, TcpStream};
@@ -32,9 +35,10 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("domain-fence") => domain_fence(),
         Some("openapi") => openapi(),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [-- extra test args] | ci | domain-fence | openapi>"
+                "usage: cargo xtask <test [-- extra test args] | ci | domain-fence | openapi | bench [--quick]>"
             );
             std::process::exit(2);
         }

@@ -1,5 +1,8 @@
 //! From an `Authorization` header to a domain [`Actor`].
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use actix_web::http::header::HeaderValue;
 use berth_domain::actor::{Actor, PlatformScope, Role};
 use serde_json::Value;
@@ -11,6 +14,7 @@ pub struct Authenticator {
     verifier: TokenVerifier,
     scope_claim: String,
     roles_claim: String,
+    recent: RecentTokens,
 }
 
 impl Authenticator {
@@ -19,7 +23,60 @@ impl Authenticator {
             verifier,
             scope_claim,
             roles_claim,
+            recent: RecentTokens::default(),
         }
+    }
+}
+
+/// Tokens verified in the last minute and the actor each stands for. The signature check (an
+/// RSA verification for RS256) is the largest single cost of a request, and a client sends the
+/// same token for as long as it lives. An entry lasts until the token expires or for
+/// [`RecentTokens::LIFETIME_SECONDS`], whichever is sooner, so a key withdrawn from the JWKS
+/// stops being honoured within that time. Keyed by the whole token: only the very same bytes
+/// hit, and only tokens that passed verification are kept.
+#[derive(Default)]
+struct RecentTokens {
+    entries: Mutex<HashMap<String, RecentToken>>,
+}
+
+struct RecentToken {
+    actor: Actor,
+    until: i64,
+}
+
+impl RecentTokens {
+    const LIFETIME_SECONDS: i64 = 60;
+    const CAPACITY: usize = 10_000;
+
+    fn get(&self, token: &str, now: i64) -> Option<Actor> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(token)
+            .filter(|entry| now < entry.until)
+            .map(|entry| entry.actor.clone())
+    }
+
+    fn insert(&self, token: &str, actor: &Actor, expires_at: Option<i64>, now: i64) {
+        let until = expires_at.map_or(now + Self::LIFETIME_SECONDS, |exp| {
+            exp.min(now + Self::LIFETIME_SECONDS)
+        });
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, entry| now < entry.until);
+            if entries.len() >= Self::CAPACITY {
+                // Many distinct live tokens at once: start over rather than track recency.
+                entries.clear();
+            }
+        }
+        entries.insert(
+            token.to_owned(),
+            RecentToken {
+                actor: actor.clone(),
+                until,
+            },
+        );
     }
 }
 
@@ -69,15 +126,20 @@ pub async fn authenticate(
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(AuthFailure::Invalid);
     }
+    let token = token.trim();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Some(actor) = authenticator.recent.get(token, now) {
+        return Ok(actor);
+    }
     let claims = authenticator
         .verifier
-        .verify(token.trim())
+        .verify(token)
         .await
         .map_err(|error| {
             tracing::debug!(reason = %error, "bearer token refused");
             AuthFailure::Invalid
         })?;
-    actor_from_claims(
+    let actor = actor_from_claims(
         &claims,
         &authenticator.scope_claim,
         &authenticator.roles_claim,
@@ -85,7 +147,10 @@ pub async fn authenticate(
     .map_err(|reason| {
         tracing::debug!(reason, "token claims refused");
         AuthFailure::Invalid
-    })
+    })?;
+    let expires_at = claims.claims.get("exp").and_then(Value::as_i64);
+    authenticator.recent.insert(token, &actor, expires_at, now);
+    Ok(actor)
 }
 
 /// Builds the actor: `scope` is a space-separated string or an array of strings (unknown scopes
@@ -129,6 +194,104 @@ pub fn actor_from_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn actor(subject: &str) -> Actor {
+        actor_from_claims(
+            &VerifiedClaims {
+                subject: subject.into(),
+                claims: Default::default(),
+            },
+            "scope",
+            "roles",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_recent_token_lasts_until_it_expires() {
+        let recent = RecentTokens::default();
+        recent.insert("token-a", &actor("alice"), Some(1_030), 1_000);
+        assert_eq!(
+            recent.get("token-a", 1_029).map(|a| a.subject().to_owned()),
+            Some("alice".into())
+        );
+        assert!(
+            recent.get("token-a", 1_030).is_none(),
+            "expired tokens are not honoured"
+        );
+        assert!(recent.get("token-b", 1_000).is_none());
+        assert!(
+            recent.get("token-", 1_000).is_none(),
+            "only the very same token hits"
+        );
+    }
+
+    #[test]
+    fn a_recent_token_is_verified_again_after_a_minute() {
+        let recent = RecentTokens::default();
+        recent.insert("long-lived", &actor("bob"), Some(1_000_000), 1_000);
+        assert!(recent.get("long-lived", 1_059).is_some());
+        assert!(recent.get("long-lived", 1_060).is_none());
+        recent.insert("no-exp", &actor("bob"), None, 1_000);
+        assert!(recent.get("no-exp", 1_060).is_none());
+    }
+
+    #[test]
+    fn recent_tokens_stay_bounded() {
+        let recent = RecentTokens::default();
+        for index in 0..RecentTokens::CAPACITY + 10 {
+            recent.insert(&format!("token-{index}"), &actor("carol"), None, 1_000);
+        }
+        let kept = recent.entries.lock().unwrap().len();
+        assert!(kept <= RecentTokens::CAPACITY, "{kept} entries kept");
+        assert!(
+            recent
+                .get(&format!("token-{}", RecentTokens::CAPACITY + 9), 1_000)
+                .is_some()
+        );
+    }
+
+    #[actix_web::test]
+    async fn only_verified_tokens_are_remembered() {
+        let secret =
+            secrecy::SecretString::from("an-hs256-secret-for-the-cache-tests-000".to_owned());
+        let verifier = TokenVerifier::new(crate::auth::AuthSettings {
+            hs256_secret: Some(secret.clone()),
+            jwks_file: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            leeway_seconds: 0,
+        })
+        .await
+        .unwrap();
+        let authenticator = Authenticator::new(verifier, "scope".into(), "roles".into());
+        let token = crate::auth::mint_hs256(
+            &secret,
+            &crate::auth::MintClaims {
+                subject: "dave".into(),
+                scopes: vec!["berth.admin".into()],
+                roles: Vec::new(),
+                ttl: std::time::Duration::from_secs(600),
+                issuer: None,
+                audience: None,
+            },
+        )
+        .unwrap();
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        let first = authenticate(&authenticator, Some(&header)).await.unwrap();
+        let second = authenticate(&authenticator, Some(&header)).await.unwrap();
+        assert_eq!(first, second);
+        assert!(second.has_scope(PlatformScope::Admin));
+        let tampered = HeaderValue::from_str(&format!("Bearer {token}x")).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                authenticate(&authenticator, Some(&tampered)).await,
+                Err(AuthFailure::Invalid)
+            );
+        }
+        assert_eq!(authenticator.recent.entries.lock().unwrap().len(), 1);
+    }
 
     fn claims(value: Value) -> VerifiedClaims {
         VerifiedClaims {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::state::AppState;
 
 /// What `/readyz` checks.
+#[derive(Clone)]
 pub struct Readiness {
     pub db: Connection,
     pub keys: Arc<KeyRing>,

@@ -61,7 +61,7 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             .body("metrics are not available in this process\n");
     };
     let db = &state.readiness.db;
-    let (open, idle) = berth_persistence::pool_usage(db);
+    let (open, idle) = state.pools.usage();
     metrics::gauge!("berth_db_pool_connections", "state" => "open").set(f64::from(open));
     metrics::gauge!("berth_db_pool_connections", "state" => "idle").set(idle as f64);
     if let Ok(counts) = berth_persistence::keys::label_counts(db).await {

@@ -16,7 +16,7 @@ use berth_domain::registry_service::{RegistryService, RegistrySettings};
 use berth_harbor::{HarborClient, HarborSettings};
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{
-    PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore,
+    PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore, WorkerPools,
 };
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
@@ -283,9 +283,6 @@ impl Application {
         let verifier = TokenVerifier::new(runtime.auth)
             .await
             .context("token verifier (auth.*)")?;
-        let credential_store =
-            Arc::new(SeaOrmCredentialStore::new(db.clone(), runtime.keys.clone()));
-        let directory_store = Arc::new(SeaOrmDirectoryStore::new(db.clone()));
         let ChosenHarbor {
             provisioner,
             embedded: embedded_harbor,
@@ -295,31 +292,40 @@ impl Application {
             keys: runtime.keys.clone(),
             harbor: provisioner.clone(),
         };
-        let registries = provisioner.map(|provisioner| {
-            RegistryService::new(
-                Arc::new(SeaOrmRegistryStore::new(db)),
-                directory_store.clone(),
+        // The reconciler works on the shared pool; requests on their worker's own pool.
+        if let Some(provisioner) = provisioner.clone() {
+            let registries = RegistryService::new(
+                Arc::new(SeaOrmRegistryStore::new(db.clone())),
+                Arc::new(SeaOrmDirectoryStore::new(db.clone())),
                 provisioner,
                 runtime.registry,
-            )
-        });
-        if let Some(registries) = registries.clone() {
+            );
             tokio::spawn(reconcile_forever(registries, runtime.reconcile_interval));
         }
-        let state = web::Data::new(AppState {
-            credentials: CredentialService::new(credential_store, directory_store.clone()),
-            directory: DirectoryService::new(directory_store),
-            registries,
+        let workers = runtime.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            |workers| workers.max(1),
+        );
+        let parts = SharedParts {
+            pools: WorkerPools::new(db, &runtime.database_url, &runtime.pool, workers),
+            keys: runtime.keys,
+            provisioner,
+            registry: runtime.registry,
             links: Links::new(&runtime.external_url),
-            authenticator: Authenticator::new(verifier, runtime.scope_claim, runtime.roles_claim),
+            authenticator: Arc::new(Authenticator::new(
+                verifier,
+                runtime.scope_claim,
+                runtime.roles_claim,
+            )),
             readiness,
-        });
+        };
         crate::prometheus::handle();
         let listener = TcpListener::bind(&runtime.listen).with_context(|| {
             format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen)
         })?;
         let port = listener.local_addr()?.port();
-        let mut server = actix_web::HttpServer::new(move || {
+        let server = actix_web::HttpServer::new(move || {
+            let state = web::Data::new(parts.worker_state());
             App::new()
                 .wrap(actix_web::middleware::from_fn(
                     crate::prometheus::record_requests,
@@ -329,11 +335,9 @@ impl Application {
                 .app_data(state.clone())
                 .configure(configure)
         })
+        .workers(workers)
         .shutdown_timeout(runtime.shutdown_timeout.as_secs())
         .listen(listener)?;
-        if let Some(workers) = runtime.workers {
-            server = server.workers(workers.max(1));
-        }
         Ok(Self {
             port,
             server: server.run(),
@@ -356,6 +360,45 @@ impl Application {
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// What every server worker shares; each builds its own [`AppState`] from it.
+#[derive(Clone)]
+struct SharedParts {
+    pools: WorkerPools,
+    keys: Arc<KeyRing>,
+    provisioner: Option<Arc<dyn RegistryProvisioner>>,
+    registry: RegistrySettings,
+    links: Links,
+    authenticator: Arc<Authenticator>,
+    readiness: Readiness,
+}
+
+impl SharedParts {
+    /// The stores on this worker's own pool and the services on them. Runs on the worker's
+    /// thread (actix-web calls the app factory there), so the pool's connections live there.
+    fn worker_state(&self) -> AppState {
+        let db = self.pools.open();
+        let directory_store = Arc::new(SeaOrmDirectoryStore::new(db.clone()));
+        let credential_store = Arc::new(SeaOrmCredentialStore::new(db.clone(), self.keys.clone()));
+        let registries = self.provisioner.clone().map(|provisioner| {
+            RegistryService::new(
+                Arc::new(SeaOrmRegistryStore::new(db)),
+                directory_store.clone(),
+                provisioner,
+                self.registry,
+            )
+        });
+        AppState {
+            credentials: CredentialService::new(credential_store, directory_store.clone()),
+            directory: DirectoryService::new(directory_store),
+            registries,
+            links: self.links.clone(),
+            authenticator: self.authenticator.clone(),
+            readiness: self.readiness.clone(),
+            pools: self.pools.clone(),
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! What every handler can reach: the use cases, link building and authentication.
 
+use std::sync::Arc;
+
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::registry_service::RegistryService;
+use berth_persistence::WorkerPools;
 
 use crate::authn::Authenticator;
 use crate::health::Readiness;
@@ -14,6 +17,8 @@ pub struct AppState {
     /// `None` when no Harbor is configured: the registry routes answer 503.
     pub registries: Option<RegistryService>,
     pub links: Links,
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     pub readiness: Readiness,
+    /// Every worker's database pool, for the pool gauges.
+    pub pools: WorkerPools,
 }

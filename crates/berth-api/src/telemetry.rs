@@ -48,7 +48,10 @@ pub fn init(
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info,sea_orm=warn,sqlx=warn")));
     let logs = if json {
-        tracing_subscriber::fmt::layer().json().boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .fmt_fields(AppendJsonFields)
+            .boxed()
     } else {
         tracing_subscriber::fmt::layer().boxed()
     };
@@ -110,6 +113,80 @@ impl RootSpanBuilder for BerthRootSpan {
     }
 }
 
+/// Span fields for JSON log lines, kept as one JSON object that recorded values are appended to.
+/// tracing-subscriber's `JsonFields` parses and rewrites the whole object each time a field is
+/// recorded, several times per request, for log lines that are seldom written: the benchmark's
+/// profile showed it as the largest single cost of a `GET` (docs/BENCHMARKS.md). A key recorded
+/// twice appears twice; JSON readers keep the last value.
+struct AppendJsonFields;
+
+/// Collects recorded values into a JSON object.
+struct JsonValues(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonValues {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+}
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for AppendJsonFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut values = JsonValues(serde_json::Map::new());
+        fields.record(&mut values);
+        write!(writer, "{}", serde_json::Value::Object(values.0))
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut tracing_subscriber::fmt::FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> std::fmt::Result {
+        let mut values = JsonValues(serde_json::Map::new());
+        fields.record(&mut values);
+        if values.0.is_empty() {
+            return Ok(());
+        }
+        let addition = serde_json::Value::Object(values.0).to_string();
+        match current.fields.strip_suffix('}') {
+            // `{...}` + `{"k":v}` becomes `{...,"k":v}`; no parsing of what is there.
+            Some(open) if open.len() > 1 => {
+                let mut joined = String::with_capacity(current.fields.len() + addition.len());
+                joined.push_str(open);
+                joined.push(',');
+                joined.push_str(&addition[1..]);
+                current.fields = joined;
+            }
+            _ => current.fields = addition,
+        }
+        Ok(())
+    }
+}
+
 /// An error and its sources, one after another, for a log line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -120,4 +197,59 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_span_fields_are_appended_as_json() {
+        let fields = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = fields.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .fmt_fields(AppendJsonFields)
+            .with_writer(move || Capture(seen.clone()));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                route = "/v3/x",
+                status = tracing::field::Empty,
+                user = tracing::field::Empty
+            );
+            span.record("status", 200u64);
+            span.record("user", "alice \"q\"");
+            let _entered = span.enter();
+            let inner = tracing::info_span!("inner", later = tracing::field::Empty);
+            inner.record("later", true);
+            let _inner = inner.enter();
+            tracing::info!("inside");
+        });
+        let lines = fields.lock().unwrap().join("");
+        let line: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
+        let spans = line["spans"].as_array().unwrap();
+        assert_eq!(spans[0]["route"], "/v3/x", "{line}");
+        assert_eq!(spans[0]["status"], 200);
+        assert_eq!(spans[0]["user"], "alice \"q\"");
+        assert_eq!(spans[1]["later"], true);
+        assert_eq!(line["fields"]["message"], "inside");
+    }
+
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(bytes).into_owned());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 }

@@ -234,12 +234,11 @@ impl CredentialService {
         Ok(match owner {
             RequestedOwner::Foundation => ScopeTarget::Foundation,
             RequestedOwner::Organization(guid) => {
-                self.directory
-                    .get_organization(guid)
-                    .await
-                    .map_err(CredentialError::Store)?
-                    .filter(|_| permissions.can_read_organization(guid))
-                    .ok_or_else(|| missing(RelationshipKind::Organization))?;
+                // No lookup: the caller's roles decide visibility, and the store refuses an
+                // organization that does not exist (`MissingParent`, the same error below).
+                if !permissions.can_read_organization(guid) {
+                    return Err(missing(RelationshipKind::Organization));
+                }
                 ScopeTarget::Organization(guid)
             }
             RequestedOwner::Space(guid) => {

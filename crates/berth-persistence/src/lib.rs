@@ -45,6 +45,13 @@ impl Default for PoolSettings {
 /// # Errors
 /// The database's [`DbErr`] when it cannot be reached or the URL is wrong.
 pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let db = Database::connect(connect_options(url, pool)).await?;
+    // Cheap check that fails early with a clear error instead of at the first request.
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(db)
+}
+
+fn connect_options(url: &str, pool: &PoolSettings) -> ConnectOptions {
     let is_sqlite = url.starts_with("sqlite:");
     let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
         let separator = if url.contains('?') { '&' } else { '?' };
@@ -58,6 +65,9 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
         .min_connections(pool.min_connections)
         .acquire_timeout(pool.acquire_timeout)
         .connect_timeout(pool.connect_timeout)
+        // A ping on every checkout costs 10-15% of a request; after an idle spell is when a
+        // connection may have been dropped by the server or a proxy, so ping only then.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .sqlx_logging(false);
     if is_sqlite {
         options.map_sqlx_sqlite_opts(|sqlite| {
@@ -66,14 +76,90 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
                 .foreign_keys(true)
         });
     }
-    let db = Database::connect(options).await?;
-    // Cheap check that fails early with a clear error instead of at the first request.
-    db.execute_unprepared("SELECT 1").await?;
-    Ok(db)
+    options
 }
 
-/// Connections in the pool: (open, idle), for metrics.
-pub fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
+
+/// Where each HTTP server worker gets its connections.
+///
+/// On PostgreSQL every worker thread opens its own pool, so a query's connection is driven by
+/// the thread that awaits it: one pool shared by all workers costs a cross-thread wake-up per
+/// query, about half the throughput on a small machine (docs/BENCHMARKS.md). SQLite keeps the
+/// one shared pool (it has a single writer anyway, and an in-memory database lives in one pool).
+#[derive(Clone)]
+pub struct WorkerPools {
+    shared: DatabaseConnection,
+    per_worker: Option<ConnectOptions>,
+    /// Every worker's pool, for [`WorkerPools::usage`].
+    opened: std::sync::Arc<std::sync::Mutex<Vec<DatabaseConnection>>>,
+}
+
+impl WorkerPools {
+    /// `pool.max_connections` is the total: each of `workers` pools gets its share.
+    pub fn new(shared: DatabaseConnection, url: &str, pool: &PoolSettings, workers: usize) -> Self {
+        let per_worker =
+            (shared.get_database_backend() == sea_orm::DbBackend::Postgres).then(|| {
+                let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+                let share = PoolSettings {
+                    max_connections: pool.max_connections.div_ceil(workers).max(1),
+                    min_connections: 0,
+                    ..pool.clone()
+                };
+                let mut options = connect_options(url, &share);
+                options.connect_lazy(true);
+                options
+            });
+        Self {
+            shared,
+            per_worker,
+            opened: Default::default(),
+        }
+    }
+
+    /// The pool for the calling worker: call it on the worker's own thread (actix-web's app
+    /// factory runs there). Connections open on first use.
+    pub fn open(&self) -> DatabaseConnection {
+        use futures_util::FutureExt as _;
+        let Some(pool) = self
+            .per_worker
+            .clone()
+            // A lazy pool does no I/O to be built, so the future is ready at once; were it ever
+            // not, the shared pool still works, only slower.
+            .and_then(|options| Database::connect(options).now_or_never())
+            .and_then(Result::ok)
+        else {
+            return self.shared.clone();
+        };
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.push(pool.clone());
+        }
+        pool
+    }
+
+    /// Connections in all the pools: (open, idle), for metrics.
+    pub fn usage(&self) -> (u32, usize) {
+        let opened = self
+            .opened
+            .lock()
+            .map(|list| list.clone())
+            .unwrap_or_default();
+        std::iter::once(&self.shared)
+            .chain(opened.iter())
+            .map(pool_usage)
+            .fold((0, 0), |(open, idle), (more_open, more_idle)| {
+                (open + more_open, idle + more_idle)
+            })
+    }
+
+    /// The pool built in `main`, for work outside the HTTP workers (checks, background jobs).
+    pub fn shared(&self) -> &DatabaseConnection {
+        &self.shared
+    }
+}
+
+/// Connections in one pool: (open, idle).
+fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
     // The backend is checked first, so the pool getters (which panic on the wrong one) are safe.
     match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {

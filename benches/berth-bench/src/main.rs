@@ -1,0 +1,78 @@
+//! The benchmark's own parts, driven by `cargo xtask bench` (see `docs/BENCHMARKS.md`):
+//!
+//! - `seed`: the data set, written through Berth's own stores (passwords sealed as Berth seals
+//!   them), and the id lists the load generator's scripts read;
+//! - `floor`: the floor server, the least an actix-web service on the same pool can do;
+//! - `token`: an RS256 token signed with a key of the benchmark's JWKS file;
+//! - `explain`: PostgreSQL's plans for the list and the get, as Berth's store issues them;
+//! - `create-database`, `key-ring`: a fresh database and a fresh key ring for one run.
+
+mod floor;
+mod queries;
+mod seed;
+mod token;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "berth-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Seed(seed::SeedArgs),
+    Floor(floor::FloorArgs),
+    Token(token::TokenArgs),
+    Explain(queries::ExplainArgs),
+    /// Drops and creates a database on the server of `--server-url`.
+    CreateDatabase {
+        #[arg(long)]
+        server_url: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Prints a one-key ring, `bench:<base64 key>`.
+    KeyRing,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Seed(args) => runtime()?.block_on(seed::run(args)),
+        Command::Floor(args) => floor::run(args),
+        Command::Token(args) => token::run(&args),
+        Command::Explain(args) => runtime()?.block_on(queries::explain(args)),
+        Command::CreateDatabase { server_url, name } => {
+            runtime()?.block_on(create_database(&server_url, &name))
+        }
+        Command::KeyRing => {
+            let entry = berth_persistence::sealing::KeyRing::generate_spec_entry("bench")?;
+            println!("{}", secrecy::ExposeSecret::expose_secret(&entry));
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn create_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait as _;
+    anyhow::ensure!(
+        name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "database names here are lowercase letters and underscores"
+    );
+    let server = berth_persistence::connect(server_url, &Default::default()).await?;
+    server
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    server
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    Ok(())
+}

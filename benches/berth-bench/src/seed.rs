@@ -1,0 +1,258 @@
+//! `seed`: the benchmark's data set, written through Berth's own stores.
+//!
+//! Shape: `organizations` organizations, 10 spaces each and 10 apps per space; `credentials`
+//! credentials spread evenly over the organizations (20% organization-scoped, 30% space, 50%
+//! app), each with 2 to 5 labels: always `env` (prod, staging, dev) and `team` (20 teams), then
+//! the first 0 to 3 of `tier`, `region`, `cost-center`. The benchmark's selector
+//! `env=prod,tier` matches about a quarter of an organization's credentials.
+//! Plus `registry_organizations` organizations without credentials, one per registry
+//! enablement the load generator may send.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
+use berth_domain::directory::{App, Organization, ResourceName, Space};
+use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::location::RegistryLocation;
+use berth_domain::metadata::{LabelKey, LabelValue, Metadata};
+use berth_domain::ports::DirectoryStore;
+use berth_persistence::sealing::KeyRing;
+use berth_persistence::{PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use sea_orm::ConnectionTrait as _;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+const SPACES_PER_ORGANIZATION: usize = 10;
+const APPS_PER_SPACE: usize = 10;
+const CREDENTIALS_PER_BATCH: usize = 2_000;
+/// How many guids the GET and PATCH scripts cycle through.
+const SAMPLE: usize = 20_000;
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    #[arg(long, env = "BERTH_DATABASE__URL")]
+    database_url: String,
+    /// The key ring Berth will run with (`label:base64key`).
+    #[arg(long, env = "BERTH_ENCRYPTION__KEYS")]
+    encryption_keys: SecretString,
+    #[arg(long)]
+    credentials: usize,
+    #[arg(long)]
+    organizations: usize,
+    #[arg(long, default_value_t = 0)]
+    registry_organizations: usize,
+    /// Folder for `dataset.json` and the id lists.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A cheap, fixed pseudo-random stream (splitmix64), so every run seeds the same shape.
+fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn label(key: &str, value: &str) -> anyhow::Result<(LabelKey, LabelValue)> {
+    Ok((LabelKey::parse(key)?, LabelValue::parse(value)?))
+}
+
+fn labels_for(index: usize) -> anyhow::Result<BTreeMap<LabelKey, LabelValue>> {
+    let random = mix(index as u64);
+    let mut labels = BTreeMap::new();
+    let env = ["prod", "staging", "dev"][(random % 3) as usize];
+    labels.extend([label("env", env)?]);
+    labels.extend([label("team", &format!("team-{:02}", (random >> 8) % 20))?]);
+    let extra = (random >> 16) % 4;
+    if extra >= 1 {
+        let tier = ["gold", "silver", "bronze"][((random >> 20) % 3) as usize];
+        labels.extend([label("tier", tier)?]);
+    }
+    if extra >= 2 {
+        let region = ["eu", "us", "ap"][((random >> 24) % 3) as usize];
+        labels.extend([label("region", region)?]);
+    }
+    if extra >= 3 {
+        labels.extend([label(
+            "cost-center",
+            &format!("cc-{:03}", (random >> 28) % 100),
+        )?]);
+    }
+    Ok(labels)
+}
+
+pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    let pool = PoolSettings {
+        max_connections: 8,
+        ..PoolSettings::default()
+    };
+    let db = berth_persistence::connect(&args.database_url, &pool)
+        .await
+        .context("connecting to the benchmark database")?;
+    berth_persistence::migrate(&db).await?;
+    let keys = KeyRing::from_spec(&args.encryption_keys, "bench").context("the key ring")?;
+    let directory = SeaOrmDirectoryStore::new(db.clone());
+    let credentials = SeaOrmCredentialStore::new(db.clone(), Arc::new(keys));
+    let started = std::time::Instant::now();
+    let now = berth_domain::now();
+    let name = |text: String| ResourceName::parse(&text).context("resource name");
+
+    let organizations: Vec<Organization> = (0..args.organizations + args.registry_organizations)
+        .map(|index| {
+            Ok(Organization {
+                guid: OrganizationGuid::from_uuid(Uuid::now_v7()),
+                name: name(format!("org-{index}"))?,
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (data_organizations, registry_organizations) = organizations.split_at(args.organizations);
+    let mut spaces = Vec::new();
+    for organization in data_organizations {
+        for index in 0..SPACES_PER_ORGANIZATION {
+            spaces.push(Space {
+                guid: SpaceGuid::from_uuid(Uuid::now_v7()),
+                name: name(format!("space-{index}"))?,
+                organization: organization.guid,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+    }
+    let mut apps = Vec::new();
+    for space in &spaces {
+        for index in 0..APPS_PER_SPACE {
+            apps.push(App {
+                guid: AppGuid::from_uuid(Uuid::now_v7()),
+                name: name(format!("app-{index}"))?,
+                space: space.guid,
+                organization: space.organization,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+    }
+    let directory = &directory;
+    stream::iter(&organizations)
+        .map(|organization| directory.insert_organization(organization))
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    stream::iter(&spaces)
+        .map(|space| directory.insert_space(space))
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    stream::iter(&apps)
+        .map(|app| directory.insert_app(app))
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    let directory_seconds = started.elapsed().as_secs_f64();
+
+    // Oldest first, one second apart, ending now: the list's default order is creation time.
+    let first_created = now - time::Duration::seconds(args.credentials as i64);
+    let build = |index: usize| -> anyhow::Result<(RegistryCredential, Password)> {
+        let organization = &data_organizations[index % args.organizations];
+        let slot = index / args.organizations;
+        let space = &spaces[(index % args.organizations) * SPACES_PER_ORGANIZATION
+            + slot % SPACES_PER_ORGANIZATION];
+        let app = &apps[((index % args.organizations) * SPACES_PER_ORGANIZATION
+            + slot % SPACES_PER_ORGANIZATION)
+            * APPS_PER_SPACE
+            + (slot / SPACES_PER_ORGANIZATION) % APPS_PER_SPACE];
+        let target = match (mix(index as u64) >> 40) % 10 {
+            0 | 1 => ScopeTarget::Organization(organization.guid),
+            2..=4 => ScopeTarget::Space {
+                organization: organization.guid,
+                space: space.guid,
+            },
+            _ => ScopeTarget::App {
+                organization: organization.guid,
+                space: space.guid,
+                app: app.guid,
+            },
+        };
+        let created_at = first_created + time::Duration::seconds(index as i64);
+        let credential = RegistryCredential {
+            guid: CredentialGuid::from_uuid(Uuid::now_v7()),
+            target,
+            location: RegistryLocation::parse(&format!(
+                "registry-{}.example.com/team-{}",
+                index % 1000,
+                index / 1000
+            ))?,
+            username: Username::parse(&format!("robot-{index}"))?,
+            metadata: Metadata::from_stored(labels_for(index)?, BTreeMap::new()),
+            created_at,
+            updated_at: created_at,
+            revision: 0,
+        };
+        let password = Password::parse(SecretString::from(format!(
+            "pw-{index}-{:016x}",
+            mix(!index as u64)
+        )))?;
+        Ok((credential, password))
+    };
+    let every = (args.credentials / SAMPLE).max(1);
+    let mut sample = Vec::new();
+    let batches: Vec<std::ops::Range<usize>> = (0..args.credentials)
+        .step_by(CREDENTIALS_PER_BATCH)
+        .map(|start| start..(start + CREDENTIALS_PER_BATCH).min(args.credentials))
+        .collect();
+    let credentials = &credentials;
+    let mut loads = stream::iter(batches)
+        .map(|range| {
+            let batch: anyhow::Result<Vec<_>> = range.map(build).collect();
+            async move {
+                let batch = batch?;
+                credentials.import(&batch).await?;
+                anyhow::Ok(batch)
+            }
+        })
+        .buffer_unordered(4);
+    while let Some(batch) = loads.next().await {
+        for (credential, _) in batch? {
+            // Spread over the set, not its first rows only.
+            if mix(credential.guid.as_uuid().as_u128() as u64) % every as u64 == 0 {
+                sample.push(credential.guid.to_string());
+            }
+        }
+    }
+    let credential_seconds = started.elapsed().as_secs_f64() - directory_seconds;
+    db.execute_unprepared("VACUUM ANALYZE").await?;
+
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("credentials.txt"), sample.join("\n") + "\n")?;
+    let registry_guids: Vec<String> = registry_organizations
+        .iter()
+        .map(|organization| organization.guid.to_string())
+        .collect();
+    std::fs::write(
+        args.out.join("registry-organizations.txt"),
+        registry_guids.join("\n") + "\n",
+    )?;
+    let dataset = serde_json::json!({
+        "credentials": args.credentials,
+        "organizations": args.organizations,
+        "spaces": spaces.len(),
+        "apps": apps.len(),
+        "registry_organizations": args.registry_organizations,
+        "list_organization": data_organizations[0].guid.to_string(),
+        "post_organization": data_organizations[args.organizations.min(2) - 1].guid.to_string(),
+        "sample_guid": sample.first(),
+        "seconds": { "directory": directory_seconds, "credentials": credential_seconds },
+    });
+    std::fs::write(
+        args.out.join("dataset.json"),
+        serde_json::to_string_pretty(&dataset)?,
+    )?;
+    println!("{dataset}");
+    Ok(())
+}

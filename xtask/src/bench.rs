@@ -1,0 +1,949 @@
+//! `cargo xtask bench [--quick]`: Berth's speed and memory beside the floors they are read
+//! against, all measured in one run on this machine (docs/BENCHMARKS.md says how to read it).
+//!
+//! The run: release build; PostgreSQL (started if down); a fresh database seeded through
+//! Berth's stores; the Harbor emulator with 20 ms per call; Berth in production mode with RS256
+//! tokens from a JWKS file; the floor server; wrk (Debian's, installed if missing) at fixed
+//! concurrency for a fixed time, same script for Berth and the floor. Then the growth sets.
+//! Results: one table on stdout, `bench/results/<stamp>-<mode>.{json,md}`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::{cargo, postgres_url, run, workspace_root};
+
+/// Per call, on every Harbor API call the emulator answers.
+const HARBOR_LATENCY_MS: u64 = 20;
+const SELECTOR: &str = "env=prod,tier";
+const PER_PAGE: u32 = 50;
+const JWT_FIXTURES: &str = "crates/berth-api/tests/fixtures/jwt";
+const ISSUER: &str = "https://uaa.bench.example.com/oauth/token";
+const AUDIENCE: &str = "berth";
+
+struct DataSet {
+    name: &'static str,
+    credentials: usize,
+    organizations: usize,
+    registry_organizations: usize,
+}
+
+struct Plan {
+    mode: &'static str,
+    seconds: u64,
+    warmup_seconds: u64,
+    connections: u32,
+    threads: u32,
+    main: DataSet,
+    /// The same list and GET on a small and a large set, same shape per organization.
+    growth: Vec<DataSet>,
+}
+
+impl Plan {
+    fn full() -> Self {
+        Self {
+            mode: "full",
+            seconds: 10,
+            warmup_seconds: 3,
+            connections: 32,
+            threads: 2,
+            main: DataSet {
+                name: "berth_bench_main",
+                credentials: 100_000,
+                organizations: 100,
+                registry_organizations: 8_000,
+            },
+            growth: vec![
+                DataSet {
+                    name: "berth_bench_10k",
+                    credentials: 10_000,
+                    organizations: 10,
+                    registry_organizations: 0,
+                },
+                DataSet {
+                    name: "berth_bench_1m",
+                    credentials: 1_000_000,
+                    organizations: 1_000,
+                    registry_organizations: 0,
+                },
+            ],
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            mode: "quick",
+            seconds: 3,
+            warmup_seconds: 1,
+            connections: 32,
+            threads: 2,
+            main: DataSet {
+                name: "berth_bench_quick",
+                credentials: 10_000,
+                organizations: 10,
+                registry_organizations: 3_000,
+            },
+            growth: Vec::new(),
+        }
+    }
+}
+
+/// One load-generator run's figures.
+#[derive(Clone)]
+struct Figures {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    requests: u64,
+    errors: u64,
+}
+
+impl Figures {
+    fn json(&self) -> Value {
+        json!({
+            "requests_per_second": round(self.requests_per_second, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "p999_ms": round(self.p999_ms, 3),
+            "requests": self.requests,
+            "errors": self.errors,
+        })
+    }
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+/// A child process stopped (and reaped) when dropped, so a failed run leaves nothing behind.
+struct Running {
+    name: &'static str,
+    child: Child,
+}
+
+impl Running {
+    fn start(name: &'static str, command: &mut Command, log: &Path) -> anyhow::Result<Self> {
+        let file = fs::File::create(log)?;
+        let child = command
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self { name, child })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited early ({status}); see its log", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A bare HTTP/1.1 exchange on loopback: status and body. Enough for readiness polls and the
+/// emulator's hooks; the load itself is wrk's.
+fn http(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no HTTP status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Polls `path` until it answers 200; the time it took.
+fn wait_for(process: &mut Running, port: u16, path: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if matches!(http(port, "GET", path, ""), Ok((200, _))) {
+            return Ok(started.elapsed());
+        }
+        process.check_alive()?;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("{} did not answer 200 on {path} within 60 s", process.name)
+}
+
+/// Resident set and its high-water mark, in MiB, from /proc.
+fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .with_context(|| format!("{name} missing from /proc/{pid}/status"))?;
+        let kib: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|value| value.parse().ok())
+            .context("a number in kB")?;
+        Ok(kib / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn ensure_wrk() -> anyhow::Result<()> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    eprintln!("==> installing wrk from Debian's packages");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "wrk"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("wrk is needed: apt-get install wrk")
+}
+
+/// What one wrk run sends.
+struct Load<'a> {
+    scenario: &'a str,
+    token: &'a str,
+    ids: Option<&'a Path>,
+    query: &'a str,
+    organization: &'a str,
+}
+
+struct Driver {
+    plan: Plan,
+    script: PathBuf,
+    work: PathBuf,
+    runs: u32,
+}
+
+impl Driver {
+    fn wrk(&mut self, port: u16, load: &Load, seconds: u64) -> anyhow::Result<Figures> {
+        self.runs += 1;
+        let output = Command::new("wrk")
+            .args([
+                "-t",
+                &self.plan.threads.to_string(),
+                "-c",
+                &self.plan.connections.to_string(),
+                "-d",
+                &format!("{seconds}s"),
+                "--timeout",
+                "10s",
+                "-s",
+            ])
+            .arg(&self.script)
+            .arg(format!("http://127.0.0.1:{port}"))
+            .env("BENCH_SCENARIO", load.scenario)
+            .env("BENCH_TOKEN", load.token)
+            .env(
+                "BENCH_IDS",
+                load.ids.map(Path::as_os_str).unwrap_or_default(),
+            )
+            .env("BENCH_QUERY", load.query)
+            .env("BENCH_ORGANIZATION", load.organization)
+            .env("BENCH_RUN", format!("{}-{}", std::process::id(), self.runs))
+            .env("BENCH_THREADS", self.plan.threads.to_string())
+            .output()
+            .context("running wrk")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let Some(line) = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("BENCH_RESULT "))
+        else {
+            bail!(
+                "wrk gave no result for {}: {}{}",
+                load.scenario,
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let result: Value = serde_json::from_str(line)?;
+        let number = |key: &str| result[key].as_f64().unwrap_or(0.0);
+        let requests = number("requests");
+        Ok(Figures {
+            requests_per_second: requests / (number("duration_us") / 1e6),
+            p50_ms: number("p50_us") / 1e3,
+            p99_ms: number("p99_us") / 1e3,
+            p999_ms: number("p999_us") / 1e3,
+            requests: requests as u64,
+            errors: number("errors") as u64,
+        })
+    }
+
+    /// A warm-up (not recorded), then the measured run.
+    fn measure(&mut self, port: u16, load: &Load, warm_up: bool) -> anyhow::Result<Figures> {
+        if warm_up && self.plan.warmup_seconds > 0 {
+            self.wrk(port, load, self.plan.warmup_seconds)?;
+        }
+        let seconds = self.plan.seconds;
+        let figures = self.wrk(port, load, seconds)?;
+        eprintln!(
+            "    {:<16} {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  errors {}",
+            load.scenario,
+            figures.requests_per_second,
+            figures.p50_ms,
+            figures.p99_ms,
+            figures.p999_ms,
+            figures.errors
+        );
+        Ok(figures)
+    }
+}
+
+fn bench_binary(name: &str) -> PathBuf {
+    workspace_root().join("target/release").join(name)
+}
+
+fn capture(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+fn database_url(server_url: &str, name: &str) -> String {
+    match server_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => format!("{server_url}/{name}"),
+    }
+}
+
+fn seed(server_url: &str, keys: &str, set: &DataSet, out: &Path) -> anyhow::Result<Value> {
+    eprintln!(
+        "==> seeding {} ({} credentials, {} organizations)",
+        set.name, set.credentials, set.organizations
+    );
+    let started = Instant::now();
+    run(Command::new(bench_binary("berth-bench")).args([
+        "create-database",
+        "--server-url",
+        server_url,
+        "--name",
+        set.name,
+    ]))?;
+    let summary = capture(
+        Command::new(bench_binary("berth-bench"))
+            .args(["seed", "--out"])
+            .arg(out)
+            .args([
+                "--credentials",
+                &set.credentials.to_string(),
+                "--organizations",
+                &set.organizations.to_string(),
+                "--registry-organizations",
+                &set.registry_organizations.to_string(),
+            ])
+            .env("BERTH_DATABASE__URL", database_url(server_url, set.name))
+            .env("BERTH_ENCRYPTION__KEYS", keys),
+    )?;
+    eprintln!("    seeded in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(serde_json::from_str(&summary)?)
+}
+
+fn token(scope: &str, roles: &[String]) -> anyhow::Result<String> {
+    let mut command = Command::new(bench_binary("berth-bench"));
+    command
+        .args(["token", "--private-key"])
+        .arg(workspace_root().join(JWT_FIXTURES).join("rsa.pem"))
+        .args([
+            "--kid",
+            "rsa-1",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--scope",
+            scope,
+        ]);
+    for role in roles {
+        command.args(["--role", role]);
+    }
+    capture(&mut command)
+}
+
+/// Berth in production mode on `database`, with the emulator at `harbor_port`.
+fn berth_command(database: &str, keys: &str, port: u16, harbor_port: u16) -> Command {
+    let mut command = Command::new(bench_binary("berth"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BERTH_DATABASE__URL", database)
+        .env("BERTH_ENCRYPTION__KEYS", keys)
+        .env(
+            "BERTH_AUTH__JWKS_FILE",
+            workspace_root().join(JWT_FIXTURES).join("jwks.json"),
+        )
+        .env("BERTH_AUTH__ISSUER", ISSUER)
+        .env("BERTH_AUTH__AUDIENCE", AUDIENCE)
+        .env(
+            "BERTH_HARBOR__URL",
+            format!("http://127.0.0.1:{harbor_port}"),
+        )
+        .env("BERTH_HARBOR__USERNAME", "admin")
+        .env("BERTH_HARBOR__PASSWORD", "Harbor12345")
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"));
+    command
+}
+
+fn list_query(organization: &str) -> String {
+    format!(
+        "/v3/registry_credentials?organization_guids={organization}&label_selector={}&per_page={PER_PAGE}",
+        SELECTOR.replace('=', "%3D").replace(',', "%2C")
+    )
+}
+
+pub fn bench(args: &[String]) -> anyhow::Result<()> {
+    let plan = match args.first().map(String::as_str) {
+        None => Plan::full(),
+        Some("--quick") => Plan::quick(),
+        Some(other) => bail!("usage: cargo xtask bench [--quick] (not {other})"),
+    };
+    let started = Instant::now();
+    ensure_wrk()?;
+    eprintln!("==> release build");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "berth-api",
+        "-p",
+        "harbor-emulator",
+        "-p",
+        "berth-bench",
+    ]))?;
+    let server_url = postgres_url()?;
+    let stamp = capture(Command::new("date").args(["-u", "+%Y%m%dT%H%M%SZ"]))?;
+    let work = workspace_root().join("target/bench").join(&stamp);
+    fs::create_dir_all(&work)?;
+    let keys = capture(Command::new(bench_binary("berth-bench")).arg("key-ring"))?;
+    let admin = token("berth.admin", &[])?;
+
+    let main_dir = work.join(plan.main.name);
+    let dataset = seed(&server_url, &keys, &plan.main, &main_dir)?;
+    let main_url = database_url(&server_url, plan.main.name);
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let list_organization = text(&dataset["list_organization"]);
+    let post_organization = text(&dataset["post_organization"]);
+    let manager = token("", &[format!("organization_manager:{list_organization}")])?;
+    let credential_ids = main_dir.join("credentials.txt");
+    let registry_ids = main_dir.join("registry-organizations.txt");
+    let query = list_query(&list_organization);
+
+    let mut driver = Driver {
+        script: workspace_root().join("bench/wrk/scenario.lua"),
+        work: work.clone(),
+        runs: 0,
+        plan,
+    };
+    let harbor_port = free_port()?;
+    let mut harbor = Running::start(
+        "harbor-emulator",
+        Command::new(bench_binary("harbor-emulator"))
+            .args(["--listen", &format!("127.0.0.1:{harbor_port}")]),
+        &work.join("harbor-emulator.log"),
+    )?;
+    wait_for(&mut harbor, harbor_port, "/api/v2.0/ping")?;
+    let faults = json!({ "latency_ms": HARBOR_LATENCY_MS }).to_string();
+    let (status, body) = http(harbor_port, "PUT", "/_emulator/faults", &faults)?;
+    if status >= 300 {
+        bail!("the emulator refused its latency ({status}): {body}");
+    }
+
+    let floor_port = free_port()?;
+    let mut floor = Running::start(
+        "floor",
+        Command::new(bench_binary("berth-bench"))
+            .args(["floor", "--listen", &format!("127.0.0.1:{floor_port}")])
+            .env("BERTH_DATABASE__URL", &main_url),
+        &work.join("floor.log"),
+    )?;
+    wait_for(&mut floor, floor_port, "/static")?;
+
+    eprintln!("==> starting Berth");
+    let berth_port = free_port()?;
+    let mut berth = Running::start(
+        "berth",
+        &mut berth_command(&main_url, &keys, berth_port, harbor_port),
+        &work.join("berth.log"),
+    )?;
+    let start_to_ready = wait_for(&mut berth, berth_port, "/readyz")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (idle_rss, _) = memory_mib(berth.pid())?;
+    eprintln!(
+        "    ready in {:.0} ms, idle RSS {idle_rss:.1} MiB",
+        start_to_ready.as_secs_f64() * 1e3
+    );
+
+    let get = |token| Load {
+        scenario: "get",
+        token,
+        ids: Some(&credential_ids),
+        query: "",
+        organization: "",
+    };
+    let post = |token| Load {
+        scenario: "post",
+        token,
+        ids: None,
+        query: "",
+        organization: &post_organization,
+    };
+    let list = |token| Load {
+        scenario: "list",
+        token,
+        ids: None,
+        query: &query,
+        organization: "",
+    };
+    let patch = Load {
+        scenario: "patch",
+        token: &admin,
+        ids: Some(&credential_ids),
+        query: "",
+        organization: "",
+    };
+    let registry = Load {
+        scenario: "registry",
+        token: &admin,
+        ids: Some(&registry_ids),
+        query: "",
+        organization: "",
+    };
+    let static_body = Load {
+        scenario: "static",
+        token: "",
+        ids: None,
+        query: "",
+        organization: "",
+    };
+
+    eprintln!("==> load: floor, then Berth, per route");
+    let mut results: BTreeMap<&str, Figures> = BTreeMap::new();
+    results.insert(
+        "floor static",
+        driver.measure(floor_port, &static_body, true)?,
+    );
+    results.insert("floor select", driver.measure(floor_port, &get(""), true)?);
+    results.insert("berth get", driver.measure(berth_port, &get(&admin), true)?);
+    results.insert("floor insert", driver.measure(floor_port, &post(""), true)?);
+    results.insert(
+        "berth post",
+        driver.measure(berth_port, &post(&admin), true)?,
+    );
+    results.insert("floor list", driver.measure(floor_port, &list(""), true)?);
+    results.insert(
+        "berth list",
+        driver.measure(berth_port, &list(&admin), true)?,
+    );
+    results.insert(
+        "berth list as manager",
+        driver.measure(berth_port, &list(&manager), true)?,
+    );
+    results.insert("berth patch", driver.measure(berth_port, &patch, true)?);
+    let (_, before) = http(harbor_port, "GET", "/_emulator/state", "")?;
+    let calls_before = serde_json::from_str::<Value>(&before)?["calls"]
+        .as_array()
+        .map_or(0, Vec::len);
+    // No warm-up: every organization can be enabled once.
+    let enabled = driver.measure(berth_port, &registry, false)?;
+    let (_, after) = http(harbor_port, "GET", "/_emulator/state", "")?;
+    let state: Value = serde_json::from_str(&after)?;
+    let calls = state["calls"].as_array().cloned().unwrap_or_default();
+    let mut calls_by_route: BTreeMap<String, u64> = BTreeMap::new();
+    for call in &calls[calls_before.min(calls.len())..] {
+        *calls_by_route.entry(text(call)).or_default() += 1;
+    }
+    let harbor_calls: u64 = calls_by_route.values().sum();
+    let calls_per_enablement =
+        harbor_calls as f64 / (enabled.requests.saturating_sub(enabled.errors)).max(1) as f64;
+    let latency_allowed = f64::from(driver.plan.connections)
+        / (calls_per_enablement * HARBOR_LATENCY_MS as f64 / 1e3);
+    results.insert("berth registry", enabled);
+    let (_, peak_rss) = memory_mib(berth.pid())?;
+    berth.check_alive()?;
+    drop(berth);
+    drop(floor);
+    drop(harbor);
+
+    let mut growth = Vec::new();
+    let growth_sets = std::mem::take(&mut driver.plan.growth);
+    for set in &growth_sets {
+        let dir = work.join(set.name);
+        let dataset = seed(&server_url, &keys, set, &dir)?;
+        let url = database_url(&server_url, set.name);
+        let organization = text(&dataset["list_organization"]);
+        let ids = dir.join("credentials.txt");
+        let harbor_port = free_port()?;
+        let mut harbor = Running::start(
+            "harbor-emulator",
+            Command::new(bench_binary("harbor-emulator"))
+                .args(["--listen", &format!("127.0.0.1:{harbor_port}")]),
+            &dir.join("harbor-emulator.log"),
+        )?;
+        wait_for(&mut harbor, harbor_port, "/api/v2.0/ping")?;
+        let port = free_port()?;
+        let mut berth = Running::start(
+            "berth",
+            &mut berth_command(&url, &keys, port, harbor_port),
+            &dir.join("berth.log"),
+        )?;
+        wait_for(&mut berth, port, "/readyz")?;
+        eprintln!("==> growth: {} credentials", set.credentials);
+        let query = list_query(&organization);
+        let list_figures = driver.measure(
+            port,
+            &Load {
+                scenario: "list",
+                token: &admin,
+                ids: None,
+                query: &query,
+                organization: "",
+            },
+            true,
+        )?;
+        let get_figures = driver.measure(
+            port,
+            &Load {
+                scenario: "get",
+                token: &admin,
+                ids: Some(&ids),
+                query: "",
+                organization: "",
+            },
+            true,
+        )?;
+        let plans = capture(
+            Command::new(bench_binary("berth-bench"))
+                .args([
+                    "explain",
+                    "--organization",
+                    &organization,
+                    "--selector",
+                    SELECTOR,
+                    "--guid",
+                    &text(&dataset["sample_guid"]),
+                ])
+                .env("BERTH_DATABASE__URL", &url),
+        )?;
+        growth.push(json!({
+            "credentials": set.credentials,
+            "organizations": set.organizations,
+            "list": list_figures.json(),
+            "get": get_figures.json(),
+            "plans": plans,
+        }));
+    }
+
+    let report = Report {
+        plan: &driver.plan,
+        dataset: &dataset,
+        results: &results,
+        start_to_ready,
+        idle_rss,
+        peak_rss,
+        calls_by_route: &calls_by_route,
+        calls_per_enablement,
+        latency_allowed,
+        growth: &growth,
+        seconds: started.elapsed().as_secs_f64(),
+        stamp: &stamp,
+    };
+    let (json_report, markdown, failures) = report.render()?;
+    let results_dir = workspace_root().join("bench/results");
+    fs::create_dir_all(&results_dir)?;
+    let base = results_dir.join(format!("{stamp}-{}", driver.plan.mode));
+    fs::write(
+        base.with_extension("json"),
+        serde_json::to_string_pretty(&json_report)?,
+    )?;
+    fs::write(base.with_extension("md"), &markdown)?;
+    println!("{markdown}");
+    eprintln!(
+        "==> wrote {} and .md ({} s; logs in {})",
+        base.with_extension("json").display(),
+        started.elapsed().as_secs(),
+        driver.work.display()
+    );
+    if !failures.is_empty() {
+        bail!("requirements not met:\n  - {}", failures.join("\n  - "));
+    }
+    Ok(())
+}
+
+struct Report<'a> {
+    plan: &'a Plan,
+    dataset: &'a Value,
+    results: &'a BTreeMap<&'a str, Figures>,
+    start_to_ready: Duration,
+    idle_rss: f64,
+    peak_rss: f64,
+    calls_by_route: &'a BTreeMap<String, u64>,
+    calls_per_enablement: f64,
+    latency_allowed: f64,
+    growth: &'a [Value],
+    seconds: f64,
+    stamp: &'a str,
+}
+
+impl Report<'_> {
+    /// The JSON, the Markdown, and each requirement that failed.
+    fn render(&self) -> anyhow::Result<(Value, String, Vec<String>)> {
+        let figures = |name: &str| -> anyhow::Result<&Figures> {
+            self.results.get(name).with_context(|| format!("no {name}"))
+        };
+        // (Berth's run, what it is compared with, the floor's rate, the ratio it must reach)
+        let comparisons: Vec<(&str, &str, f64, Option<f64>)> = vec![
+            (
+                "berth get",
+                "floor select",
+                figures("floor select")?.requests_per_second,
+                Some(0.7),
+            ),
+            (
+                "berth post",
+                "floor insert",
+                figures("floor insert")?.requests_per_second,
+                Some(0.5),
+            ),
+            (
+                "berth list",
+                "floor list",
+                figures("floor list")?.requests_per_second,
+                Some(0.6),
+            ),
+            (
+                "berth list as manager",
+                "floor list",
+                figures("floor list")?.requests_per_second,
+                None,
+            ),
+            (
+                "berth patch",
+                "floor insert",
+                figures("floor insert")?.requests_per_second,
+                None,
+            ),
+            (
+                "berth registry",
+                "harbor latency allows",
+                self.latency_allowed,
+                Some(0.8),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, result) in self.results {
+            if result.errors > 0 {
+                failures.push(format!("{name}: {} errors", result.errors));
+            }
+        }
+        let machine = machine();
+        let mut md = String::new();
+        md.push_str(&format!(
+            "# Berth benchmark, {} ({} mode)\n\n{}\n\nClient (wrk, {} threads, {} connections, {} s per run after a {} s warm-up) and \
+             servers share this machine's cores. Data set: {} credentials over {} organizations, {} spaces, {} apps; list selector `{SELECTOR}`, {PER_PAGE} per page. \
+             Harbor emulator latency: {HARBOR_LATENCY_MS} ms per call.\n\n",
+            self.stamp,
+            self.plan.mode,
+            machine,
+            self.plan.threads,
+            self.plan.connections,
+            self.plan.seconds,
+            self.plan.warmup_seconds,
+            self.dataset["credentials"],
+            self.dataset["organizations"],
+            self.dataset["spaces"],
+            self.dataset["apps"],
+        ));
+        md.push_str("| run | req/s | p50 ms | p99 ms | p99.9 ms | errors | compared with | its req/s | ratio | needed |\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n");
+        let mut json_rows = Vec::new();
+        for (name, result) in self.results {
+            let comparison = comparisons.iter().find(|(berth, ..)| berth == name);
+            let (against, base, ratio, needed) = match comparison {
+                Some((_, against, base, needed)) => {
+                    let ratio = result.requests_per_second / base;
+                    if let Some(needed) = needed
+                        && ratio < *needed
+                    {
+                        failures.push(format!("{name}: {ratio:.2} of {against}, needs {needed}"));
+                    }
+                    (
+                        (*against).to_owned(),
+                        format!("{base:.1}"),
+                        format!("{ratio:.2}"),
+                        needed.map_or("-".to_owned(), |n| format!("≥ {n}")),
+                    )
+                }
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            md.push_str(&format!(
+                "| {name} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {against} | {base} | {ratio} | {needed} |\n",
+                result.requests_per_second, result.p50_ms, result.p99_ms, result.p999_ms, result.errors
+            ));
+            let mut row = result.json();
+            row["run"] = json!(name);
+            if let Some((_, against, base, needed)) = comparison {
+                row["compared_with"] = json!(against);
+                row["compared_requests_per_second"] = json!(round(*base, 1));
+                row["ratio"] = json!(round(result.requests_per_second / base, 3));
+                row["ratio_needed"] = json!(needed);
+            }
+            json_rows.push(row);
+        }
+        md.push_str(&format!(
+            "\nRegistry enablement: {:.2} Harbor calls each ({}), so {} connections at {HARBOR_LATENCY_MS} ms per call allow {:.1} enablements/s.\n\n",
+            self.calls_per_enablement,
+            self.calls_by_route
+                .iter()
+                .map(|(route, count)| format!("{route}: {count}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.plan.connections,
+            self.latency_allowed
+        ));
+        md.push_str(&format!(
+            "| memory and start | value |\n|---|---:|\n| start to /readyz 200 | {:.0} ms |\n| RSS idle | {:.1} MiB |\n| RSS peak under load | {:.1} MiB |\n",
+            self.start_to_ready.as_secs_f64() * 1e3,
+            self.idle_rss,
+            self.peak_rss
+        ));
+        if self.growth.len() == 2 {
+            let small = &self.growth[0];
+            let large = &self.growth[1];
+            md.push_str(&format!(
+                "\n## Growth\n\nSame organization shape (1,000 credentials each), same selector and page; only the table grows.\n\n\
+                 | credentials | list req/s | list p99 ms | GET req/s | GET p99 ms |\n|---:|---:|---:|---:|---:|\n"
+            ));
+            for set in self.growth {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    set["credentials"],
+                    set["list"]["requests_per_second"],
+                    set["list"]["p99_ms"],
+                    set["get"]["requests_per_second"],
+                    set["get"]["p99_ms"]
+                ));
+            }
+            for route in ["list", "get"] {
+                let small_p99 = small[route]["p99_ms"].as_f64().unwrap_or(0.0);
+                let large_p99 = large[route]["p99_ms"].as_f64().unwrap_or(f64::MAX);
+                let growth = large_p99 / small_p99;
+                md.push_str(&format!(
+                    "\n{route}: p99 at {} is {growth:.2}× the p99 at {} (needed ≤ 2).\n",
+                    large["credentials"], small["credentials"]
+                ));
+                if growth > 2.0 {
+                    failures.push(format!("{route} p99 grew {growth:.2}× (needs ≤ 2)"));
+                }
+            }
+            for set in self.growth {
+                md.push_str(&format!(
+                    "\n### Query plans at {} credentials\n\n```\n{}\n```\n",
+                    set["credentials"],
+                    set["plans"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        md.push_str(&format!(
+            "\n{}\n\nRun time: {:.0} s.\n",
+            if failures.is_empty() {
+                "Every requirement met.".to_owned()
+            } else {
+                format!("Not met:\n\n- {}", failures.join("\n- "))
+            },
+            self.seconds
+        ));
+        let report = json!({
+            "stamp": self.stamp,
+            "mode": self.plan.mode,
+            "machine": machine,
+            "load": {
+                "tool": "wrk",
+                "threads": self.plan.threads,
+                "connections": self.plan.connections,
+                "seconds": self.plan.seconds,
+                "warmup_seconds": self.plan.warmup_seconds,
+                "client_and_server_share_the_machine": true,
+            },
+            "dataset": self.dataset,
+            "selector": SELECTOR,
+            "per_page": PER_PAGE,
+            "runs": json_rows,
+            "registry": {
+                "harbor_latency_ms": HARBOR_LATENCY_MS,
+                "harbor_calls_per_enablement": round(self.calls_per_enablement, 3),
+                "harbor_calls_by_route": self.calls_by_route,
+                "latency_allows_per_second": round(self.latency_allowed, 1),
+            },
+            "start_to_ready_ms": round(self.start_to_ready.as_secs_f64() * 1e3, 1),
+            "rss_idle_mib": round(self.idle_rss, 1),
+            "rss_peak_mib": round(self.peak_rss, 1),
+            "growth": self.growth,
+            "failures": failures,
+            "seconds": round(self.seconds, 0),
+        });
+        Ok((report, md, failures))
+    }
+}
+
+/// Cores, CPU model, PostgreSQL and the commit, for the report's header.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    let model = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let postgres = capture(Command::new("psql").arg("--version")).unwrap_or_default();
+    let commit = capture(
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(workspace_root()),
+    )
+    .unwrap_or_default();
+    format!("{cores} cores ({model}); {postgres}; commit {commit}")
+}
