@@ -487,7 +487,15 @@ async fn request_id(
         .filter(|value| {
             !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
         })
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| {
+            // The id tracing-actix-web gave the request span (it runs first), so logs, traces
+            // and the response all show one id, and none is generated twice.
+            actix_web::HttpMessage::extensions(&request)
+                .get::<tracing_actix_web::RequestId>()
+                .map(|id| id.to_string())
+        })
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let mut response = berth_harbor::request_id::REQUEST_ID
         .scope(id.clone(), next.call(request))
         .await?;

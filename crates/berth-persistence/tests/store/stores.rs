@@ -7,6 +7,7 @@ use berth_domain::label_selector::LabelSelector;
 use berth_domain::listing::{CredentialQuery, PageRequest};
 use berth_domain::location::RegistryLocation;
 use berth_domain::metadata::{LabelKey, LabelValue, Metadata, MetadataPatch};
+use berth_domain::permissions::CredentialVisibility;
 use berth_domain::ports::{CredentialStore, DirectoryStore, StoreError};
 use secrecy::SecretString;
 
@@ -243,6 +244,96 @@ async fn label_selectors_in_sql_agree_with_the_in_memory_semantics() {
         found.sort();
         assert_eq!(found, expected, "{selector}");
         assert_eq!(page.total_results, expected.len() as u64, "{selector}");
+    }
+}
+
+/// The selector's label lookups are narrowed to the listed organizations (for the index); the
+/// answer must be exactly the unnarrowed one, for every form, for inserted, imported and
+/// updated credentials, with foundation credentials beside them.
+#[tokio::test]
+async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let first = organization(&harness).await;
+    let second = organization(&harness).await;
+    let label_sets: &[&[(&str, &str)]] = &[
+        &[("env", "prod"), ("tier", "web")],
+        &[("env", "dev"), ("tier", "db")],
+        &[("env", "prod")],
+        &[("tier", "")],
+        &[],
+    ];
+    let targets = [
+        ScopeTarget::Foundation,
+        ScopeTarget::Organization(first),
+        ScopeTarget::Organization(second),
+    ];
+    let mut all = Vec::new();
+    let mut imported = Vec::new();
+    for (index, labels) in label_sets.iter().enumerate() {
+        for (target_index, target) in targets.iter().enumerate() {
+            let stored = credential(target.clone(), &format!("r{index}.io"), labels);
+            if (index + target_index) % 2 == 0 {
+                harness
+                    .credentials
+                    .insert(&stored, &password("p"))
+                    .await
+                    .unwrap();
+            } else {
+                imported.push((stored.clone(), password("p")));
+            }
+            all.push(stored);
+        }
+    }
+    harness.credentials.import(&imported).await.unwrap();
+    // An update rewrites the labels: they must stay findable inside the organization.
+    let mut changed = all[4].clone();
+    changed.metadata = credential(changed.target.clone(), "x.io", &[("env", "qa")]).metadata;
+    harness.credentials.update(&changed, None).await.unwrap();
+    changed.revision += 1;
+    all[4] = changed;
+    for selector in [
+        "env",
+        "!env",
+        "env=prod",
+        "env!=prod",
+        "env in (prod,qa)",
+        "env notin (prod,qa)",
+        "tier=",
+        "tier,env!=dev",
+        "!tier,!env",
+    ] {
+        let parsed = LabelSelector::parse(selector).unwrap();
+        for organizations in [vec![first], vec![first, second], vec![]] {
+            let mut expected: Vec<CredentialGuid> = all
+                .iter()
+                .filter(|c| {
+                    c.target
+                        .organization()
+                        .is_some_and(|guid| organizations.contains(&guid))
+                })
+                .filter(|c| parsed.matches(c.metadata.labels()))
+                .map(|c| c.guid)
+                .collect();
+            expected.sort();
+            let query = CredentialQuery {
+                label_selector: Some(parsed.clone()),
+                organization_guids: Some(organizations.clone()),
+                visibility: CredentialVisibility::Everything,
+                page: PageRequest::new(1, 100).unwrap(),
+                ..CredentialQuery::default()
+            };
+            let page = harness.credentials.list(&query).await.unwrap();
+            let mut found: Vec<CredentialGuid> = page.items.iter().map(|c| c.guid).collect();
+            found.sort();
+            assert_eq!(
+                found,
+                expected,
+                "{selector} in {} organizations",
+                organizations.len()
+            );
+            assert_eq!(page.total_results, expected.len() as u64, "{selector}");
+        }
     }
 }
 
