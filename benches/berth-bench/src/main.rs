@@ -64,8 +64,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn create_database(server_url: &str, name: &str) -> anyhow::Result<()> {
     use sea_orm::ConnectionTrait as _;
     anyhow::ensure!(
-        name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-        "database names here are lowercase letters and underscores"
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "database names here are lowercase letters, digits and underscores"
     );
     let server = berth_persistence::connect(server_url, &Default::default()).await?;
     server

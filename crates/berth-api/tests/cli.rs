@@ -152,7 +152,7 @@ async fn migrate_keys_status_and_keys_rotate_in_production() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("applied 3 migration(s)"));
+    assert!(text(&output).contains("applied 4 migration(s)"));
 
     // Seal some rows under "old" through the running service.
     let port = free_port();

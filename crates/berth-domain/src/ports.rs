@@ -351,6 +351,16 @@ pub trait RegistryStore: Send + Sync {
         holder: uuid::Uuid,
     ) -> Result<(), StoreError>;
 
+    /// Writes the registry's final state and gives the lease up, in one write.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
+    async fn save_and_release(
+        &self,
+        registry: &crate::registry::Registry,
+        holder: uuid::Uuid,
+    ) -> Result<(), StoreError>;
+
     /// Gives the lease up.
     ///
     /// # Errors

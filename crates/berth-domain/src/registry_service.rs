@@ -277,6 +277,19 @@ impl RegistryService {
         }
     }
 
+    /// [`Self::save`] and give the lease up, in one write.
+    async fn save_and_release(
+        &self,
+        registry: &mut Registry,
+        holder: Uuid,
+    ) -> Result<(), RegistryError> {
+        registry.updated_at = now();
+        match self.registries.save_and_release(registry, holder).await {
+            Err(StoreError::Conflict) => Err(RegistryError::Busy),
+            other => other.map_err(RegistryError::from),
+        }
+    }
+
     async fn run_enable(
         &self,
         registry: &mut Registry,
@@ -301,8 +314,10 @@ impl RegistryService {
                     }
                     Err(error) => return Err(error.into()),
                 };
+                // Recorded with the quota below, one Harbor call later: were Berth to stop in
+                // between, the recorded request proves the project Berth's (adoption on retry,
+                // lookup by name in the reconciler).
                 registry.harbor_project_id = Some(id);
-                self.save(registry, holder).await?;
                 id
             }
         };
@@ -328,8 +343,7 @@ impl RegistryService {
             .await?;
         registry.state = RegistryState::Ready;
         registry.ever_enabled = true;
-        self.save(registry, holder).await?;
-        self.registries.release(registry.id, holder).await?;
+        self.save_and_release(registry, holder).await?;
         Ok(secret)
     }
 
@@ -588,8 +602,7 @@ impl RegistryService {
     ) -> Result<(), RegistryError> {
         self.delete_robots(registry).await?;
         registry.state = RegistryState::Disabled;
-        self.save(registry, holder).await?;
-        self.registries.release(registry.id, holder).await?;
+        self.save_and_release(registry, holder).await?;
         Ok(())
     }
 
@@ -804,8 +817,7 @@ impl RegistryService {
         self.delete_robots(registry).await?;
         if registry.ever_enabled {
             registry.state = RegistryState::Disabled;
-            self.save(registry, holder).await?;
-            self.registries.release(registry.id, holder).await?;
+            self.save_and_release(registry, holder).await?;
             return Ok(());
         }
         let project_id = match (registry.harbor_project_id, registry.project_requested_at) {
@@ -829,8 +841,7 @@ impl RegistryService {
                     registry.harbor_project_id = Some(id);
                     registry.ever_enabled = true;
                     registry.state = RegistryState::Disabled;
-                    self.save(registry, holder).await?;
-                    self.registries.release(registry.id, holder).await?;
+                    self.save_and_release(registry, holder).await?;
                     return Ok(());
                 }
                 Err(error) => return Err(error.into()),

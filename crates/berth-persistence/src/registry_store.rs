@@ -28,6 +28,72 @@ impl SeaOrmRegistryStore {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }
+
+    /// The registry's progress, written only while `holder` holds the lease (and then given up
+    /// when `release`).
+    async fn write_progress(
+        &self,
+        registry: &Registry,
+        holder: Uuid,
+        release: bool,
+    ) -> Result<(), StoreError> {
+        let mut update = registry::Entity::update_many()
+            .col_expr(
+                registry::Column::HarborProjectId,
+                Expr::value(registry.harbor_project_id),
+            )
+            .col_expr(
+                registry::Column::HarborQuotaId,
+                Expr::value(registry.harbor_quota_id),
+            )
+            .col_expr(
+                registry::Column::ProjectRequestedAt,
+                Expr::value(registry.project_requested_at),
+            )
+            .col_expr(
+                registry::Column::State,
+                Expr::value(registry.state.as_str()),
+            )
+            .col_expr(
+                registry::Column::EverEnabled,
+                Expr::value(registry.ever_enabled),
+            )
+            .col_expr(
+                registry::Column::QuotaGb,
+                Expr::value(i64::from(registry.quota_gb.get())),
+            )
+            .col_expr(
+                registry::Column::UsedBytes,
+                Expr::value(registry.used_bytes),
+            )
+            .col_expr(
+                registry::Column::UsedCheckedAt,
+                Expr::value(registry.used_checked_at),
+            )
+            .col_expr(
+                registry::Column::UpdatedAt,
+                Expr::value(registry.updated_at),
+            )
+            .filter(registry::Column::Id.eq(registry.id.0))
+            .filter(held_by(holder));
+        if release {
+            update = update
+                .col_expr(
+                    registry::Column::LeaseHolder,
+                    Expr::value(Option::<Uuid>::None),
+                )
+                .col_expr(
+                    registry::Column::LeaseUntil,
+                    Expr::value(Option::<OffsetDateTime>::None),
+                );
+        }
+        let result = update.exec(&self.db).await.map_err(store_error)?;
+        if result.rows_affected == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
 }
 
 fn registry_from(model: registry::Model) -> Result<Registry, StoreError> {
@@ -175,53 +241,12 @@ impl RegistryStore for SeaOrmRegistryStore {
 
     #[tracing::instrument(name = "db.registries.save", skip_all, fields(otel.kind = "client"))]
     async fn save(&self, registry: &Registry, holder: Uuid) -> Result<(), StoreError> {
-        let result = registry::Entity::update_many()
-            .col_expr(
-                registry::Column::HarborProjectId,
-                Expr::value(registry.harbor_project_id),
-            )
-            .col_expr(
-                registry::Column::HarborQuotaId,
-                Expr::value(registry.harbor_quota_id),
-            )
-            .col_expr(
-                registry::Column::ProjectRequestedAt,
-                Expr::value(registry.project_requested_at),
-            )
-            .col_expr(
-                registry::Column::State,
-                Expr::value(registry.state.as_str()),
-            )
-            .col_expr(
-                registry::Column::EverEnabled,
-                Expr::value(registry.ever_enabled),
-            )
-            .col_expr(
-                registry::Column::QuotaGb,
-                Expr::value(i64::from(registry.quota_gb.get())),
-            )
-            .col_expr(
-                registry::Column::UsedBytes,
-                Expr::value(registry.used_bytes),
-            )
-            .col_expr(
-                registry::Column::UsedCheckedAt,
-                Expr::value(registry.used_checked_at),
-            )
-            .col_expr(
-                registry::Column::UpdatedAt,
-                Expr::value(registry.updated_at),
-            )
-            .filter(registry::Column::Id.eq(registry.id.0))
-            .filter(held_by(holder))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
-        }
+        self.write_progress(registry, holder, false).await
+    }
+
+    #[tracing::instrument(name = "db.registries.save_and_release", skip_all, fields(otel.kind = "client"))]
+    async fn save_and_release(&self, registry: &Registry, holder: Uuid) -> Result<(), StoreError> {
+        self.write_progress(registry, holder, true).await
     }
 
     #[tracing::instrument(name = "db.registries.release", skip_all, fields(otel.kind = "client"))]

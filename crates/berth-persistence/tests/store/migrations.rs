@@ -1,0 +1,106 @@
+//! Migrations that move data, checked on rows written before them.
+
+use berth_migration::{Migrator, MigratorTrait};
+use berth_testkit::TestDatabase;
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn label_rows_get_their_credentials_organization() {
+    let db = TestDatabase::new().await;
+    let connection = berth_persistence::connect(db.url(), &Default::default())
+        .await
+        .unwrap();
+    Migrator::up(&connection, Some(3)).await.unwrap();
+    let now = berth_domain::now();
+    let organization = Uuid::new_v4();
+    connection
+        .execute(
+            Query::insert()
+                .into_table(Alias::new("organizations"))
+                .columns(["guid", "name", "created_at", "updated_at"].map(Alias::new))
+                .values_panic([organization.into(), "o".into(), now.into(), now.into()]),
+        )
+        .await
+        .unwrap();
+    let in_organization = Uuid::new_v4();
+    let foundation = Uuid::new_v4();
+    let rows = [
+        (in_organization, "organization", Some(organization)),
+        (foundation, "foundation", None),
+    ];
+    for (guid, scope, owner) in rows {
+        let scope_key = owner.map_or("foundation".to_owned(), |o| format!("organization:{o}"));
+        connection
+            .execute(
+                Query::insert()
+                    .into_table(Alias::new("registry_credentials"))
+                    .columns(
+                        [
+                            "guid",
+                            "scope",
+                            "scope_key",
+                            "organization_guid",
+                            "space_guid",
+                            "app_guid",
+                            "location",
+                            "username",
+                            "password_ciphertext",
+                            "password_key_label",
+                            "labels",
+                            "annotations",
+                            "created_at",
+                            "updated_at",
+                            "revision",
+                        ]
+                        .map(Alias::new),
+                    )
+                    .values_panic([
+                        guid.into(),
+                        scope.into(),
+                        scope_key.into(),
+                        owner.into(),
+                        Option::<Uuid>::None.into(),
+                        Option::<Uuid>::None.into(),
+                        "r.io".into(),
+                        "u".into(),
+                        vec![0u8; 40].into(),
+                        "k1".into(),
+                        r#"{"env":"prod"}"#.into(),
+                        "{}".into(),
+                        now.into(),
+                        now.into(),
+                        0i64.into(),
+                    ]),
+            )
+            .await
+            .unwrap();
+        connection
+            .execute(
+                Query::insert()
+                    .into_table(Alias::new("registry_credential_labels"))
+                    .columns(["credential_guid", "key", "value"].map(Alias::new))
+                    .values_panic([guid.into(), "env".into(), "prod".into()]),
+            )
+            .await
+            .unwrap();
+    }
+
+    Migrator::up(&connection, None).await.unwrap();
+
+    for (guid, _, owner) in rows {
+        let row = connection
+            .query_one(
+                Query::select()
+                    .column(Alias::new("organization_guid"))
+                    .from(Alias::new("registry_credential_labels"))
+                    .and_where(Expr::col(Alias::new("credential_guid")).eq(guid)),
+            )
+            .await
+            .unwrap()
+            .expect("the label row survives the migration");
+        let copied: Option<Uuid> = row.try_get("", "organization_guid").unwrap();
+        assert_eq!(copied, owner);
+    }
+}
