@@ -1,11 +1,4 @@
-//! The benchmark's own parts, driven by `cargo xtask bench` (see `docs/BENCHMARKS.md`):
-//!
-//! - `seed`: the data set, written through Berth's own stores (passwords sealed as Berth seals
-//!   them), and the id lists the load generator's scripts read;
-//! - `floor`: the floor server, the least an actix-web service on the same pool can do;
-//! - `token`: an RS256 token signed with a key of the benchmark's JWKS file;
-//! - `explain`: PostgreSQL's plans for the list and the get, as Berth's store issues them;
-//! - `create-database`, `key-ring`: a fresh database and a fresh key ring for one run.
+#![doc = include_str!("../README.md")]
 
 mod floor;
 mod queries;

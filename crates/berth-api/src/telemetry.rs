@@ -120,33 +120,49 @@ impl RootSpanBuilder for BerthRootSpan {
 /// twice appears twice; JSON readers keep the last value.
 struct AppendJsonFields;
 
-/// Collects recorded values into a JSON object.
-struct JsonValues(serde_json::Map<String, serde_json::Value>);
+/// Writes recorded values as the members of a JSON object (`"name":value,...`), straight into
+/// a buffer.
+struct JsonMembers(Vec<u8>);
 
-impl tracing::field::Visit for JsonValues {
+impl JsonMembers {
+    fn member(&mut self, field: &tracing::field::Field, value: &impl serde::Serialize) {
+        if !self.0.is_empty() {
+            self.0.push(b',');
+        }
+        // Writing to a Vec cannot fail, and a name or a value always serializes.
+        let _ = serde_json::to_writer(&mut self.0, field.name());
+        self.0.push(b':');
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn into_text(self) -> String {
+        String::from_utf8(self.0).unwrap_or_default()
+    }
+}
+
+impl tracing::field::Visit for JsonMembers {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.member(field, &value);
     }
 
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.member(field, &value);
     }
 
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.member(field, &value);
     }
 
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.member(field, &value);
     }
 
     fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        self.member(field, &value);
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").into());
+        self.member(field, &format!("{value:?}"));
     }
 }
 
@@ -156,9 +172,9 @@ impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for AppendJsonField
         mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
         fields: R,
     ) -> std::fmt::Result {
-        let mut values = JsonValues(serde_json::Map::new());
-        fields.record(&mut values);
-        write!(writer, "{}", serde_json::Value::Object(values.0))
+        let mut members = JsonMembers(Vec::with_capacity(256));
+        fields.record(&mut members);
+        write!(writer, "{{{}}}", members.into_text())
     }
 
     fn add_fields(
@@ -166,23 +182,25 @@ impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for AppendJsonField
         current: &'writer mut tracing_subscriber::fmt::FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> std::fmt::Result {
-        let mut values = JsonValues(serde_json::Map::new());
-        fields.record(&mut values);
-        if values.0.is_empty() {
+        let mut members = JsonMembers(Vec::new());
+        fields.record(&mut members);
+        if members.0.is_empty() {
             return Ok(());
         }
-        let addition = serde_json::Value::Object(values.0).to_string();
+        let members = members.into_text();
+        // `{...}` + `"k":v` becomes `{...,"k":v}`; what is there is never parsed again.
         match current.fields.strip_suffix('}') {
-            // `{...}` + `{"k":v}` becomes `{...,"k":v}`; no parsing of what is there.
             Some(open) if open.len() > 1 => {
-                let mut joined = String::with_capacity(current.fields.len() + addition.len());
-                joined.push_str(open);
-                joined.push(',');
-                joined.push_str(&addition[1..]);
-                current.fields = joined;
+                current.fields.truncate(open.len());
+                current.fields.push(',');
             }
-            _ => current.fields = addition,
+            _ => {
+                current.fields.clear();
+                current.fields.push('{');
+            }
         }
+        current.fields.push_str(&members);
+        current.fields.push('}');
         Ok(())
     }
 }

@@ -17,7 +17,8 @@ use berth_domain::ports::{CredentialStore, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Statement,
+    TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -440,8 +441,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         {
             *first = guid.as_uuid().into();
         }
-        credentials::Entity::find()
-            .from_raw_sql(statement)
+        credentials::Model::find_by_statement(statement)
             .one(&self.db)
             .await
             .map_err(store_error)?
