@@ -864,10 +864,10 @@ impl Report<'_> {
         if self.growth.len() == 2 {
             let small = &self.growth[0];
             let large = &self.growth[1];
-            md.push_str(&format!(
+            md.push_str(
                 "\n## Growth\n\nSame organization shape (1,000 credentials each), same selector and page; only the table grows.\n\n\
-                 | credentials | list req/s | list p99 ms | GET req/s | GET p99 ms |\n|---:|---:|---:|---:|---:|\n"
-            ));
+                 | credentials | list req/s | list p99 ms | GET req/s | GET p99 ms |\n|---:|---:|---:|---:|---:|\n",
+            );
             for set in self.growth {
                 md.push_str(&format!(
                     "| {} | {} | {} | {} | {} |\n",

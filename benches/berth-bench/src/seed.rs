@@ -58,30 +58,27 @@ fn mix(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn label(key: &str, value: &str) -> anyhow::Result<(LabelKey, LabelValue)> {
-    Ok((LabelKey::parse(key)?, LabelValue::parse(value)?))
-}
-
 fn labels_for(index: usize) -> anyhow::Result<BTreeMap<LabelKey, LabelValue>> {
     let random = mix(index as u64);
     let mut labels = BTreeMap::new();
-    let env = ["prod", "staging", "dev"][(random % 3) as usize];
-    labels.extend([label("env", env)?]);
-    labels.extend([label("team", &format!("team-{:02}", (random >> 8) % 20))?]);
+    let mut add = |key: &str, value: &str| -> anyhow::Result<()> {
+        labels.insert(LabelKey::parse(key)?, LabelValue::parse(value)?);
+        Ok(())
+    };
+    add("env", ["prod", "staging", "dev"][(random % 3) as usize])?;
+    add("team", &format!("team-{:02}", (random >> 8) % 20))?;
     let extra = (random >> 16) % 4;
     if extra >= 1 {
-        let tier = ["gold", "silver", "bronze"][((random >> 20) % 3) as usize];
-        labels.extend([label("tier", tier)?]);
+        add(
+            "tier",
+            ["gold", "silver", "bronze"][((random >> 20) % 3) as usize],
+        )?;
     }
     if extra >= 2 {
-        let region = ["eu", "us", "ap"][((random >> 24) % 3) as usize];
-        labels.extend([label("region", region)?]);
+        add("region", ["eu", "us", "ap"][((random >> 24) % 3) as usize])?;
     }
     if extra >= 3 {
-        labels.extend([label(
-            "cost-center",
-            &format!("cc-{:03}", (random >> 28) % 100),
-        )?]);
+        add("cost-center", &format!("cc-{:03}", (random >> 28) % 100))?;
     }
     Ok(labels)
 }
@@ -220,7 +217,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     while let Some(batch) = loads.next().await {
         for (credential, _) in batch? {
             // Spread over the set, not its first rows only.
-            if mix(credential.guid.as_uuid().as_u128() as u64) % every as u64 == 0 {
+            if mix(credential.guid.as_uuid().as_u128() as u64).is_multiple_of(every as u64) {
                 sample.push(credential.guid.to_string());
             }
         }

@@ -70,6 +70,15 @@ impl From<ProvisionError> for RegistryError {
     }
 }
 
+/// A write refused because the lease was lost: someone took the row over (our lease expired), so
+/// stop; they carry on.
+fn lease_lost_is_busy(result: Result<(), StoreError>) -> Result<(), RegistryError> {
+    match result {
+        Err(StoreError::Conflict) => Err(RegistryError::Busy),
+        other => other.map_err(RegistryError::from),
+    }
+}
+
 /// Tunables of the saga and the reconciler.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrySettings {
@@ -167,8 +176,8 @@ impl RegistryService {
     ) -> Result<(Registry, IssuedSecret), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
         let holder = Uuid::new_v4();
-        let mut registry = self.take_for_enable(organization, quota, holder).await?;
-        match self.run_enable(&mut registry, holder).await {
+        let (mut registry, claimed) = self.take_for_enable(organization, quota, holder).await?;
+        match self.run_enable(&mut registry, holder, claimed).await {
             Ok(secret) => Ok((registry, secret)),
             Err(error) => {
                 // Progress is saved step by step; free the row so a retry resumes at once.
@@ -178,14 +187,16 @@ impl RegistryService {
         }
     }
 
+    /// The registry row to work on, leased, and whether this call claimed it (`true`) rather
+    /// than took over an earlier one.
     async fn take_for_enable(
         &self,
         organization: OrganizationGuid,
         quota: Option<QuotaGb>,
         holder: Uuid,
-    ) -> Result<Registry, RegistryError> {
+    ) -> Result<(Registry, bool), RegistryError> {
         if let Some(existing) = self.registries.get_by_organization(organization).await? {
-            return self.resume(existing, quota, holder).await;
+            return Ok((self.resume(existing, quota, holder).await?, false));
         }
         let stamp = now();
         let registry = Registry {
@@ -194,7 +205,9 @@ impl RegistryService {
             harbor_project: harbor_project_name(organization),
             harbor_project_id: None,
             harbor_quota_id: None,
-            project_requested_at: None,
+            // A new claim is immediately followed by the project request: recording it in the
+            // claim saves a write, and the record is there before Harbor is asked.
+            project_requested_at: Some(stamp),
             endpoint: self.provisioner.endpoint(),
             state: RegistryState::Provisioning,
             ever_enabled: false,
@@ -205,14 +218,14 @@ impl RegistryService {
             updated_at: stamp,
         };
         match self.registries.claim(&registry, self.lease(holder)).await {
-            Ok(()) => Ok(registry),
+            Ok(()) => Ok((registry, true)),
             Err(StoreError::Conflict) => {
                 let existing = self
                     .registries
                     .get_by_organization(organization)
                     .await?
                     .ok_or(RegistryError::Busy)?;
-                self.resume(existing, quota, holder).await
+                Ok((self.resume(existing, quota, holder).await?, false))
             }
             Err(StoreError::MissingParent) => Err(RegistryError::OrganizationNotFound),
             Err(error) => Err(error.into()),
@@ -270,11 +283,7 @@ impl RegistryService {
 
     async fn save(&self, registry: &mut Registry, holder: Uuid) -> Result<(), RegistryError> {
         registry.updated_at = now();
-        match self.registries.save(registry, holder).await {
-            // Someone took the row over (our lease expired): stop, they carry on.
-            Err(StoreError::Conflict) => Err(RegistryError::Busy),
-            other => other.map_err(RegistryError::from),
-        }
+        lease_lost_is_busy(self.registries.save(registry, holder).await)
     }
 
     /// [`Self::save`] and give the lease up, in one write.
@@ -284,22 +293,26 @@ impl RegistryService {
         holder: Uuid,
     ) -> Result<(), RegistryError> {
         registry.updated_at = now();
-        match self.registries.save_and_release(registry, holder).await {
-            Err(StoreError::Conflict) => Err(RegistryError::Busy),
-            other => other.map_err(RegistryError::from),
-        }
+        lease_lost_is_busy(self.registries.save_and_release(registry, holder).await)
     }
 
+    /// `claimed`: this request made the claim, so no earlier attempt can have asked Harbor.
     async fn run_enable(
         &self,
         registry: &mut Registry,
         holder: Uuid,
+        claimed: bool,
     ) -> Result<IssuedSecret, RegistryError> {
         let project_id = match registry.harbor_project_id {
             Some(id) => id,
             None => {
-                let earlier_request = registry.project_requested_at;
-                if earlier_request.is_none() {
+                // Only an earlier attempt's request proves a 409 to be Berth's own project.
+                let earlier_request = if claimed {
+                    None
+                } else {
+                    registry.project_requested_at
+                };
+                if registry.project_requested_at.is_none() {
                     registry.project_requested_at = Some(now());
                     self.save(registry, holder).await?;
                 }

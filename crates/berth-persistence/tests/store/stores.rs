@@ -272,7 +272,7 @@ async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics
     let mut imported = Vec::new();
     for (index, labels) in label_sets.iter().enumerate() {
         for (target_index, target) in targets.iter().enumerate() {
-            let stored = credential(target.clone(), &format!("r{index}.io"), labels);
+            let stored = credential(*target, &format!("r{index}.io"), labels);
             if (index + target_index) % 2 == 0 {
                 harness
                     .credentials
@@ -288,7 +288,7 @@ async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics
     harness.credentials.import(&imported).await.unwrap();
     // An update rewrites the labels: they must stay findable inside the organization.
     let mut changed = all[4].clone();
-    changed.metadata = credential(changed.target.clone(), "x.io", &[("env", "qa")]).metadata;
+    changed.metadata = credential(changed.target, "x.io", &[("env", "qa")]).metadata;
     harness.credentials.update(&changed, None).await.unwrap();
     changed.revision += 1;
     all[4] = changed;
