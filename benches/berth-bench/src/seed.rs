@@ -84,6 +84,10 @@ fn labels_for(index: usize) -> anyhow::Result<BTreeMap<LabelKey, LabelValue>> {
 }
 
 pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.organizations >= 1 && args.credentials >= 1,
+        "seed at least one organization and one credential"
+    );
     let pool = PoolSettings {
         max_connections: 8,
         ..PoolSettings::default()

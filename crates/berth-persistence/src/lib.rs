@@ -129,6 +129,11 @@ impl WorkerPools {
             .and_then(|options| Database::connect(options).now_or_never())
             .and_then(Result::ok)
         else {
+            if self.per_worker.is_some() {
+                tracing::warn!(
+                    "a worker's own database pool could not be opened; it shares the main pool"
+                );
+            }
             return self.shared.clone();
         };
         if let Ok(mut opened) = self.opened.lock() {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod migrations;
+mod pools;
 mod sealing;
 mod stores;
 
