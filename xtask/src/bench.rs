@@ -241,6 +241,19 @@ struct Load<'a> {
     organization: &'a str,
 }
 
+impl<'a> Load<'a> {
+    /// A scenario with nothing else set; the rest by struct update.
+    fn new(scenario: &'a str, token: &'a str) -> Self {
+        Self {
+            scenario,
+            token,
+            ids: None,
+            query: "",
+            organization: "",
+        }
+    }
+}
+
 struct Driver {
     plan: Plan,
     script: PathBuf,
@@ -424,6 +437,43 @@ fn berth_command(database: &str, keys: &str, port: u16, harbor_port: u16) -> Com
     command
 }
 
+/// The Harbor emulator as its own process, with `latency_ms` on every call when set.
+fn start_emulator(dir: &Path, latency_ms: Option<u64>) -> anyhow::Result<(Running, u16)> {
+    let port = free_port()?;
+    let mut harbor = Running::start(
+        "harbor-emulator",
+        Command::new(bench_binary("harbor-emulator"))
+            .args(["--listen", &format!("127.0.0.1:{port}")]),
+        &dir.join("harbor-emulator.log"),
+    )?;
+    wait_for(&mut harbor, port, "/api/v2.0/ping")?;
+    if let Some(latency_ms) = latency_ms {
+        let faults = json!({ "latency_ms": latency_ms }).to_string();
+        let (status, body) = http(port, "PUT", "/_emulator/faults", &faults)?;
+        if status >= 300 {
+            bail!("the emulator refused its latency ({status}): {body}");
+        }
+    }
+    Ok((harbor, port))
+}
+
+/// Berth on `database`, ready: the process, its port, and how long it took to answer `/readyz`.
+fn start_berth(
+    database: &str,
+    keys: &str,
+    harbor_port: u16,
+    dir: &Path,
+) -> anyhow::Result<(Running, u16, Duration)> {
+    let port = free_port()?;
+    let mut berth = Running::start(
+        "berth",
+        &mut berth_command(database, keys, port, harbor_port),
+        &dir.join("berth.log"),
+    )?;
+    let ready = wait_for(&mut berth, port, "/readyz")?;
+    Ok((berth, port, ready))
+}
+
 fn list_query(organization: &str) -> String {
     format!(
         "/v3/registry_credentials?organization_guids={organization}&label_selector={}&per_page={PER_PAGE}",
@@ -482,19 +532,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         runs: 0,
         plan,
     };
-    let harbor_port = free_port()?;
-    let mut harbor = Running::start(
-        "harbor-emulator",
-        Command::new(bench_binary("harbor-emulator"))
-            .args(["--listen", &format!("127.0.0.1:{harbor_port}")]),
-        &work.join("harbor-emulator.log"),
-    )?;
-    wait_for(&mut harbor, harbor_port, "/api/v2.0/ping")?;
-    let faults = json!({ "latency_ms": HARBOR_LATENCY_MS }).to_string();
-    let (status, body) = http(harbor_port, "PUT", "/_emulator/faults", &faults)?;
-    if status >= 300 {
-        bail!("the emulator refused its latency ({status}): {body}");
-    }
+    let (harbor, harbor_port) = start_emulator(&work, Some(HARBOR_LATENCY_MS))?;
 
     let floor_port = free_port()?;
     let mut floor = Running::start(
@@ -507,13 +545,8 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     wait_for(&mut floor, floor_port, "/static")?;
 
     eprintln!("==> starting Berth");
-    let berth_port = free_port()?;
-    let mut berth = Running::start(
-        "berth",
-        &mut berth_command(&main_url, &keys, berth_port, harbor_port),
-        &work.join("berth.log"),
-    )?;
-    let start_to_ready = wait_for(&mut berth, berth_port, "/readyz")?;
+    let (mut berth, berth_port, start_to_ready) =
+        start_berth(&main_url, &keys, harbor_port, &work)?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle_rss, _) = memory_mib(berth.pid())?;
     eprintln!(
@@ -522,51 +555,30 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     );
 
     let get = |token| Load {
-        scenario: "get",
-        token,
         ids: Some(&credential_ids),
-        query: "",
-        organization: "",
+        ..Load::new("get", token)
     };
     let post = |token| Load {
-        scenario: "post",
-        token,
-        ids: None,
-        query: "",
         organization: &post_organization,
+        ..Load::new("post", token)
     };
     let list = |token| Load {
-        scenario: "list",
-        token,
-        ids: None,
         query: &query,
-        organization: "",
+        ..Load::new("list", token)
     };
     let patch = Load {
-        scenario: "patch",
-        token: &admin,
         ids: Some(&credential_ids),
-        query: "",
-        organization: "",
+        ..Load::new("patch", &admin)
     };
     let registry = Load {
-        scenario: "registry",
-        token: &admin,
         ids: Some(&registry_ids),
-        query: "",
-        organization: "",
+        ..Load::new("registry", &admin)
     };
     let registry_warmup = Load {
         ids: Some(&registry_warmup_ids),
         ..registry
     };
-    let static_body = Load {
-        scenario: "static",
-        token: "",
-        ids: None,
-        query: "",
-        organization: "",
-    };
+    let static_body = Load::new("static", "");
 
     // Registry enablement first (warmed up on organizations of its own), then the
     // reads on the seeded set, then the writes, floor before Berth for each route.
@@ -627,42 +639,24 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         let url = database_url(&server_url, set.name);
         let organization = text(&dataset["list_organization"]);
         let ids = dir.join("credentials.txt");
-        let harbor_port = free_port()?;
-        let mut harbor = Running::start(
-            "harbor-emulator",
-            Command::new(bench_binary("harbor-emulator"))
-                .args(["--listen", &format!("127.0.0.1:{harbor_port}")]),
-            &dir.join("harbor-emulator.log"),
-        )?;
-        wait_for(&mut harbor, harbor_port, "/api/v2.0/ping")?;
-        let port = free_port()?;
-        let mut berth = Running::start(
-            "berth",
-            &mut berth_command(&url, &keys, port, harbor_port),
-            &dir.join("berth.log"),
-        )?;
-        wait_for(&mut berth, port, "/readyz")?;
+        // Kept alive (and stopped on drop) for the growth runs.
+        let (_harbor, harbor_port) = start_emulator(&dir, None)?;
+        let (_berth, port, _) = start_berth(&url, &keys, harbor_port, &dir)?;
         eprintln!("==> growth: {} credentials", set.credentials);
         let query = list_query(&organization);
         let list_figures = driver.measure(
             port,
             &Load {
-                scenario: "list",
-                token: &admin,
-                ids: None,
                 query: &query,
-                organization: "",
+                ..Load::new("list", &admin)
             },
             true,
         )?;
         let get_figures = driver.measure(
             port,
             &Load {
-                scenario: "get",
-                token: &admin,
                 ids: Some(&ids),
-                query: "",
-                organization: "",
+                ..Load::new("get", &admin)
             },
             true,
         )?;

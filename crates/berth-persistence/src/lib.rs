@@ -156,11 +156,6 @@ impl WorkerPools {
                 (open + more_open, idle + more_idle)
             })
     }
-
-    /// The pool built in `main`, for work outside the HTTP workers (checks, background jobs).
-    pub fn shared(&self) -> &DatabaseConnection {
-        &self.shared
-    }
 }
 
 /// Connections in one pool: (open, idle).
