@@ -24,7 +24,7 @@ use crate::{cargo, postgres_url, run, workspace_root};
 const HARBOR_LATENCY_MS: u64 = 20;
 const SELECTOR: &str = "env=prod,tier";
 const PER_PAGE: u32 = 50;
-const JWT_FIXTURES: &str = "crates/berth-api/tests/fixtures/jwt";
+const JWT_FIXTURES: &str = "crates/berth-auth/tests/fixtures/jwt";
 const ISSUER: &str = "https://uaa.bench.example.com/oauth/token";
 const AUDIENCE: &str = "berth";
 
@@ -495,7 +495,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         "--release",
         "--quiet",
         "-p",
-        "berth-api",
+        "berth-server",
         "-p",
         "harbor-emulator",
         "-p",

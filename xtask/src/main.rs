@@ -180,7 +180,7 @@ fn openapi() -> anyhow::Result<()> {
             "run",
             "--quiet",
             "--package",
-            "berth-api",
+            "berth-server",
             "--bin",
             "berth",
             "--",

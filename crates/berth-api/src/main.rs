@@ -1,6 +1,0 @@
-//! The `berth` binary: wires adapters into the services and serves.
-
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
-    berth_api::cli::run().await
-}

@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod body;
+pub mod caller;
+pub mod health;
+pub mod logging;
+pub mod openapi;
+pub mod prometheus;
+pub mod state;
+pub mod v1;
+pub mod v3;

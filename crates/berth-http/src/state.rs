@@ -1,0 +1,24 @@
+//! What every handler can reach: the use cases, link building and authentication.
+
+use std::sync::Arc;
+
+use berth_domain::credential_service::CredentialService;
+use berth_domain::directory_service::DirectoryService;
+use berth_domain::registry_service::RegistryService;
+use berth_persistence::WorkerPools;
+
+use crate::health::Readiness;
+use crate::v3::presenters::Links;
+use berth_auth::Authenticator;
+
+pub struct AppState {
+    pub credentials: CredentialService,
+    pub directory: DirectoryService,
+    /// `None` when no Harbor is configured: the registry routes answer 503.
+    pub registries: Option<RegistryService>,
+    pub links: Links,
+    pub authenticator: Arc<Authenticator>,
+    pub readiness: Readiness,
+    /// Every worker's database pool, for the pool gauges.
+    pub pools: WorkerPools,
+}

@@ -1,0 +1,206 @@
+//! The v1 error envelope, `{"error":{"code","message","details":[{"field","code","message"}]}}`,
+//! and the one place domain errors become v1 responses. Codes are stable snake_case.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use berth_domain::ports::{ProvisionError, StoreError};
+use berth_domain::registry_service::RegistryError;
+use serde::Serialize;
+
+/// One problem with one field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A v1 error: an HTTP status, a stable code, a message, and per-field details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Error {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Vec<Detail>,
+    allow: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    details: &'a [Detail],
+}
+
+impl V1Error {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            allow: None,
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A valid bearer token is required.",
+        )
+    }
+
+    pub fn organization_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "organization_not_found",
+            "The organization does not exist or you cannot see it.",
+        )
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such route.")
+    }
+
+    /// 405 for a method the route does not serve, with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This route does not serve that method.",
+            )
+        }
+    }
+
+    pub fn invalid_json() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The request body is not valid JSON.",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body is larger than {limit} bytes."),
+        )
+    }
+
+    pub fn validation(details: Vec<Detail>) -> Self {
+        Self {
+            details,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "The request is not valid.",
+            )
+        }
+    }
+
+    fn internal(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %crate::logging::error_chain(cause), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An internal error occurred.",
+        )
+    }
+
+    fn unavailable(code: &'static str, message: &str, cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %crate::logging::error_chain(cause), "a backend is unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// The organization's registry cannot be provisioned because Harbor is not configured.
+    pub fn harbor_not_configured() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "harbor_unavailable",
+            "Harbor is not configured for this Berth (harbor.url).",
+        )
+    }
+}
+
+impl std::fmt::Display for V1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.message)
+    }
+}
+
+impl ResponseError for V1Error {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        response.json(Envelope {
+            error: Body {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+            },
+        })
+    }
+}
+
+impl From<RegistryError> for V1Error {
+    fn from(error: RegistryError) -> Self {
+        use RegistryError as E;
+        let conflict = |code| Self::new(StatusCode::CONFLICT, code, error.to_string());
+        match &error {
+            E::OrganizationNotFound => Self::organization_not_found(),
+            E::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "registry_not_found",
+                "The organization's registry is not enabled.",
+            ),
+            E::RobotNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "robot_credential_not_found",
+                "No such robot credential.",
+            ),
+            E::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            E::AlreadyEnabled => conflict("registry_already_enabled"),
+            E::Busy => conflict("registry_provisioning"),
+            E::ProjectConflict => conflict("harbor_project_conflict"),
+            E::RobotNameTaken => conflict("robot_name_taken"),
+            E::Harbor(ProvisionError::Misconfigured) => Self::unavailable(
+                "harbor_unavailable",
+                "Harbor refused Berth's credential; an operator must fix it.",
+                &error,
+            ),
+            E::Harbor(_) => Self::unavailable(
+                "harbor_unavailable",
+                "Harbor is unreachable or failing; retry later.",
+                &error,
+            ),
+            E::Store(StoreError::Unavailable(_)) => Self::unavailable(
+                "database_unavailable",
+                "The database is unavailable; retry later.",
+                &error,
+            ),
+            E::Store(_) => Self::internal(&error),
+        }
+    }
+}

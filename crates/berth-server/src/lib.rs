@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,73 @@
+//! The OpenAPI document: committed, served, and browsable offline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+
+const COMMITTED: &str = include_str!("../../../docs/openapi.json");
+
+#[test]
+fn the_committed_document_matches_the_code() {
+    let generated = berth_http::openapi::document_json();
+    assert!(
+        COMMITTED.trim_end() == generated.trim_end(),
+        "docs/openapi.json is out of date: run `cargo xtask openapi` and commit it"
+    );
+}
+
+#[test]
+fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/v3/registry_credentials",
+        "/v3/registry_credentials/{guid}",
+        "/v3/organizations",
+        "/v3/organizations/{guid}",
+        "/v3/spaces",
+        "/v3/spaces/{guid}",
+        "/v3/apps",
+        "/v3/apps/{guid}",
+        "/api/v1/organizations/{org_id}/registry",
+        "/api/v1/organizations/{org_id}/registry/credentials",
+        "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
+        "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not described");
+    }
+    let operations: usize = paths
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(operations, 27);
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "V3ErrorBody",
+        "V1ErrorBody",
+        "CredentialResource",
+        "EnableResponse",
+        "CreateCredentialBody",
+    ] {
+        assert!(schemas.contains_key(schema), "{schema} is missing");
+    }
+    let create = &document["paths"]["/v3/registry_credentials"]["post"]["responses"];
+    assert!(
+        create["422"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with("V3ErrorBody")
+    );
+    let enable = &document["paths"]["/api/v1/organizations/{org_id}/registry"]["post"]["responses"];
+    assert!(
+        enable["503"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with("V1ErrorBody")
+    );
+}
