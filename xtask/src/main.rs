@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's front door for developer tasks.
 //!
 //! - `test`: the whole suite, once on SQLite and once on PostgreSQL.
-//! - `ci`: formatting, lints, the domain's dependency fence, then `test`.
+//! - `ci`: formatting, lints, the dependency fences, then `test`.
+//! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them).
 //! - `bench [--quick]`: speed and memory against the floors (docs/BENCHMARKS.md).
 //!
 //! Small on purpose: `std`, `anyhow`, and `serde_json` for the benchmark's results.
@@ -27,18 +28,72 @@ const IO_CRATES: &[&str] = &[
     "hyper",
     "mio",
 ];
+/// Berth's adapters: only `berth-server` (and the tools: the benchmark, the test kit, xtask)
+/// may depend on them.
+const ADAPTERS: &[&str] = &["berth-persistence", "berth-harbor", "harbor-emulator"];
+
+/// One crate's fence: the crates its normal dependencies may not include, and why.
+struct Fence {
+    package: &'static str,
+    /// Extra `cargo tree` arguments (a feature set).
+    args: &'static [&'static str],
+    forbidden: &'static [&'static [&'static str]],
+    why: &'static str,
+}
+
+const FENCES: &[Fence] = &[
+    Fence {
+        package: "berth-domain",
+        args: &[],
+        forbidden: &[IO_CRATES, ADAPTERS, &["berth-auth", "berth-http"]],
+        why: "the domain is embeddable: no I/O and no runtime",
+    },
+    Fence {
+        package: "berth-auth",
+        args: &[],
+        forbidden: &[&["actix-web", "actix-http", "sea-orm", "sqlx"], ADAPTERS],
+        why: "token verification knows no HTTP framework and no database",
+    },
+    Fence {
+        package: "berth-http",
+        args: &[],
+        forbidden: &[
+            &["sea-orm", "sqlx", "figment", "config", "clap", "opentelemetry-otlp"],
+            ADAPTERS,
+        ],
+        why: "the wire layer reaches the world through ports; only berth-server builds adapters",
+    },
+    Fence {
+        package: "berth-persistence",
+        args: &[],
+        forbidden: &[&["actix-web", "reqwest", "berth-harbor", "harbor-emulator"]],
+        why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
+    },
+    Fence {
+        package: "berth-harbor",
+        args: &[],
+        forbidden: &[&["actix-web", "sea-orm", "sqlx", "berth-persistence", "harbor-emulator"]],
+        why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
+    },
+    Fence {
+        package: "berth-server",
+        args: &["--no-default-features"],
+        forbidden: &[&["harbor-emulator"]],
+        why: "a production build (--no-default-features) links no Harbor emulator",
+    },
+];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
-        Some("domain-fence") => domain_fence(),
+        Some("fences") => fences(),
         Some("openapi") => openapi(),
         Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [-- extra test args] | ci | domain-fence | openapi | bench [--quick]>"
+                "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | bench [--quick]>"
             );
             std::process::exit(2);
         }
@@ -135,42 +190,54 @@ fn local_cluster_version() -> Option<String> {
     versions.pop()
 }
 
-/// `berth-domain` must stay embeddable: no I/O crate anywhere in its normal dependencies.
-fn domain_fence() -> anyhow::Result<()> {
+/// Checks every crate's [`Fence`] against `cargo tree` (normal dependencies only).
+fn fences() -> anyhow::Result<()> {
+    let mut breaches = Vec::new();
+    for fence in FENCES {
+        let tree = dependency_names(fence.package, fence.args)?;
+        let found: Vec<&str> = fence
+            .forbidden
+            .iter()
+            .flat_map(|names| names.iter().copied())
+            .filter(|name| tree.iter().any(|dependency| dependency == name))
+            .collect();
+        if found.is_empty() {
+            eprintln!("==> fence holds: {} ({})", fence.package, fence.why);
+        } else {
+            breaches.push(format!(
+                "{} depends on {}: {}",
+                fence.package,
+                found.join(", "),
+                fence.why
+            ));
+        }
+    }
+    if !breaches.is_empty() {
+        bail!("dependency fences broken:\n  {}", breaches.join("\n  "));
+    }
+    Ok(())
+}
+
+/// The names of every crate in `package`'s normal dependency tree (itself excluded).
+fn dependency_names(package: &str, args: &[&str]) -> anyhow::Result<Vec<String>> {
     let output = cargo()
-        .args([
-            "tree",
-            "-p",
-            "berth-domain",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(["--format", "{p}"])
+        .args(args)
         .output()
         .context("cargo tree")?;
     if !output.status.success() {
         bail!(
-            "cargo tree failed: {}",
+            "cargo tree -p {package} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let tree = String::from_utf8_lossy(&output.stdout);
-    let found: Vec<&str> = IO_CRATES
-        .iter()
-        .copied()
-        .filter(|name| {
-            tree.lines()
-                .any(|line| line.split_whitespace().next() == Some(name))
-        })
-        .collect();
-    if !found.is_empty() {
-        bail!("berth-domain depends on I/O crates: {}", found.join(", "));
-    }
-    eprintln!("==> berth-domain depends on no I/O crate");
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Rewrites `docs/openapi.json` from the code (a test fails while the two differ).
@@ -208,6 +275,6 @@ fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    domain_fence()?;
+    fences()?;
     test(&[])
 }
