@@ -58,7 +58,14 @@ const FENCES: &[Fence] = &[
         package: "berth-http",
         args: &[],
         forbidden: &[
-            &["sea-orm", "sqlx", "figment", "config", "clap", "opentelemetry-otlp"],
+            &[
+                "sea-orm",
+                "sqlx",
+                "figment",
+                "config",
+                "clap",
+                "opentelemetry-otlp",
+            ],
             ADAPTERS,
         ],
         why: "the wire layer reaches the world through ports; only berth-server builds adapters",
@@ -72,7 +79,13 @@ const FENCES: &[Fence] = &[
     Fence {
         package: "berth-harbor",
         args: &[],
-        forbidden: &[&["actix-web", "sea-orm", "sqlx", "berth-persistence", "harbor-emulator"]],
+        forbidden: &[&[
+            "actix-web",
+            "sea-orm",
+            "sqlx",
+            "berth-persistence",
+            "harbor-emulator",
+        ]],
         why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
     },
     Fence {

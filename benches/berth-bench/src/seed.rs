@@ -141,17 +141,17 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
     let directory = &directory;
     stream::iter(&organizations)
-        .map(|organization| directory.insert_organization(organization))
+        .map(|organization| directory.organizations().insert(organization))
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;
     stream::iter(&spaces)
-        .map(|space| directory.insert_space(space))
+        .map(|space| directory.spaces().insert(space))
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;
     stream::iter(&apps)
-        .map(|app| directory.insert_app(app))
+        .map(|app| directory.apps().insert(app))
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;

@@ -244,7 +244,8 @@ impl CredentialService {
             RequestedOwner::Space(guid) => {
                 let space = self
                     .directory
-                    .get_space(guid)
+                    .spaces()
+                    .get(guid)
                     .await
                     .map_err(CredentialError::Store)?
                     .filter(|space| permissions.can_read_space(space.organization, guid))
@@ -257,7 +258,8 @@ impl CredentialService {
             RequestedOwner::App(guid) => {
                 let app = self
                     .directory
-                    .get_app(guid)
+                    .apps()
+                    .get(guid)
                     .await
                     .map_err(CredentialError::Store)?
                     .filter(|app| permissions.can_read_space(app.organization, app.space))

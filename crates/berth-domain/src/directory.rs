@@ -2,7 +2,10 @@
 
 use time::OffsetDateTime;
 
-use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
+use crate::RelationshipKind;
+use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid, TypedGuid};
+use crate::permissions::Permissions;
+use crate::ports::{DirectoryEntries, DirectoryStore};
 
 /// Longest organization, space or app name accepted (Cloud Foundry's own limit).
 pub const MAX_NAME_LEN: usize = 255;
@@ -72,6 +75,107 @@ pub struct App {
 }
 
 /// Whether an upsert created the resource or changed an existing one.
+/// What organizations, spaces and apps share: a typed guid, a name, timestamps, a place in the
+/// directory and a rule for who may read them. The directory's use cases and adapters are written
+/// once over this trait.
+pub trait DirectoryEntry: Clone + Send + Sync + 'static {
+    type Guid: TypedGuid;
+    /// Which kind of entry this is (error messages, relationships).
+    const KIND: RelationshipKind;
+    /// The kind of its parent, which must exist when it is inserted (`None` for organizations).
+    const PARENT: Option<RelationshipKind>;
+
+    fn guid(&self) -> Self::Guid;
+    fn name(&self) -> &ResourceName;
+    /// What an upsert of an existing entry changes: its name and `updated_at`.
+    fn rename(&mut self, name: ResourceName, at: OffsetDateTime);
+    /// Whether a caller with these permissions may see it.
+    fn readable_by(&self, permissions: &Permissions) -> bool;
+    /// This kind's entries in a directory store.
+    fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self>;
+}
+
+impl DirectoryEntry for Organization {
+    type Guid = OrganizationGuid;
+    const KIND: RelationshipKind = RelationshipKind::Organization;
+    const PARENT: Option<RelationshipKind> = None;
+
+    fn guid(&self) -> OrganizationGuid {
+        self.guid
+    }
+
+    fn name(&self) -> &ResourceName {
+        &self.name
+    }
+
+    fn rename(&mut self, name: ResourceName, at: OffsetDateTime) {
+        self.name = name;
+        self.updated_at = at;
+    }
+
+    fn readable_by(&self, permissions: &Permissions) -> bool {
+        permissions.can_read_organization(self.guid)
+    }
+
+    fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self> {
+        directory.organizations()
+    }
+}
+
+impl DirectoryEntry for Space {
+    type Guid = SpaceGuid;
+    const KIND: RelationshipKind = RelationshipKind::Space;
+    const PARENT: Option<RelationshipKind> = Some(RelationshipKind::Organization);
+
+    fn guid(&self) -> SpaceGuid {
+        self.guid
+    }
+
+    fn name(&self) -> &ResourceName {
+        &self.name
+    }
+
+    fn rename(&mut self, name: ResourceName, at: OffsetDateTime) {
+        self.name = name;
+        self.updated_at = at;
+    }
+
+    fn readable_by(&self, permissions: &Permissions) -> bool {
+        permissions.can_read_space(self.organization, self.guid)
+    }
+
+    fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self> {
+        directory.spaces()
+    }
+}
+
+impl DirectoryEntry for App {
+    type Guid = AppGuid;
+    const KIND: RelationshipKind = RelationshipKind::App;
+    const PARENT: Option<RelationshipKind> = Some(RelationshipKind::Space);
+
+    fn guid(&self) -> AppGuid {
+        self.guid
+    }
+
+    fn name(&self) -> &ResourceName {
+        &self.name
+    }
+
+    fn rename(&mut self, name: ResourceName, at: OffsetDateTime) {
+        self.name = name;
+        self.updated_at = at;
+    }
+
+    fn readable_by(&self, permissions: &Permissions) -> bool {
+        permissions.can_read_space(self.organization, self.space)
+    }
+
+    fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self> {
+        directory.apps()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
     Created,

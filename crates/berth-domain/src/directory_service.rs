@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
-use crate::directory::{App, Dependents, Organization, ResourceName, Space, Upserted};
+use time::OffsetDateTime;
+
+use crate::directory::{
+    App, Dependents, DirectoryEntry, Organization, ResourceName, Space, Upserted,
+};
 use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{DirectoryQuery, Page};
 use crate::permissions::{self, Permissions};
@@ -57,37 +61,20 @@ impl DirectoryService {
         name: ResourceName,
     ) -> Result<(Organization, Upserted), DirectoryError> {
         self.require_writer(actor).await?;
-        for _ in 0..UPSERT_ATTEMPTS {
-            let stamp = now();
-            if let Some(mut existing) = self
-                .directory
-                .get_organization(guid)
-                .await
-                .map_err(DirectoryError::Store)?
-            {
-                existing.name = name.clone();
-                existing.updated_at = stamp;
-                match self.directory.update_organization(&existing).await {
-                    Ok(()) => return Ok((existing, Upserted::Updated)),
-                    Err(StoreError::NotFound) => continue,
-                    Err(error) => return Err(DirectoryError::Store(error)),
-                }
-            }
-            let organization = Organization {
-                guid,
-                name: name.clone(),
-                created_at: stamp,
-                updated_at: stamp,
-            };
-            match self.directory.insert_organization(&organization).await {
-                Ok(()) => return Ok((organization, Upserted::Created)),
-                Err(StoreError::Conflict) => continue,
-                Err(error) => return Err(DirectoryError::Store(error)),
-            }
-        }
-        Err(DirectoryError::Store(StoreError::Unexpected(
-            "organization upsert kept racing".into(),
-        )))
+        self.upsert(
+            guid,
+            name.clone(),
+            |_: &Organization| Ok(()),
+            async |stamp| {
+                Ok(Organization {
+                    guid,
+                    name: name.clone(),
+                    created_at: stamp,
+                    updated_at: stamp,
+                })
+            },
+        )
+        .await
     }
 
     /// Creates or renames a space; a space never moves to another organization.
@@ -103,49 +90,21 @@ impl DirectoryService {
         organization: OrganizationGuid,
     ) -> Result<(Space, Upserted), DirectoryError> {
         self.require_writer(actor).await?;
-        for _ in 0..UPSERT_ATTEMPTS {
-            let stamp = now();
-            if let Some(mut existing) = self
-                .directory
-                .get_space(guid)
-                .await
-                .map_err(DirectoryError::Store)?
-            {
-                if existing.organization != organization {
-                    return Err(DirectoryError::ParentChanged(
-                        RelationshipKind::Space,
-                        RelationshipKind::Organization,
-                    ));
-                }
-                existing.name = name.clone();
-                existing.updated_at = stamp;
-                match self.directory.update_space(&existing).await {
-                    Ok(()) => return Ok((existing, Upserted::Updated)),
-                    Err(StoreError::NotFound) => continue,
-                    Err(error) => return Err(DirectoryError::Store(error)),
-                }
-            }
-            let space = Space {
-                guid,
-                name: name.clone(),
-                organization,
-                created_at: stamp,
-                updated_at: stamp,
-            };
-            match self.directory.insert_space(&space).await {
-                Ok(()) => return Ok((space, Upserted::Created)),
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::MissingParent) => {
-                    return Err(DirectoryError::InvalidRelationship(
-                        RelationshipKind::Organization,
-                    ));
-                }
-                Err(error) => return Err(DirectoryError::Store(error)),
-            }
-        }
-        Err(DirectoryError::Store(StoreError::Unexpected(
-            "space upsert kept racing".into(),
-        )))
+        self.upsert(
+            guid,
+            name.clone(),
+            |existing: &Space| parent_kept::<Space>(existing.organization == organization),
+            async |stamp| {
+                Ok(Space {
+                    guid,
+                    name: name.clone(),
+                    organization,
+                    created_at: stamp,
+                    updated_at: stamp,
+                })
+            },
+        )
+        .await
     }
 
     /// Creates or renames an app; an app never moves to another space.
@@ -161,53 +120,66 @@ impl DirectoryService {
         space: SpaceGuid,
     ) -> Result<(App, Upserted), DirectoryError> {
         self.require_writer(actor).await?;
+        self.upsert(
+            guid,
+            name.clone(),
+            |existing: &App| parent_kept::<App>(existing.space == space),
+            async |stamp| {
+                let parent = self
+                    .directory
+                    .spaces()
+                    .get(space)
+                    .await
+                    .map_err(DirectoryError::Store)?
+                    .ok_or(DirectoryError::InvalidRelationship(RelationshipKind::Space))?;
+                Ok(App {
+                    guid,
+                    name: name.clone(),
+                    space,
+                    organization: parent.organization,
+                    created_at: stamp,
+                    updated_at: stamp,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Renames the entry when it exists (after `check_existing` accepts it), else inserts the
+    /// one `fresh` builds; a lost race with a concurrent writer is tried once more.
+    async fn upsert<E: DirectoryEntry>(
+        &self,
+        guid: E::Guid,
+        name: ResourceName,
+        check_existing: impl Fn(&E) -> Result<(), DirectoryError>,
+        fresh: impl AsyncFn(OffsetDateTime) -> Result<E, DirectoryError>,
+    ) -> Result<(E, Upserted), DirectoryError> {
+        let entries = E::entries(self.directory.as_ref());
         for _ in 0..UPSERT_ATTEMPTS {
             let stamp = now();
-            if let Some(mut existing) = self
-                .directory
-                .get_app(guid)
-                .await
-                .map_err(DirectoryError::Store)?
-            {
-                if existing.space != space {
-                    return Err(DirectoryError::ParentChanged(
-                        RelationshipKind::App,
-                        RelationshipKind::Space,
-                    ));
-                }
-                existing.name = name.clone();
-                existing.updated_at = stamp;
-                match self.directory.update_app(&existing).await {
+            if let Some(mut existing) = entries.get(guid).await.map_err(DirectoryError::Store)? {
+                check_existing(&existing)?;
+                existing.rename(name.clone(), stamp);
+                match entries.update(&existing).await {
                     Ok(()) => return Ok((existing, Upserted::Updated)),
                     Err(StoreError::NotFound) => continue,
                     Err(error) => return Err(DirectoryError::Store(error)),
                 }
             }
-            let parent = self
-                .directory
-                .get_space(space)
-                .await
-                .map_err(DirectoryError::Store)?
-                .ok_or(DirectoryError::InvalidRelationship(RelationshipKind::Space))?;
-            let app = App {
-                guid,
-                name: name.clone(),
-                space,
-                organization: parent.organization,
-                created_at: stamp,
-                updated_at: stamp,
-            };
-            match self.directory.insert_app(&app).await {
-                Ok(()) => return Ok((app, Upserted::Created)),
+            let entry = fresh(stamp).await?;
+            match entries.insert(&entry).await {
+                Ok(()) => return Ok((entry, Upserted::Created)),
                 Err(StoreError::Conflict) => continue,
-                Err(StoreError::MissingParent) => {
-                    return Err(DirectoryError::InvalidRelationship(RelationshipKind::Space));
+                Err(StoreError::MissingParent) if E::PARENT.is_some() => {
+                    return Err(DirectoryError::InvalidRelationship(
+                        E::PARENT.unwrap_or(E::KIND),
+                    ));
                 }
                 Err(error) => return Err(DirectoryError::Store(error)),
             }
         }
         Err(DirectoryError::Store(StoreError::Unexpected(
-            "app upsert kept racing".into(),
+            format!("{} upsert kept racing", E::KIND).into(),
         )))
     }
 
@@ -225,141 +197,73 @@ impl DirectoryService {
         }
     }
 
+    /// An organization, space or app the caller may see.
+    ///
     /// # Errors
     /// [`DirectoryError::NotFound`] (also when the caller may not see it) or
     /// [`DirectoryError::Store`].
-    pub async fn get_organization(
+    pub async fn get<E: DirectoryEntry>(
         &self,
         actor: &Actor,
-        guid: OrganizationGuid,
-    ) -> Result<Organization, DirectoryError> {
+        guid: E::Guid,
+    ) -> Result<E, DirectoryError> {
         let permissions = self.permissions(actor).await?;
-        self.directory
-            .get_organization(guid)
+        E::entries(self.directory.as_ref())
+            .get(guid)
             .await
             .map_err(DirectoryError::Store)?
-            .filter(|_| permissions.can_read_organization(guid))
-            .ok_or(DirectoryError::NotFound(RelationshipKind::Organization))
-    }
-
-    /// # Errors
-    /// As [`DirectoryService::get_organization`].
-    pub async fn get_space(&self, actor: &Actor, guid: SpaceGuid) -> Result<Space, DirectoryError> {
-        let permissions = self.permissions(actor).await?;
-        self.directory
-            .get_space(guid)
-            .await
-            .map_err(DirectoryError::Store)?
-            .filter(|space| permissions.can_read_space(space.organization, guid))
-            .ok_or(DirectoryError::NotFound(RelationshipKind::Space))
-    }
-
-    /// # Errors
-    /// As [`DirectoryService::get_organization`].
-    pub async fn get_app(&self, actor: &Actor, guid: AppGuid) -> Result<App, DirectoryError> {
-        let permissions = self.permissions(actor).await?;
-        self.directory
-            .get_app(guid)
-            .await
-            .map_err(DirectoryError::Store)?
-            .filter(|app| permissions.can_read_space(app.organization, app.space))
-            .ok_or(DirectoryError::NotFound(RelationshipKind::App))
+            .filter(|entry| entry.readable_by(&permissions))
+            .ok_or(DirectoryError::NotFound(E::KIND))
     }
 
     /// Lists what the caller may see, filtered inside the store's query.
     ///
     /// # Errors
     /// [`DirectoryError::Store`].
-    pub async fn list_organizations(
+    pub async fn list<E: DirectoryEntry>(
         &self,
         actor: &Actor,
         mut query: DirectoryQuery,
-    ) -> Result<Page<Organization>, DirectoryError> {
+    ) -> Result<Page<E>, DirectoryError> {
         query.visibility = self.permissions(actor).await?.directory_visibility();
-        self.directory
-            .list_organizations(&query)
+        E::entries(self.directory.as_ref())
+            .list(&query)
             .await
             .map_err(DirectoryError::Store)
     }
 
-    /// # Errors
-    /// [`DirectoryError::Store`].
-    pub async fn list_spaces(
-        &self,
-        actor: &Actor,
-        mut query: DirectoryQuery,
-    ) -> Result<Page<Space>, DirectoryError> {
-        query.visibility = self.permissions(actor).await?.directory_visibility();
-        self.directory
-            .list_spaces(&query)
-            .await
-            .map_err(DirectoryError::Store)
-    }
-
-    /// # Errors
-    /// [`DirectoryError::Store`].
-    pub async fn list_apps(
-        &self,
-        actor: &Actor,
-        mut query: DirectoryQuery,
-    ) -> Result<Page<App>, DirectoryError> {
-        query.visibility = self.permissions(actor).await?.directory_visibility();
-        self.directory
-            .list_apps(&query)
-            .await
-            .map_err(DirectoryError::Store)
-    }
-
-    /// Deletes an organization nothing refers to any more; admins only.
+    /// Deletes an entry nothing refers to any more; admins only.
     ///
     /// # Errors
     /// [`DirectoryError::NotFound`] (also when the caller may not see it),
     /// [`DirectoryError::NotAuthorized`], [`DirectoryError::InUse`] (nothing deleted), or
     /// [`DirectoryError::Store`].
-    pub async fn delete_organization(
+    pub async fn delete<E: DirectoryEntry>(
         &self,
         actor: &Actor,
-        guid: OrganizationGuid,
+        guid: E::Guid,
     ) -> Result<(), DirectoryError> {
         if !self.permissions(actor).await?.can_write_directory() {
-            self.get_organization(actor, guid).await?;
+            self.get::<E>(actor, guid).await?;
             return Err(DirectoryError::NotAuthorized);
         }
-        deletion(
-            self.directory.delete_organization(guid).await,
-            RelationshipKind::Organization,
-        )
-    }
-
-    /// # Errors
-    /// As [`DirectoryService::delete_organization`].
-    pub async fn delete_space(&self, actor: &Actor, guid: SpaceGuid) -> Result<(), DirectoryError> {
-        if !self.permissions(actor).await?.can_write_directory() {
-            self.get_space(actor, guid).await?;
-            return Err(DirectoryError::NotAuthorized);
+        match E::entries(self.directory.as_ref()).delete(guid).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(DirectoryError::NotFound(E::KIND)),
+            Err(StoreError::InUse(dependents)) => Err(DirectoryError::InUse {
+                kind: E::KIND,
+                dependents,
+            }),
+            Err(error) => Err(DirectoryError::Store(error)),
         }
-        deletion(
-            self.directory.delete_space(guid).await,
-            RelationshipKind::Space,
-        )
-    }
-
-    /// # Errors
-    /// As [`DirectoryService::delete_organization`].
-    pub async fn delete_app(&self, actor: &Actor, guid: AppGuid) -> Result<(), DirectoryError> {
-        if !self.permissions(actor).await?.can_write_directory() {
-            self.get_app(actor, guid).await?;
-            return Err(DirectoryError::NotAuthorized);
-        }
-        deletion(self.directory.delete_app(guid).await, RelationshipKind::App)
     }
 }
 
-fn deletion(result: Result<(), StoreError>, kind: RelationshipKind) -> Result<(), DirectoryError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(DirectoryError::NotFound(kind)),
-        Err(StoreError::InUse(dependents)) => Err(DirectoryError::InUse { kind, dependents }),
-        Err(error) => Err(DirectoryError::Store(error)),
+/// A space stays in its organization and an app in its space: an upsert naming another parent
+/// is refused.
+fn parent_kept<E: DirectoryEntry>(kept: bool) -> Result<(), DirectoryError> {
+    match E::PARENT {
+        Some(parent) if !kept => Err(DirectoryError::ParentChanged(E::KIND, parent)),
+        _ => Ok(()),
     }
 }

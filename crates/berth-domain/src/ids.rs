@@ -18,6 +18,16 @@ pub fn parse_hyphenated_uuid(text: &str) -> Result<Uuid, InvalidGuid> {
     Uuid::try_parse(text).map_err(|_| InvalidGuid)
 }
 
+/// What every typed guid offers, so code written once for organizations, spaces and apps can
+/// parse, read and build their guids.
+pub trait TypedGuid: Copy + Eq + fmt::Debug + fmt::Display + Send + Sync + 'static {
+    fn from_uuid(uuid: Uuid) -> Self;
+    /// # Errors
+    /// [`InvalidGuid`] unless `text` is a hyphenated UUID.
+    fn parse(text: &str) -> Result<Self, InvalidGuid>;
+    fn as_uuid(&self) -> Uuid;
+}
+
 macro_rules! guid_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -36,6 +46,20 @@ macro_rules! guid_newtype {
             }
 
             pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl TypedGuid for $name {
+            fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            fn parse(text: &str) -> Result<Self, InvalidGuid> {
+                parse_hyphenated_uuid(text).map(Self)
+            }
+
+            fn as_uuid(&self) -> Uuid {
                 self.0
             }
         }

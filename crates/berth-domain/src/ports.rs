@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::credential::{Password, RegistryCredential};
-use crate::directory::{App, Dependents, Organization, Space};
-use crate::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
+use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
+use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
 
 /// Any error an adapter wants to keep as the cause.
@@ -86,53 +86,41 @@ pub trait CredentialStore: Send + Sync {
     async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError>;
 }
 
-/// Keeps the directory of organizations, spaces and apps.
+/// One kind of directory entry (organizations, spaces or apps) in the store.
 #[async_trait]
-pub trait DirectoryStore: Send + Sync {
+pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
     /// # Errors
-    /// MUST return [`StoreError::Conflict`] when the guid exists.
-    async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError>;
+    /// MUST return [`StoreError::Conflict`] when the guid exists and
+    /// [`StoreError::MissingParent`] when its parent ([`DirectoryEntry::PARENT`]) does not.
+    async fn insert(&self, entry: &E) -> Result<(), StoreError>;
     /// Replaces the name and `updated_at`.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the guid does not exist.
-    async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError>;
+    async fn update(&self, entry: &E) -> Result<(), StoreError>;
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn get_organization(
-        &self,
-        guid: OrganizationGuid,
-    ) -> Result<Option<Organization>, StoreError>;
+    async fn get(&self, guid: E::Guid) -> Result<Option<E>, StoreError>;
+    /// The page of entries the query's visibility and filters select, with the total.
+    ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn list_organizations(
-        &self,
-        query: &DirectoryQuery,
-    ) -> Result<Page<Organization>, StoreError>;
-    /// Deletes an organization that nothing refers to, in one transaction.
+    async fn list(&self, query: &DirectoryQuery) -> Result<Page<E>, StoreError>;
+    /// Deletes an entry that nothing refers to, in one transaction.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the guid does not exist and
-    /// [`StoreError::InUse`] when spaces or credentials still refer to it (nothing is deleted).
-    async fn delete_organization(&self, guid: OrganizationGuid) -> Result<(), StoreError>;
+    /// [`StoreError::InUse`] when children, credentials or a registry still refer to it
+    /// (nothing is deleted).
+    async fn delete(&self, guid: E::Guid) -> Result<(), StoreError>;
+}
 
-    /// # Errors
-    /// MUST return [`StoreError::Conflict`] when the guid exists and
-    /// [`StoreError::MissingParent`] when its organization does not exist.
-    async fn insert_space(&self, space: &Space) -> Result<(), StoreError>;
-    /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the guid does not exist.
-    async fn update_space(&self, space: &Space) -> Result<(), StoreError>;
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn get_space(&self, guid: SpaceGuid) -> Result<Option<Space>, StoreError>;
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn list_spaces(&self, query: &DirectoryQuery) -> Result<Page<Space>, StoreError>;
-    /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the guid does not exist and
-    /// [`StoreError::InUse`] when apps or credentials still refer to it (nothing is deleted).
-    async fn delete_space(&self, guid: SpaceGuid) -> Result<(), StoreError>;
+/// Keeps the directory of organizations, spaces and apps.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    fn organizations(&self) -> &dyn DirectoryEntries<Organization>;
+    fn spaces(&self) -> &dyn DirectoryEntries<Space>;
+    fn apps(&self) -> &dyn DirectoryEntries<App>;
     /// The organization of each of `spaces` that exists.
     ///
     /// # Errors
@@ -141,24 +129,6 @@ pub trait DirectoryStore: Send + Sync {
         &self,
         spaces: &[SpaceGuid],
     ) -> Result<Vec<(SpaceGuid, OrganizationGuid)>, StoreError>;
-
-    /// # Errors
-    /// MUST return [`StoreError::Conflict`] when the guid exists and
-    /// [`StoreError::MissingParent`] when its space does not exist.
-    async fn insert_app(&self, app: &App) -> Result<(), StoreError>;
-    /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the guid does not exist.
-    async fn update_app(&self, app: &App) -> Result<(), StoreError>;
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn get_app(&self, guid: AppGuid) -> Result<Option<App>, StoreError>;
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn list_apps(&self, query: &DirectoryQuery) -> Result<Page<App>, StoreError>;
-    /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the guid does not exist and
-    /// [`StoreError::InUse`] when credentials still refer to it (nothing is deleted).
-    async fn delete_app(&self, guid: AppGuid) -> Result<(), StoreError>;
 }
 
 /// Why Harbor (or another provisioner) did not do what was asked.

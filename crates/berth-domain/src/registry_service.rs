@@ -140,7 +140,8 @@ impl RegistryService {
         let permissions: Permissions = permissions::resolve(actor, self.directory.as_ref()).await?;
         let exists = self
             .directory
-            .get_organization(organization)
+            .organizations()
+            .get(organization)
             .await?
             .is_some();
         if !exists || !permissions.can_read_registry(organization) {

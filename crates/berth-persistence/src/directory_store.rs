@@ -1,12 +1,13 @@
-//! [`DirectoryStore`] on sea-orm.
+//! [`DirectoryStore`] on sea-orm: one routine per operation for organizations, spaces and apps,
+//! each kind's table described once by a [`DirectoryTable`].
 
 use async_trait::async_trait;
-use berth_domain::directory::{App, Dependents, Organization, ResourceName, Space};
-use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::directory::{App, Dependents, DirectoryEntry, Organization, ResourceName, Space};
+use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid, TypedGuid};
 use berth_domain::listing::{Direction, DirectoryOrderField, DirectoryQuery, Page};
 use berth_domain::permissions::DirectoryVisibility;
-use berth_domain::ports::{DirectoryStore, StoreError};
-use sea_orm::sea_query::Expr;
+use berth_domain::ports::{DirectoryEntries, DirectoryStore, StoreError};
+use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
     PaginatorTrait, QueryFilter, QuerySelect, Select,
@@ -15,6 +16,8 @@ use sea_orm::{
 use crate::entities::{app, organization, registry, registry_credential, space};
 use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Organizations, spaces and apps in PostgreSQL or SQLite.
 #[derive(Clone)]
@@ -34,7 +37,7 @@ impl SeaOrmDirectoryStore {
         select.count(&self.db).await.map_err(store_error)
     }
 
-    async fn credentials_with(&self, condition: Condition) -> Result<u64, StoreError> {
+    async fn credentials_with(&self, condition: SimpleExpr) -> Result<u64, StoreError> {
         self.count(registry_credential::Entity::find().filter(condition))
             .await
     }
@@ -127,36 +130,6 @@ fn page_into<M, T>(
     })
 }
 
-fn organization_from(model: organization::Model) -> Result<Organization, StoreError> {
-    Ok(Organization {
-        guid: OrganizationGuid::from_uuid(model.guid),
-        name: name(&model.name)?,
-        created_at: model.created_at,
-        updated_at: model.updated_at,
-    })
-}
-
-fn space_from(model: space::Model) -> Result<Space, StoreError> {
-    Ok(Space {
-        guid: SpaceGuid::from_uuid(model.guid),
-        name: name(&model.name)?,
-        organization: OrganizationGuid::from_uuid(model.organization_guid),
-        created_at: model.created_at,
-        updated_at: model.updated_at,
-    })
-}
-
-fn app_from(model: app::Model) -> Result<App, StoreError> {
-    Ok(App {
-        guid: AppGuid::from_uuid(model.guid),
-        name: name(&model.name)?,
-        space: SpaceGuid::from_uuid(model.space_guid),
-        organization: OrganizationGuid::from_uuid(model.organization_guid),
-        created_at: model.created_at,
-        updated_at: model.updated_at,
-    })
-}
-
 /// Turns "no row changed" into [`StoreError::NotFound`].
 fn changed(rows_affected: u64) -> Result<(), StoreError> {
     if rows_affected == 0 {
@@ -166,191 +139,306 @@ fn changed(rows_affected: u64) -> Result<(), StoreError> {
     }
 }
 
-#[async_trait]
-impl DirectoryStore for SeaOrmDirectoryStore {
-    #[tracing::instrument(name = "db.directory.insert_organization", skip_all, fields(otel.kind = "client"))]
-    async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
-        let row = organization::ActiveModel {
-            guid: ActiveValue::Set(organization.guid.as_uuid()),
-            name: ActiveValue::Set(organization.name.as_str().to_owned()),
-            created_at: ActiveValue::Set(organization.created_at),
-            updated_at: ActiveValue::Set(organization.updated_at),
-        };
-        organization::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
+/// How one kind of directory entry maps to its table; the store's routines are written once
+/// over it.
+trait DirectoryTable: DirectoryEntry {
+    type Entity: EntityTrait<Model: FromQueryResult + Send + Sync, ActiveModel: Send>;
 
-    #[tracing::instrument(name = "db.directory.update_organization", skip_all, fields(otel.kind = "client"))]
-    async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError> {
-        let result = organization::Entity::update_many()
-            .col_expr(
-                organization::Column::Name,
-                Expr::value(organization.name.as_str()),
-            )
-            .col_expr(
-                organization::Column::UpdatedAt,
-                Expr::value(organization.updated_at),
-            )
-            .filter(organization::Column::Guid.eq(organization.guid.as_uuid()))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        changed(result.rows_affected)
-    }
+    fn columns() -> ListColumns<<Self::Entity as EntityTrait>::Column>;
+    fn row(&self) -> <Self::Entity as EntityTrait>::ActiveModel;
+    fn from_row(model: <Self::Entity as EntityTrait>::Model) -> Result<Self, StoreError>;
+    fn updated_at(&self) -> OffsetDateTime;
+    /// The rows a caller with this visibility may see.
+    fn visible(visibility: &DirectoryVisibility) -> Condition;
+    /// What still refers to the entry whose delete the foreign keys refused.
+    fn dependents(
+        store: &SeaOrmDirectoryStore,
+        guid: Uuid,
+    ) -> impl Future<Output = Result<Dependents, StoreError>> + Send;
+}
 
-    #[tracing::instrument(name = "db.directory.get_organization", skip_all, fields(otel.kind = "client"))]
-    async fn get_organization(
-        &self,
-        guid: OrganizationGuid,
-    ) -> Result<Option<Organization>, StoreError> {
-        organization::Entity::find_by_id(guid.as_uuid())
-            .one(&self.db)
-            .await
-            .map_err(store_error)?
-            .map(organization_from)
-            .transpose()
-    }
+impl DirectoryTable for Organization {
+    type Entity = organization::Entity;
 
-    #[tracing::instrument(name = "db.directory.list_organizations", skip_all, fields(otel.kind = "client"))]
-    async fn list_organizations(
-        &self,
-        query: &DirectoryQuery,
-    ) -> Result<Page<Organization>, StoreError> {
-        let columns = ListColumns {
+    fn columns() -> ListColumns<organization::Column> {
+        ListColumns {
             guid: organization::Column::Guid,
             name: organization::Column::Name,
             parent: None,
             created_at: organization::Column::CreatedAt,
             updated_at: organization::Column::UpdatedAt,
-        };
-        let visible = match &query.visibility {
-            DirectoryVisibility::Everything => Condition::all(),
-            DirectoryVisibility::Scoped { organizations, .. } => Condition::all()
-                .add(organization::Column::Guid.is_in(organizations.iter().map(|g| g.as_uuid()))),
-        };
-        page_into(
-            list::<organization::Entity>(&self.db, columns, visible, query).await?,
-            organization_from,
-        )
-    }
-
-    #[tracing::instrument(name = "db.directory.delete_organization", skip_all, fields(otel.kind = "client"))]
-    async fn delete_organization(&self, guid: OrganizationGuid) -> Result<(), StoreError> {
-        let uuid = guid.as_uuid();
-        // The foreign keys make the delete itself refuse when anything still refers to the row,
-        // so a concurrent insert can never leave an orphan; the counts only explain the refusal.
-        match organization::Entity::delete_by_id(uuid)
-            .exec(&self.db)
-            .await
-            .map_err(store_error)
-        {
-            Ok(result) => changed(result.rows_affected),
-            Err(StoreError::MissingParent) => Err(StoreError::InUse(Dependents {
-                registries: self
-                    .count(
-                        registry::Entity::find()
-                            .filter(registry::Column::OrganizationGuid.eq(uuid)),
-                    )
-                    .await?,
-                spaces: self
-                    .count(space::Entity::find().filter(space::Column::OrganizationGuid.eq(uuid)))
-                    .await?,
-                apps: 0,
-                credentials: self
-                    .credentials_with(
-                        Condition::all()
-                            .add(registry_credential::Column::OrganizationGuid.eq(uuid)),
-                    )
-                    .await?,
-            })),
-            Err(error) => Err(error),
         }
     }
 
-    #[tracing::instrument(name = "db.directory.insert_space", skip_all, fields(otel.kind = "client"))]
-    async fn insert_space(&self, space: &Space) -> Result<(), StoreError> {
-        let row = space::ActiveModel {
-            guid: ActiveValue::Set(space.guid.as_uuid()),
-            name: ActiveValue::Set(space.name.as_str().to_owned()),
-            organization_guid: ActiveValue::Set(space.organization.as_uuid()),
-            created_at: ActiveValue::Set(space.created_at),
-            updated_at: ActiveValue::Set(space.updated_at),
-        };
-        space::Entity::insert(row)
+    fn row(&self) -> organization::ActiveModel {
+        organization::ActiveModel {
+            guid: ActiveValue::Set(self.guid.as_uuid()),
+            name: ActiveValue::Set(self.name.as_str().to_owned()),
+            created_at: ActiveValue::Set(self.created_at),
+            updated_at: ActiveValue::Set(self.updated_at),
+        }
+    }
+
+    fn from_row(model: organization::Model) -> Result<Self, StoreError> {
+        Ok(Organization {
+            guid: OrganizationGuid::from_uuid(model.guid),
+            name: name(&model.name)?,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        })
+    }
+
+    fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    fn visible(visibility: &DirectoryVisibility) -> Condition {
+        match visibility {
+            DirectoryVisibility::Everything => Condition::all(),
+            DirectoryVisibility::Scoped { organizations, .. } => Condition::all()
+                .add(organization::Column::Guid.is_in(organizations.iter().map(|g| g.as_uuid()))),
+        }
+    }
+
+    async fn dependents(
+        store: &SeaOrmDirectoryStore,
+        guid: Uuid,
+    ) -> Result<Dependents, StoreError> {
+        Ok(Dependents {
+            registries: store
+                .count(registry::Entity::find().filter(registry::Column::OrganizationGuid.eq(guid)))
+                .await?,
+            spaces: store
+                .count(space::Entity::find().filter(space::Column::OrganizationGuid.eq(guid)))
+                .await?,
+            apps: 0,
+            credentials: store
+                .credentials_with(registry_credential::Column::OrganizationGuid.eq(guid))
+                .await?,
+        })
+    }
+}
+
+impl DirectoryTable for Space {
+    type Entity = space::Entity;
+
+    fn columns() -> ListColumns<space::Column> {
+        ListColumns {
+            guid: space::Column::Guid,
+            name: space::Column::Name,
+            parent: Some(space::Column::OrganizationGuid),
+            created_at: space::Column::CreatedAt,
+            updated_at: space::Column::UpdatedAt,
+        }
+    }
+
+    fn row(&self) -> space::ActiveModel {
+        space::ActiveModel {
+            guid: ActiveValue::Set(self.guid.as_uuid()),
+            name: ActiveValue::Set(self.name.as_str().to_owned()),
+            organization_guid: ActiveValue::Set(self.organization.as_uuid()),
+            created_at: ActiveValue::Set(self.created_at),
+            updated_at: ActiveValue::Set(self.updated_at),
+        }
+    }
+
+    fn from_row(model: space::Model) -> Result<Self, StoreError> {
+        Ok(Space {
+            guid: SpaceGuid::from_uuid(model.guid),
+            name: name(&model.name)?,
+            organization: OrganizationGuid::from_uuid(model.organization_guid),
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        })
+    }
+
+    fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    fn visible(visibility: &DirectoryVisibility) -> Condition {
+        space_visibility(
+            visibility,
+            space::Column::Guid,
+            space::Column::OrganizationGuid,
+        )
+    }
+
+    async fn dependents(
+        store: &SeaOrmDirectoryStore,
+        guid: Uuid,
+    ) -> Result<Dependents, StoreError> {
+        Ok(Dependents {
+            registries: 0,
+            spaces: 0,
+            apps: store
+                .count(app::Entity::find().filter(app::Column::SpaceGuid.eq(guid)))
+                .await?,
+            credentials: store
+                .credentials_with(registry_credential::Column::SpaceGuid.eq(guid))
+                .await?,
+        })
+    }
+}
+
+impl DirectoryTable for App {
+    type Entity = app::Entity;
+
+    fn columns() -> ListColumns<app::Column> {
+        ListColumns {
+            guid: app::Column::Guid,
+            name: app::Column::Name,
+            parent: Some(app::Column::SpaceGuid),
+            created_at: app::Column::CreatedAt,
+            updated_at: app::Column::UpdatedAt,
+        }
+    }
+
+    fn row(&self) -> app::ActiveModel {
+        app::ActiveModel {
+            guid: ActiveValue::Set(self.guid.as_uuid()),
+            name: ActiveValue::Set(self.name.as_str().to_owned()),
+            space_guid: ActiveValue::Set(self.space.as_uuid()),
+            organization_guid: ActiveValue::Set(self.organization.as_uuid()),
+            created_at: ActiveValue::Set(self.created_at),
+            updated_at: ActiveValue::Set(self.updated_at),
+        }
+    }
+
+    fn from_row(model: app::Model) -> Result<Self, StoreError> {
+        Ok(App {
+            guid: AppGuid::from_uuid(model.guid),
+            name: name(&model.name)?,
+            space: SpaceGuid::from_uuid(model.space_guid),
+            organization: OrganizationGuid::from_uuid(model.organization_guid),
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        })
+    }
+
+    fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    fn visible(visibility: &DirectoryVisibility) -> Condition {
+        space_visibility(
+            visibility,
+            app::Column::SpaceGuid,
+            app::Column::OrganizationGuid,
+        )
+    }
+
+    async fn dependents(
+        store: &SeaOrmDirectoryStore,
+        guid: Uuid,
+    ) -> Result<Dependents, StoreError> {
+        Ok(Dependents {
+            registries: 0,
+            spaces: 0,
+            apps: 0,
+            credentials: store
+                .credentials_with(registry_credential::Column::AppGuid.eq(guid))
+                .await?,
+        })
+    }
+}
+
+#[async_trait]
+impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
+    #[tracing::instrument(
+        name = "db.directory.insert",
+        skip_all,
+        fields(otel.kind = "client", berth.directory = E::KIND.as_str())
+    )]
+    async fn insert(&self, entry: &E) -> Result<(), StoreError> {
+        E::Entity::insert(entry.row())
             .exec_without_returning(&self.db)
             .await
             .map_err(store_error)?;
         Ok(())
     }
 
-    #[tracing::instrument(name = "db.directory.update_space", skip_all, fields(otel.kind = "client"))]
-    async fn update_space(&self, space: &Space) -> Result<(), StoreError> {
-        let result = space::Entity::update_many()
-            .col_expr(space::Column::Name, Expr::value(space.name.as_str()))
-            .col_expr(space::Column::UpdatedAt, Expr::value(space.updated_at))
-            .filter(space::Column::Guid.eq(space.guid.as_uuid()))
+    #[tracing::instrument(
+        name = "db.directory.update",
+        skip_all,
+        fields(otel.kind = "client", berth.directory = E::KIND.as_str())
+    )]
+    async fn update(&self, entry: &E) -> Result<(), StoreError> {
+        let columns = E::columns();
+        let result = E::Entity::update_many()
+            .col_expr(columns.name, Expr::value(entry.name().as_str()))
+            .col_expr(columns.updated_at, Expr::value(entry.updated_at()))
+            .filter(columns.guid.eq(entry.guid().as_uuid()))
             .exec(&self.db)
             .await
             .map_err(store_error)?;
         changed(result.rows_affected)
     }
 
-    #[tracing::instrument(name = "db.directory.get_space", skip_all, fields(otel.kind = "client"))]
-    async fn get_space(&self, guid: SpaceGuid) -> Result<Option<Space>, StoreError> {
-        space::Entity::find_by_id(guid.as_uuid())
+    #[tracing::instrument(
+        name = "db.directory.get",
+        skip_all,
+        fields(otel.kind = "client", berth.directory = E::KIND.as_str())
+    )]
+    async fn get(&self, guid: E::Guid) -> Result<Option<E>, StoreError> {
+        E::Entity::find()
+            .filter(E::columns().guid.eq(guid.as_uuid()))
             .one(&self.db)
             .await
             .map_err(store_error)?
-            .map(space_from)
+            .map(E::from_row)
             .transpose()
     }
 
-    #[tracing::instrument(name = "db.directory.list_spaces", skip_all, fields(otel.kind = "client"))]
-    async fn list_spaces(&self, query: &DirectoryQuery) -> Result<Page<Space>, StoreError> {
-        let columns = ListColumns {
-            guid: space::Column::Guid,
-            name: space::Column::Name,
-            parent: Some(space::Column::OrganizationGuid),
-            created_at: space::Column::CreatedAt,
-            updated_at: space::Column::UpdatedAt,
-        };
-        let visible = space_visibility(
-            &query.visibility,
-            space::Column::Guid,
-            space::Column::OrganizationGuid,
-        );
+    #[tracing::instrument(
+        name = "db.directory.list",
+        skip_all,
+        fields(otel.kind = "client", berth.directory = E::KIND.as_str())
+    )]
+    async fn list(&self, query: &DirectoryQuery) -> Result<Page<E>, StoreError> {
+        let visible = E::visible(&query.visibility);
         page_into(
-            list::<space::Entity>(&self.db, columns, visible, query).await?,
-            space_from,
+            list::<E::Entity>(&self.db, E::columns(), visible, query).await?,
+            E::from_row,
         )
     }
 
-    #[tracing::instrument(name = "db.directory.delete_space", skip_all, fields(otel.kind = "client"))]
-    async fn delete_space(&self, guid: SpaceGuid) -> Result<(), StoreError> {
+    #[tracing::instrument(
+        name = "db.directory.delete",
+        skip_all,
+        fields(otel.kind = "client", berth.directory = E::KIND.as_str())
+    )]
+    async fn delete(&self, guid: E::Guid) -> Result<(), StoreError> {
         let uuid = guid.as_uuid();
-        match space::Entity::delete_by_id(uuid)
+        // The foreign keys make the delete itself refuse when anything still refers to the row,
+        // so a concurrent insert can never leave an orphan; the counts only explain the refusal.
+        match E::Entity::delete_many()
+            .filter(E::columns().guid.eq(uuid))
             .exec(&self.db)
             .await
             .map_err(store_error)
         {
             Ok(result) => changed(result.rows_affected),
-            Err(StoreError::MissingParent) => Err(StoreError::InUse(Dependents {
-                registries: 0,
-                spaces: 0,
-                apps: self
-                    .count(app::Entity::find().filter(app::Column::SpaceGuid.eq(uuid)))
-                    .await?,
-                credentials: self
-                    .credentials_with(
-                        Condition::all().add(registry_credential::Column::SpaceGuid.eq(uuid)),
-                    )
-                    .await?,
-            })),
+            Err(StoreError::MissingParent) => {
+                Err(StoreError::InUse(E::dependents(self, uuid).await?))
+            }
             Err(error) => Err(error),
         }
+    }
+}
+
+#[async_trait]
+impl DirectoryStore for SeaOrmDirectoryStore {
+    fn organizations(&self) -> &dyn DirectoryEntries<Organization> {
+        self
+    }
+
+    fn spaces(&self) -> &dyn DirectoryEntries<Space> {
+        self
+    }
+
+    fn apps(&self) -> &dyn DirectoryEntries<App> {
+        self
     }
 
     #[tracing::instrument(name = "db.directory.space_organizations", skip_all, fields(otel.kind = "client"))]
@@ -358,7 +446,7 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         &self,
         spaces: &[SpaceGuid],
     ) -> Result<Vec<(SpaceGuid, OrganizationGuid)>, StoreError> {
-        let rows: Vec<(uuid::Uuid, uuid::Uuid)> = space::Entity::find()
+        let rows: Vec<(Uuid, Uuid)> = space::Entity::find()
             .select_only()
             .column(space::Column::Guid)
             .column(space::Column::OrganizationGuid)
@@ -376,87 +464,5 @@ impl DirectoryStore for SeaOrmDirectoryStore {
                 )
             })
             .collect())
-    }
-
-    #[tracing::instrument(name = "db.directory.insert_app", skip_all, fields(otel.kind = "client"))]
-    async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
-        let row = app::ActiveModel {
-            guid: ActiveValue::Set(app.guid.as_uuid()),
-            name: ActiveValue::Set(app.name.as_str().to_owned()),
-            space_guid: ActiveValue::Set(app.space.as_uuid()),
-            organization_guid: ActiveValue::Set(app.organization.as_uuid()),
-            created_at: ActiveValue::Set(app.created_at),
-            updated_at: ActiveValue::Set(app.updated_at),
-        };
-        app::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "db.directory.update_app", skip_all, fields(otel.kind = "client"))]
-    async fn update_app(&self, app: &App) -> Result<(), StoreError> {
-        let result = app::Entity::update_many()
-            .col_expr(app::Column::Name, Expr::value(app.name.as_str()))
-            .col_expr(app::Column::UpdatedAt, Expr::value(app.updated_at))
-            .filter(app::Column::Guid.eq(app.guid.as_uuid()))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        changed(result.rows_affected)
-    }
-
-    #[tracing::instrument(name = "db.directory.get_app", skip_all, fields(otel.kind = "client"))]
-    async fn get_app(&self, guid: AppGuid) -> Result<Option<App>, StoreError> {
-        app::Entity::find_by_id(guid.as_uuid())
-            .one(&self.db)
-            .await
-            .map_err(store_error)?
-            .map(app_from)
-            .transpose()
-    }
-
-    #[tracing::instrument(name = "db.directory.list_apps", skip_all, fields(otel.kind = "client"))]
-    async fn list_apps(&self, query: &DirectoryQuery) -> Result<Page<App>, StoreError> {
-        let columns = ListColumns {
-            guid: app::Column::Guid,
-            name: app::Column::Name,
-            parent: Some(app::Column::SpaceGuid),
-            created_at: app::Column::CreatedAt,
-            updated_at: app::Column::UpdatedAt,
-        };
-        let visible = space_visibility(
-            &query.visibility,
-            app::Column::SpaceGuid,
-            app::Column::OrganizationGuid,
-        );
-        page_into(
-            list::<app::Entity>(&self.db, columns, visible, query).await?,
-            app_from,
-        )
-    }
-
-    #[tracing::instrument(name = "db.directory.delete_app", skip_all, fields(otel.kind = "client"))]
-    async fn delete_app(&self, guid: AppGuid) -> Result<(), StoreError> {
-        let uuid = guid.as_uuid();
-        match app::Entity::delete_by_id(uuid)
-            .exec(&self.db)
-            .await
-            .map_err(store_error)
-        {
-            Ok(result) => changed(result.rows_affected),
-            Err(StoreError::MissingParent) => Err(StoreError::InUse(Dependents {
-                registries: 0,
-                spaces: 0,
-                apps: 0,
-                credentials: self
-                    .credentials_with(
-                        Condition::all().add(registry_credential::Column::AppGuid.eq(uuid)),
-                    )
-                    .await?,
-            })),
-            Err(error) => Err(error),
-        }
     }
 }

@@ -2,15 +2,16 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use berth_domain::RelationshipKind;
-use berth_domain::directory::{ResourceName, Upserted};
-use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::directory::{App, DirectoryEntry, Organization, ResourceName, Space, Upserted};
+use berth_domain::ids::{OrganizationGuid, SpaceGuid, TypedGuid};
 use berth_domain::listing::{DirectoryOrderField, DirectoryQuery};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::V3Caller;
 use super::body::{JsonObject, Problems, reject_unknown_fields, required_parent, string_field};
 use super::error::V3Error;
-use super::presenters::{AppResource, ListBody, OrganizationResource, SpaceResource};
+use super::presenters::{AppResource, Links, ListBody, OrganizationResource, SpaceResource};
 use super::query::ListQuery;
 use crate::state::AppState;
 
@@ -47,11 +48,56 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
+/// How each kind of directory entry appears on the V3 wire; the handlers are written once over it.
+trait V3Entry: DirectoryEntry {
+    type Resource: Serialize;
+    /// The collection's path.
+    const PATH: &'static str;
+    /// The list filter naming the parent, and its title in error messages.
+    const PARENT_FILTER: Option<(&'static str, &'static str)>;
+
+    fn present(&self, links: &Links) -> Self::Resource;
+}
+
+impl V3Entry for Organization {
+    type Resource = OrganizationResource;
+    const PATH: &'static str = "/v3/organizations";
+    const PARENT_FILTER: Option<(&'static str, &'static str)> = None;
+
+    fn present(&self, links: &Links) -> OrganizationResource {
+        OrganizationResource::new(self, links)
+    }
+}
+
+impl V3Entry for Space {
+    type Resource = SpaceResource;
+    const PATH: &'static str = "/v3/spaces";
+    const PARENT_FILTER: Option<(&'static str, &'static str)> =
+        Some(("organization_guids", "Organization guids"));
+
+    fn present(&self, links: &Links) -> SpaceResource {
+        SpaceResource::new(self, links)
+    }
+}
+
+impl V3Entry for App {
+    type Resource = AppResource;
+    const PATH: &'static str = "/v3/apps";
+    const PARENT_FILTER: Option<(&'static str, &'static str)> =
+        Some(("space_guids", "Space guids"));
+
+    fn present(&self, links: &Links) -> AppResource {
+        AppResource::new(self, links)
+    }
+}
+
 /// A guid that is not a UUID names nothing: the same answer as an unknown one.
-fn not_found(kind: RelationshipKind) -> V3Error {
-    V3Error::from(berth_domain::directory_service::DirectoryError::NotFound(
-        kind,
-    ))
+fn path_guid<E: DirectoryEntry>(text: &str) -> Result<E::Guid, V3Error> {
+    E::Guid::parse(text).map_err(|_| {
+        V3Error::from(berth_domain::directory_service::DirectoryError::NotFound(
+            E::KIND,
+        ))
+    })
 }
 
 /// 201 when the upsert created the resource, 200 when it changed an existing one.
@@ -88,30 +134,65 @@ fn parent_guid<T>(
     parsed
 }
 
-fn directory_query(
+fn directory_query<E: V3Entry>(
     request: &HttpRequest,
-    parent: Option<&str>,
 ) -> Result<(DirectoryQuery, Vec<(String, String)>), V3Error> {
     let mut allowed = vec!["page", "per_page", "order_by", "guids", "names"];
-    allowed.extend(parent);
+    allowed.extend(E::PARENT_FILTER.map(|(name, _)| name));
     let mut query = ListQuery::parse(request.query_string(), &allowed)?;
     let parsed = DirectoryQuery {
         // Set by the use case from the caller's permissions.
         visibility: Default::default(),
         guids: query.guid_list("guids", "Guids"),
         names: query.list("names"),
-        parent_guids: match parent {
-            Some("organization_guids") => {
-                query.guid_list("organization_guids", "Organization guids")
-            }
-            Some(name) => query.guid_list(name, "Space guids"),
-            None => None,
-        },
+        parent_guids: E::PARENT_FILTER.and_then(|(name, title)| query.guid_list(name, title)),
         order: query.order_by(ORDER_FIELDS),
         page: query.page(),
     };
     let link_params = query.link_params();
     query.finish((parsed, link_params))
+}
+
+async fn show<E: V3Entry>(
+    state: &AppState,
+    caller: &V3Caller,
+    guid: &str,
+) -> Result<HttpResponse, V3Error> {
+    let entry = state
+        .directory
+        .get::<E>(&caller.0, path_guid::<E>(guid)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(entry.present(&state.links)))
+}
+
+async fn list<E: V3Entry>(
+    state: &AppState,
+    caller: &V3Caller,
+    request: &HttpRequest,
+) -> Result<HttpResponse, V3Error> {
+    let (query, params) = directory_query::<E>(request)?;
+    let page_request = query.page;
+    let page = state.directory.list::<E>(&caller.0, query).await?;
+    Ok(HttpResponse::Ok().json(ListBody::new(
+        &page,
+        page_request,
+        E::PATH,
+        &params,
+        &state.links,
+        |entry| entry.present(&state.links),
+    )))
+}
+
+async fn delete<E: V3Entry>(
+    state: &AppState,
+    caller: &V3Caller,
+    guid: &str,
+) -> Result<HttpResponse, V3Error> {
+    state
+        .directory
+        .delete::<E>(&caller.0, path_guid::<E>(guid)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(put, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "put_organization", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::OrganizationBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = OrganizationResource), (status = 201, description = "Created", body = OrganizationResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -121,8 +202,7 @@ pub(crate) async fn put_organization(
     guid: web::Path<String>,
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
-    let guid =
-        OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
+    let guid = path_guid::<Organization>(&guid)?;
     let mut problems = Problems::default();
     let name = name_field(&body.0, &["name"], &mut problems);
     let name = problems.finish(|| name)?;
@@ -130,7 +210,7 @@ pub(crate) async fn put_organization(
         .directory
         .put_organization(&caller.0, guid, name)
         .await?;
-    Ok(upserted(outcome).json(OrganizationResource::new(&organization, &state.links)))
+    Ok(upserted(outcome).json(organization.present(&state.links)))
 }
 
 #[utoipa::path(get, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "get_organization", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = OrganizationResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -139,10 +219,7 @@ pub(crate) async fn show_organization(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    let guid =
-        OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
-    let organization = state.directory.get_organization(&caller.0, guid).await?;
-    Ok(HttpResponse::Ok().json(OrganizationResource::new(&organization, &state.links)))
+    show::<Organization>(&state, &caller, &guid).await
 }
 
 #[utoipa::path(get, path = "/v3/organizations", tag = "directory", operation_id = "list_organizations", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<OrganizationResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -151,17 +228,7 @@ pub(crate) async fn list_organizations(
     caller: V3Caller,
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let (query, params) = directory_query(&request, None)?;
-    let page_request = query.page;
-    let page = state.directory.list_organizations(&caller.0, query).await?;
-    Ok(HttpResponse::Ok().json(ListBody::new(
-        &page,
-        page_request,
-        "/v3/organizations",
-        &params,
-        &state.links,
-        |o| OrganizationResource::new(o, &state.links),
-    )))
+    list::<Organization>(&state, &caller, &request).await
 }
 
 #[utoipa::path(delete, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "delete_organization", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -170,10 +237,7 @@ pub(crate) async fn delete_organization(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    let guid =
-        OrganizationGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Organization))?;
-    state.directory.delete_organization(&caller.0, guid).await?;
-    Ok(HttpResponse::NoContent().finish())
+    delete::<Organization>(&state, &caller, &guid).await
 }
 
 #[utoipa::path(put, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "put_space", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::SpaceBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = SpaceResource), (status = 201, description = "Created", body = SpaceResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -183,7 +247,7 @@ pub(crate) async fn put_space(
     guid: web::Path<String>,
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
-    let guid = SpaceGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Space))?;
+    let guid = path_guid::<Space>(&guid)?;
     let mut problems = Problems::default();
     let name = name_field(&body.0, &["name", "relationships"], &mut problems);
     let parent = required_parent(&body.0, RelationshipKind::Organization, &mut problems);
@@ -198,7 +262,7 @@ pub(crate) async fn put_space(
         .directory
         .put_space(&caller.0, guid, name, organization)
         .await?;
-    Ok(upserted(outcome).json(SpaceResource::new(&space, &state.links)))
+    Ok(upserted(outcome).json(space.present(&state.links)))
 }
 
 #[utoipa::path(get, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "get_space", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = SpaceResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -207,9 +271,7 @@ pub(crate) async fn show_space(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    let guid = SpaceGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Space))?;
-    let space = state.directory.get_space(&caller.0, guid).await?;
-    Ok(HttpResponse::Ok().json(SpaceResource::new(&space, &state.links)))
+    show::<Space>(&state, &caller, &guid).await
 }
 
 #[utoipa::path(get, path = "/v3/spaces", tag = "directory", operation_id = "list_spaces", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<SpaceResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -218,17 +280,7 @@ pub(crate) async fn list_spaces(
     caller: V3Caller,
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let (query, params) = directory_query(&request, Some("organization_guids"))?;
-    let page_request = query.page;
-    let page = state.directory.list_spaces(&caller.0, query).await?;
-    Ok(HttpResponse::Ok().json(ListBody::new(
-        &page,
-        page_request,
-        "/v3/spaces",
-        &params,
-        &state.links,
-        |s| SpaceResource::new(s, &state.links),
-    )))
+    list::<Space>(&state, &caller, &request).await
 }
 
 #[utoipa::path(delete, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "delete_space", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -237,9 +289,7 @@ pub(crate) async fn delete_space(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    let guid = SpaceGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::Space))?;
-    state.directory.delete_space(&caller.0, guid).await?;
-    Ok(HttpResponse::NoContent().finish())
+    delete::<Space>(&state, &caller, &guid).await
 }
 
 #[utoipa::path(put, path = "/v3/apps/{guid}", tag = "directory", operation_id = "put_app", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::AppBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = AppResource), (status = 201, description = "Created", body = AppResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -249,7 +299,7 @@ pub(crate) async fn put_app(
     guid: web::Path<String>,
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
-    let guid = AppGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::App))?;
+    let guid = path_guid::<App>(&guid)?;
     let mut problems = Problems::default();
     let name = name_field(&body.0, &["name", "relationships"], &mut problems);
     let parent = required_parent(&body.0, RelationshipKind::Space, &mut problems);
@@ -264,7 +314,7 @@ pub(crate) async fn put_app(
         .directory
         .put_app(&caller.0, guid, name, space)
         .await?;
-    Ok(upserted(outcome).json(AppResource::new(&app, &state.links)))
+    Ok(upserted(outcome).json(app.present(&state.links)))
 }
 
 #[utoipa::path(get, path = "/v3/apps/{guid}", tag = "directory", operation_id = "get_app", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = AppResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -273,9 +323,7 @@ pub(crate) async fn show_app(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    let guid = AppGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::App))?;
-    let app = state.directory.get_app(&caller.0, guid).await?;
-    Ok(HttpResponse::Ok().json(AppResource::new(&app, &state.links)))
+    show::<App>(&state, &caller, &guid).await
 }
 
 #[utoipa::path(get, path = "/v3/apps", tag = "directory", operation_id = "list_apps", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<AppResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -284,17 +332,7 @@ pub(crate) async fn list_apps(
     caller: V3Caller,
     request: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let (query, params) = directory_query(&request, Some("space_guids"))?;
-    let page_request = query.page;
-    let page = state.directory.list_apps(&caller.0, query).await?;
-    Ok(HttpResponse::Ok().json(ListBody::new(
-        &page,
-        page_request,
-        "/v3/apps",
-        &params,
-        &state.links,
-        |a| AppResource::new(a, &state.links),
-    )))
+    list::<App>(&state, &caller, &request).await
 }
 
 #[utoipa::path(delete, path = "/v3/apps/{guid}", tag = "directory", operation_id = "delete_app", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
@@ -303,7 +341,5 @@ pub(crate) async fn delete_app(
     caller: V3Caller,
     guid: web::Path<String>,
 ) -> Result<HttpResponse, V3Error> {
-    let guid = AppGuid::parse(&guid).map_err(|_| not_found(RelationshipKind::App))?;
-    state.directory.delete_app(&caller.0, guid).await?;
-    Ok(HttpResponse::NoContent().finish())
+    delete::<App>(&state, &caller, &guid).await
 }

@@ -52,7 +52,8 @@ async fn organization(harness: &Harness) -> OrganizationGuid {
     let guid = OrganizationGuid::from_uuid(uuid::Uuid::new_v4());
     harness
         .directory
-        .insert_organization(&Organization {
+        .organizations()
+        .insert(&Organization {
             guid,
             name: ResourceName::parse("o").unwrap(),
             created_at: now,
@@ -173,8 +174,8 @@ async fn uniqueness_and_parents_are_enforced_by_the_database() {
         created_at: berth_domain::now(),
         updated_at: berth_domain::now(),
     };
-    harness.directory.insert_space(&space).await.unwrap();
-    match harness.directory.delete_organization(organization).await {
+    harness.directory.spaces().insert(&space).await.unwrap();
+    match harness.directory.organizations().delete(organization).await {
         Err(StoreError::InUse(dependents)) => {
             assert_eq!((dependents.spaces, dependents.credentials), (1, 1));
         }
@@ -183,7 +184,8 @@ async fn uniqueness_and_parents_are_enforced_by_the_database() {
     assert!(
         harness
             .directory
-            .get_organization(organization)
+            .organizations()
+            .get(organization)
             .await
             .unwrap()
             .is_some()
