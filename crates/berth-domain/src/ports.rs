@@ -54,18 +54,18 @@ pub trait CredentialStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn get(&self, guid: CredentialGuid) -> Result<Option<RegistryCredential>, StoreError>;
 
-    /// Replaces username, metadata and `updated_at`, and the password when one is given, if the
-    /// stored revision is still `credential.revision`; the stored revision then goes up by one.
+    /// Reads a credential to change it, under a write lock: until the returned
+    /// [`LockedCredential`] is written or dropped, no other writer can change that credential,
+    /// so a read-merge-write never loses a concurrent write and never has to be retried.
+    /// Dropping it changes nothing.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the credential does not exist and
-    /// [`StoreError::Conflict`] when it changed since `credential.revision` was read.
-    /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn update(
+    /// [`StoreError::Conflict`] when the lock could not be had in time (other writers kept it);
+    /// otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn lock(
         &self,
-        credential: &RegistryCredential,
-        password: Option<&Password>,
-    ) -> Result<(), StoreError>;
+        guid: CredentialGuid,
+    ) -> Result<Option<Box<dyn LockedCredential>>, StoreError>;
 
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the credential does not exist.
@@ -84,6 +84,25 @@ pub trait CredentialStore: Send + Sync {
     /// [`StoreError::Unexpected`] when the seal does not open (wrong key, tampered or moved
     /// ciphertext); otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError>;
+}
+
+/// A credential read under a write lock, from [`CredentialStore::lock`].
+#[async_trait]
+pub trait LockedCredential: Send {
+    /// The credential as stored when the lock was taken.
+    fn current(&self) -> &RegistryCredential;
+
+    /// Replaces username, metadata and `updated_at`, and the password when one is given; the
+    /// stored revision goes up by one. Then releases the lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the database gave up the lock before the write ended;
+    /// otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`]. Nothing is changed then.
+    async fn write(
+        self: Box<Self>,
+        credential: &RegistryCredential,
+        password: Option<&Password>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Keeps the directory of organizations, spaces and apps.

@@ -13,18 +13,18 @@ use berth_domain::listing::{
 use berth_domain::location::RegistryLocation;
 use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, Metadata};
 use berth_domain::permissions::CredentialVisibility;
-use berth_domain::ports::{CredentialStore, StoreError};
+use berth_domain::ports::{CredentialStore, LockedCredential, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Statement,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::entities::{registry_credential as credentials, registry_credential_label as labels};
-use crate::errors::{corrupt, store_error};
+use crate::errors::{corrupt, lock_error, store_error};
 use crate::paging::fetch_page;
 use crate::sealing::{KeyRing, SealBinding};
 
@@ -400,6 +400,92 @@ fn query_condition(query: &CredentialQuery) -> Condition {
         ))
 }
 
+/// A credential read inside a transaction that holds its write lock; dropping it rolls back.
+struct SeaOrmLockedCredential {
+    current: RegistryCredential,
+    transaction: DatabaseTransaction,
+    store: SeaOrmCredentialStore,
+}
+
+#[async_trait]
+impl LockedCredential for SeaOrmLockedCredential {
+    fn current(&self) -> &RegistryCredential {
+        &self.current
+    }
+
+    #[tracing::instrument(name = "db.credentials.update", skip_all, fields(otel.kind = "client"))]
+    async fn write(
+        self: Box<Self>,
+        credential: &RegistryCredential,
+        password: Option<&Password>,
+    ) -> Result<(), StoreError> {
+        let Self {
+            current,
+            transaction,
+            store,
+        } = *self;
+        let guid = current.guid.as_uuid();
+        let mut update = credentials::Entity::update_many()
+            .col_expr(
+                credentials::Column::Username,
+                Expr::value(credential.username.as_str()),
+            )
+            .col_expr(
+                credentials::Column::Labels,
+                Expr::value(labels_json(&credential.metadata)),
+            )
+            .col_expr(
+                credentials::Column::Annotations,
+                Expr::value(annotations_json(&credential.metadata)),
+            )
+            .col_expr(
+                credentials::Column::UpdatedAt,
+                Expr::value(credential.updated_at),
+            )
+            .col_expr(
+                credentials::Column::Revision,
+                Expr::value(current.revision + 1),
+            )
+            .filter(credentials::Column::Guid.eq(guid));
+        if let Some(password) = password {
+            let sealed = store.seal(&guid.to_string(), password)?;
+            update = update
+                .col_expr(
+                    credentials::Column::PasswordCiphertext,
+                    Expr::value(sealed.bytes),
+                )
+                .col_expr(
+                    credentials::Column::PasswordKeyLabel,
+                    Expr::value(sealed.label),
+                );
+        }
+        let result = update.exec(&transaction).await.map_err(lock_error)?;
+        if result.rows_affected != 1 {
+            // The row was read under this transaction's lock; it cannot have gone.
+            return Err(StoreError::Unexpected(
+                "a locked credential was not there to update".into(),
+            ));
+        }
+        labels::Entity::delete_many()
+            .filter(labels::Column::CredentialGuid.eq(guid))
+            .exec(&transaction)
+            .await
+            .map_err(lock_error)?;
+        let label_rows = label_rows(&RegistryCredential {
+            guid: current.guid,
+            target: current.target,
+            ..credential.clone()
+        });
+        if !label_rows.is_empty() {
+            labels::Entity::insert_many(label_rows)
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(lock_error)?;
+        }
+        transaction.commit().await.map_err(lock_error)
+    }
+}
+
 #[async_trait]
 impl CredentialStore for SeaOrmCredentialStore {
     #[tracing::instrument(name = "db.credentials.insert", skip_all, fields(otel.kind = "client"))]
@@ -449,92 +535,57 @@ impl CredentialStore for SeaOrmCredentialStore {
             .transpose()
     }
 
-    #[tracing::instrument(name = "db.credentials.update", skip_all, fields(otel.kind = "client"))]
-    async fn update(
+    #[tracing::instrument(name = "db.credentials.lock", skip_all, fields(otel.kind = "client"))]
+    async fn lock(
         &self,
-        credential: &RegistryCredential,
-        password: Option<&Password>,
-    ) -> Result<(), StoreError> {
-        let guid = credential.guid.as_uuid();
-        let mut update = credentials::Entity::update_many()
-            .col_expr(
-                credentials::Column::Username,
-                Expr::value(credential.username.as_str()),
-            )
-            .col_expr(
-                credentials::Column::Labels,
-                Expr::value(labels_json(&credential.metadata)),
-            )
-            .col_expr(
-                credentials::Column::Annotations,
-                Expr::value(annotations_json(&credential.metadata)),
-            )
-            .col_expr(
-                credentials::Column::UpdatedAt,
-                Expr::value(credential.updated_at),
-            )
-            .col_expr(
-                credentials::Column::Revision,
-                Expr::value(credential.revision + 1),
-            )
-            .filter(credentials::Column::Guid.eq(guid))
-            .filter(credentials::Column::Revision.eq(credential.revision));
-        if let Some(password) = password {
-            let sealed = self.seal(&guid.to_string(), password)?;
-            update = update
-                .col_expr(
-                    credentials::Column::PasswordCiphertext,
-                    Expr::value(sealed.bytes),
-                )
-                .col_expr(
-                    credentials::Column::PasswordKeyLabel,
-                    Expr::value(sealed.label),
-                );
-        }
-        let transaction = self.db.begin().await.map_err(store_error)?;
-        let result = update.exec(&transaction).await.map_err(store_error)?;
-        if result.rows_affected == 0 {
-            let exists = credentials::Entity::find_by_id(guid)
-                .count(&transaction)
-                .await
-                .map_err(store_error)?;
-            return Err(if exists > 0 {
-                StoreError::Conflict
-            } else {
-                StoreError::NotFound
-            });
-        }
-        labels::Entity::delete_many()
-            .filter(labels::Column::CredentialGuid.eq(guid))
-            .exec(&transaction)
+        guid: CredentialGuid,
+    ) -> Result<Option<Box<dyn LockedCredential>>, StoreError> {
+        // SQLite has no row locks: `BEGIN IMMEDIATE` takes the database's write lock before the
+        // read (waiting its busy timeout for it), so the read sees the last write and no other
+        // writer can come in between. PostgreSQL locks the one row (`FOR UPDATE`).
+        let transaction = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
             .await
-            .map_err(store_error)?;
-        let label_rows = label_rows(credential);
-        if !label_rows.is_empty() {
-            labels::Entity::insert_many(label_rows)
-                .exec_without_returning(&transaction)
-                .await
-                .map_err(store_error)?;
-        }
-        transaction.commit().await.map_err(store_error)
+            .map_err(lock_error)?;
+        let model = credentials::Entity::find_by_id(guid.as_uuid())
+            .lock_exclusive()
+            .one(&transaction)
+            .await
+            .map_err(lock_error)?;
+        let Some(model) = model else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(SeaOrmLockedCredential {
+            current: to_domain(model)?,
+            transaction,
+            store: self.clone(),
+        })))
     }
 
     #[tracing::instrument(name = "db.credentials.delete", skip_all, fields(otel.kind = "client"))]
     async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        // The credential row first, then its labels: the order an update locks them in, so a
+        // delete and an update of one credential wait for each other instead of deadlocking.
+        let transaction = self.db.begin().await.map_err(lock_error)?;
+        let result = credentials::Entity::delete_by_id(guid.as_uuid())
+            .exec(&transaction)
+            .await
+            .map_err(lock_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Cascaded by the foreign key already; explicit so no label outlives its credential
+        // even on a connection without foreign-key enforcement.
         labels::Entity::delete_many()
             .filter(labels::Column::CredentialGuid.eq(guid.as_uuid()))
             .exec(&transaction)
             .await
-            .map_err(store_error)?;
-        let result = credentials::Entity::delete_by_id(guid.as_uuid())
-            .exec(&transaction)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        transaction.commit().await.map_err(store_error)
+            .map_err(lock_error)?;
+        transaction.commit().await.map_err(lock_error)
     }
 
     #[tracing::instrument(name = "db.credentials.list", skip_all, fields(otel.kind = "client"))]

@@ -54,3 +54,38 @@ fn is_connection_error(error: &sea_orm::sqlx::Error) -> bool {
 pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Unexpected(format!("stored {what} is not valid").into())
 }
+
+/// Maps a [`DbErr`] of a statement that waits for a write lock: when the database gave up
+/// waiting, or broke a deadlock or a serialization conflict by failing this transaction, the
+/// write did not happen and may be tried again ([`StoreError::Conflict`]); the rest as
+/// [`store_error`].
+pub(crate) fn lock_error(error: DbErr) -> StoreError {
+    if is_lock_contention(&error) {
+        StoreError::Conflict
+    } else {
+        store_error(error)
+    }
+}
+
+/// SQLite `SQLITE_BUSY` (5, and its extended codes such as 261, 517) and `SQLITE_LOCKED` (6,
+/// 262); PostgreSQL `serialization_failure` (40001), `deadlock_detected` (40P01) and
+/// `lock_not_available` (55P03).
+fn is_lock_contention(error: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx_error))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx_error))) = error
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(database) = sqlx_error.as_ref() else {
+        return false;
+    };
+    let Some(code) = database.code() else {
+        return false;
+    };
+    // PostgreSQL's codes are five-character SQLSTATEs; SQLite's are numbers below 10000.
+    if code.len() == 5 {
+        return matches!(code.as_ref(), "40001" | "40P01" | "55P03");
+    }
+    code.parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+}

@@ -238,7 +238,10 @@ impl From<CredentialError> for V3Error {
                 "CF-UniquenessError",
                 error.to_string(),
             ),
-            CredentialError::InvalidRelationship(_) => V3Error::unprocessable(&[error.to_string()]),
+            // Cloud Foundry answers a request that clashes with the resource's state with 422.
+            CredentialError::InvalidRelationship(_) | CredentialError::Contended => {
+                V3Error::unprocessable(&[error.to_string()])
+            }
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),
@@ -279,6 +282,17 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"errors":[{"detail":"d","title":"t","code":1}]}"#
+        );
+    }
+
+    #[test]
+    fn a_contended_update_is_a_422_not_a_5xx() {
+        let error = V3Error::from(CredentialError::Contended);
+        assert_eq!(error.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!((error.code, error.title), (10008, "CF-UnprocessableEntity"));
+        assert_eq!(
+            error.detail(),
+            "The registry credential is being changed by another request; try again"
         );
     }
 

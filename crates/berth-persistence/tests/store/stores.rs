@@ -43,6 +43,19 @@ pub fn credential(
     }
 }
 
+/// Writes `credential` (and `password`, when given) under the store's write lock.
+pub async fn update(
+    store: &dyn CredentialStore,
+    credential: &RegistryCredential,
+    password: Option<&Password>,
+) -> Result<(), StoreError> {
+    let locked = store
+        .lock(credential.guid)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    locked.write(credential, password).await
+}
+
 pub fn password(text: &str) -> Password {
     Password::parse(SecretString::from(text)).unwrap()
 }
@@ -80,16 +93,9 @@ async fn insert_get_update_delete_round_trip() {
 
     stored.username = Username::parse("other").unwrap();
     stored.metadata = Metadata::default();
-    harness
-        .credentials
-        .update(&stored, Some(&password("p2")))
+    update(&harness.credentials, &stored, Some(&password("p2")))
         .await
         .unwrap();
-    // An update from the old revision lost the race: it is refused, not applied.
-    assert!(matches!(
-        harness.credentials.update(&stored, None).await,
-        Err(StoreError::Conflict)
-    ));
     stored.revision += 1;
     assert_eq!(
         harness.credentials.get(stored.guid).await.unwrap().as_ref(),
@@ -119,10 +125,63 @@ async fn insert_get_update_delete_round_trip() {
         harness.credentials.delete(stored.guid).await,
         Err(StoreError::NotFound)
     ));
-    assert!(matches!(
-        harness.credentials.update(&stored, None).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(
+        harness
+            .credentials
+            .lock(stored.guid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A second writer waits for the first one's lock and then reads what it wrote, on both
+/// databases: a read-merge-write under the lock never loses a concurrent write.
+#[tokio::test]
+async fn a_locked_credential_makes_other_writers_wait_and_see_its_write() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let stored = credential(ScopeTarget::Foundation, "r.io", &[("env", "prod")]);
+    harness
+        .credentials
+        .insert(&stored, &password("p1"))
+        .await
+        .unwrap();
+    let first = harness
+        .credentials
+        .lock(stored.guid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.current(), &stored);
+    let store = harness.credentials.clone();
+    let guid = stored.guid;
+    let second = tokio::spawn(async move {
+        let locked = store.lock(guid).await.unwrap().unwrap();
+        locked.current().clone()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second lock did not wait");
+    let mut changed = stored.clone();
+    changed.username = Username::parse("first-writer").unwrap();
+    changed.metadata = credential(ScopeTarget::Foundation, "r.io", &[("env", "qa")]).metadata;
+    first.write(&changed, None).await.unwrap();
+    let seen = second.await.unwrap();
+    changed.revision += 1;
+    assert_eq!(seen, changed);
+    // A lock dropped without a write changes nothing.
+    drop(
+        harness
+            .credentials
+            .lock(stored.guid)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        harness.credentials.get(stored.guid).await.unwrap().as_ref(),
+        Some(&changed)
+    );
 }
 
 #[tokio::test]
@@ -289,7 +348,7 @@ async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics
     // An update rewrites the labels: they must stay findable inside the organization.
     let mut changed = all[4].clone();
     changed.metadata = credential(changed.target, "x.io", &[("env", "qa")]).metadata;
-    harness.credentials.update(&changed, None).await.unwrap();
+    update(&harness.credentials, &changed, None).await.unwrap();
     changed.revision += 1;
     all[4] = changed;
     for selector in [
