@@ -6,9 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use berth_domain::credential::{Password, RegistryCredential, Scope, ScopeTarget, Username};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
-use berth_domain::label_selector::{LabelSelector, Requirement};
+use berth_domain::label_selector::{LabelSelector, MAX_LIST_VALUES, MAX_REQUIREMENTS, Requirement};
 use berth_domain::listing::{
-    CredentialOrderField, CredentialQuery, Direction, Page, TimestampFilter,
+    CredentialOrderField, CredentialQuery, Direction, MAX_LIST_FILTER_VALUES, Page, TimestampFilter,
 };
 use berth_domain::location::RegistryLocation;
 use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, Metadata};
@@ -358,6 +358,23 @@ fn visibility_condition(visibility: &CredentialVisibility) -> Condition {
         )
 }
 
+/// Values bound by the largest list statement the API lets through, the caller's visibility
+/// aside: six list filters at their bound, both timestamp filters with a full list and all four
+/// operators, a full label selector whose every lookup binds its selected constant, its key,
+/// its values and the organization filter, and `LIMIT`/`OFFSET`.
+const WORST_LIST_BINDS: usize = 6 * MAX_LIST_FILTER_VALUES
+    + 2 * (MAX_LIST_FILTER_VALUES + 4)
+    + MAX_REQUIREMENTS * (2 + MAX_LIST_VALUES + MAX_LIST_FILTER_VALUES)
+    + 2;
+
+/// The lower of the two databases' limits on values bound to one statement: the bundled
+/// SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (PostgreSQL's is 65535).
+const SQLITE_MAX_BINDS: usize = 32_766;
+
+// At most half the limit: the rest is left to the visibility lists, which grow with the roles
+// in the caller's token (itself bounded by the request head).
+const _: () = assert!(WORST_LIST_BINDS <= SQLITE_MAX_BINDS / 2);
+
 fn query_condition(query: &CredentialQuery) -> Condition {
     let mut condition = Condition::all().add(visibility_condition(&query.visibility));
     if let Some(guids) = &query.guids {
@@ -643,5 +660,57 @@ impl CredentialStore for SeaOrmCredentialStore {
         Password::parse(SecretString::from(text))
             .map(Some)
             .map_err(|_| corrupt("password"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statement of a list with every filter at its bound binds what
+    /// [`WORST_LIST_BINDS`] says (paging aside), on both databases.
+    #[test]
+    fn the_worst_list_binds_what_the_bound_says() {
+        let guids = || (0..MAX_LIST_FILTER_VALUES).map(|_| Uuid::new_v4());
+        let instant =
+            |i: usize| time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i as i64);
+        let timestamps = TimestampFilter {
+            equals: (0..MAX_LIST_FILTER_VALUES).map(instant).collect(),
+            lt: Some(instant(1)),
+            lte: Some(instant(2)),
+            gt: Some(instant(3)),
+            gte: Some(instant(4)),
+        };
+        let values: Vec<String> = (0..MAX_LIST_VALUES).map(|i| format!("v{i}")).collect();
+        let selector: Vec<String> = (0..MAX_REQUIREMENTS)
+            .map(|i| format!("k{i} in ({})", values.join(",")))
+            .collect();
+        let query = CredentialQuery {
+            guids: Some(guids().map(CredentialGuid::from_uuid).collect()),
+            organization_guids: Some(guids().map(OrganizationGuid::from_uuid).collect()),
+            space_guids: Some(guids().map(SpaceGuid::from_uuid).collect()),
+            app_guids: Some(guids().map(AppGuid::from_uuid).collect()),
+            scopes: Some(vec![Scope::App; MAX_LIST_FILTER_VALUES]),
+            locations: Some(vec!["r.io".to_owned(); MAX_LIST_FILTER_VALUES]),
+            label_selector: Some(LabelSelector::parse(&selector.join(",")).unwrap()),
+            created_ats: timestamps.clone(),
+            updated_ats: timestamps,
+            ..CredentialQuery::default()
+        };
+        let bound = |query: &CredentialQuery, backend| {
+            let statement = credentials::Entity::find()
+                .filter(query_condition(query))
+                .build(backend);
+            statement.values.map_or(0, |values| values.0.len())
+        };
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let visibility = bound(&CredentialQuery::default(), backend);
+            let paging = 2;
+            assert_eq!(
+                bound(&query, backend) - visibility + paging,
+                WORST_LIST_BINDS,
+                "{backend:?}"
+            );
+        }
     }
 }
