@@ -7,7 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use berth_domain::label_selector::{MAX_LIST_VALUES, MAX_REQUIREMENTS};
+use berth_domain::listing::MAX_LIST_FILTER_VALUES;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
@@ -127,9 +132,34 @@ pub struct AppBody {
 }
 
 /// The query of `GET /v3/registry_credentials`: comma-separated lists, ANDed across parameters.
+pub struct CredentialListQuery;
+
+impl IntoParams for CredentialListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut parameters = CredentialListScalars::into_params(parameter_in_provider);
+        parameters.extend([
+            guid_list("guids", "Credential guids"),
+            guid_list("organization_guids", "Organization guids"),
+            guid_list("space_guids", "Space guids"),
+            guid_list("app_guids", "App guids"),
+            text_list(
+                "scopes",
+                "`foundation`, `organization`, `space`, `app`",
+                Some(&["foundation", "organization", "space", "app"]),
+            ),
+            text_list("locations", "Locations, as stored (host lowercased)", None),
+            label_selector(),
+            timestamp_list("created_ats", "Creation times"),
+            timestamp_list("updated_ats", "Update times"),
+        ]);
+        parameters
+    }
+}
+
+/// The single-valued parameters of `GET /v3/registry_credentials`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CredentialListQuery {
+struct CredentialListScalars {
     /// From 1.
     #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
@@ -139,17 +169,6 @@ pub struct CredentialListQuery {
     /// `created_at`, `updated_at` or `location`, `-` first for descending.
     #[param(pattern = r"^[+-]?(created_at|updated_at|location)$")]
     pub order_by: Option<String>,
-    pub guids: Option<String>,
-    pub organization_guids: Option<String>,
-    pub space_guids: Option<String>,
-    pub app_guids: Option<String>,
-    /// `foundation`, `organization`, `space`, `app`.
-    pub scopes: Option<String>,
-    pub locations: Option<String>,
-    /// `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`; up to 50, comma-separated.
-    pub label_selector: Option<String>,
-    /// `YYYY-MM-DDThh:mm:ssZ`, comma-separated.
-    pub created_ats: Option<String>,
     #[serde(rename = "created_ats[lt]")]
     pub created_ats_lt: Option<String>,
     #[serde(rename = "created_ats[lte]")]
@@ -158,7 +177,6 @@ pub struct CredentialListQuery {
     pub created_ats_gt: Option<String>,
     #[serde(rename = "created_ats[gte]")]
     pub created_ats_gte: Option<String>,
-    pub updated_ats: Option<String>,
     #[serde(rename = "updated_ats[lt]")]
     pub updated_ats_lt: Option<String>,
     #[serde(rename = "updated_ats[lte]")]
@@ -169,10 +187,51 @@ pub struct CredentialListQuery {
     pub updated_ats_gte: Option<String>,
 }
 
-/// The query of the directory lists.
+/// The query of `GET /v3/organizations`.
+pub struct OrganizationListQuery;
+
+impl IntoParams for OrganizationListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        directory_params(parameter_in_provider, None)
+    }
+}
+
+/// The query of `GET /v3/spaces`.
+pub struct SpaceListQuery;
+
+impl IntoParams for SpaceListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        directory_params(
+            parameter_in_provider,
+            Some(("organization_guids", "Organization guids")),
+        )
+    }
+}
+
+/// The query of `GET /v3/apps`.
+pub struct AppListQuery;
+
+impl IntoParams for AppListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        directory_params(parameter_in_provider, Some(("space_guids", "Space guids")))
+    }
+}
+
+fn directory_params(
+    parameter_in_provider: impl Fn() -> Option<ParameterIn>,
+    parent: Option<(&str, &str)>,
+) -> Vec<Parameter> {
+    let mut parameters = DirectoryListScalars::into_params(parameter_in_provider);
+    parameters.push(guid_list("guids", "Guids"));
+    parameters.push(text_list("names", "Names", None));
+    parameters.extend(parent.map(|(name, what)| guid_list(name, what)));
+    parameters
+}
+
+/// The single-valued parameters of the directory lists.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DirectoryListQuery {
+struct DirectoryListScalars {
     #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     #[param(minimum = 1, maximum = 5000)]
@@ -180,8 +239,62 @@ pub struct DirectoryListQuery {
     /// `created_at`, `updated_at` or `name`, `-` first for descending.
     #[param(pattern = r"^[+-]?(created_at|updated_at|name)$")]
     pub order_by: Option<String>,
-    pub guids: Option<String>,
-    pub names: Option<String>,
+}
+
+/// A comma-separated list (`style: form`, `explode: false`) of at most
+/// [`MAX_LIST_FILTER_VALUES`] items: the bound the query parser enforces.
+fn list_param(name: &str, description: String, items: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(format!(
+            "{description}, comma-separated; at most {MAX_LIST_FILTER_VALUES}."
+        )))
+        .style(Some(ParameterStyle::Form))
+        .explode(Some(false))
+        .schema(Some(
+            ArrayBuilder::new()
+                .items(items)
+                .max_items(Some(MAX_LIST_FILTER_VALUES)),
+        ))
+        .build()
+}
+
+fn guid_list(name: &str, what: &str) -> Parameter {
+    let uuid = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    list_param(name, what.to_owned(), uuid)
+}
+
+fn text_list(name: &str, what: &str, values: Option<&[&str]>) -> Parameter {
+    let mut item = ObjectBuilder::new().schema_type(Type::String);
+    if let Some(values) = values {
+        item = item.enum_values(Some(values.iter().copied()));
+    }
+    list_param(name, what.to_owned(), item)
+}
+
+fn timestamp_list(name: &str, what: &str) -> Parameter {
+    let timestamp = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"));
+    list_param(name, format!("{what}, `YYYY-MM-DDThh:mm:ssZ`"), timestamp)
+}
+
+fn label_selector() -> Parameter {
+    ParameterBuilder::new()
+        .name("label_selector")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(format!(
+            "`k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`; up to \
+             {MAX_REQUIREMENTS} requirements, comma-separated, each list of at most \
+             {MAX_LIST_VALUES} values."
+        )))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

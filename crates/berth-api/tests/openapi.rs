@@ -71,3 +71,68 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
             .ends_with("V1ErrorBody")
     );
 }
+
+/// Every list query parameter of the V3 lists is documented as a bounded comma-separated array
+/// (the bound the parser enforces), guid lists with `format: uuid`; `label_selector` states its
+/// bounds.
+#[test]
+fn every_v3_list_parameter_is_documented_with_its_bound() {
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let bound = berth_domain::listing::MAX_LIST_FILTER_VALUES;
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "/v3/registry_credentials",
+            &[
+                "guids",
+                "organization_guids",
+                "space_guids",
+                "app_guids",
+                "scopes",
+                "locations",
+                "created_ats",
+                "updated_ats",
+            ],
+        ),
+        ("/v3/organizations", &["guids", "names"]),
+        ("/v3/spaces", &["guids", "names", "organization_guids"]),
+        ("/v3/apps", &["guids", "names", "space_guids"]),
+    ];
+    for (path, lists) in expected {
+        let parameters = document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let arrays: Vec<&str> = parameters
+            .iter()
+            .filter(|p| p["schema"]["type"] == "array")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        let mut sorted_arrays = arrays.clone();
+        sorted_arrays.sort_unstable();
+        let mut sorted_lists = lists.to_vec();
+        sorted_lists.sort_unstable();
+        assert_eq!(sorted_arrays, sorted_lists, "{path}");
+        for parameter in parameters.iter().filter(|p| p["schema"]["type"] == "array") {
+            let name = parameter["name"].as_str().unwrap();
+            assert_eq!(parameter["schema"]["maxItems"], bound, "{path} {name}");
+            assert_eq!(parameter["style"], "form", "{path} {name}");
+            assert_eq!(parameter["explode"], false, "{path} {name}");
+            if name.ends_with("guids") {
+                assert_eq!(
+                    parameter["schema"]["items"]["format"], "uuid",
+                    "{path} {name}"
+                );
+            }
+        }
+    }
+    let selector = document["paths"]["/v3/registry_credentials"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "label_selector")
+        .unwrap();
+    let description = selector["description"].as_str().unwrap();
+    assert!(
+        description.contains("up to 50 requirements") && description.contains("at most 50 values"),
+        "{description}"
+    );
+}
