@@ -68,12 +68,17 @@ async fn every_route_answers_503_while_the_database_is_down_or_frozen_and_recove
     let recovered = probes.wait_recovered().await;
     eprintln!("database started again: every route served after {recovered:?}");
 
-    // Restarted between two requests: every pooled connection is dead, and at most the first
-    // request of each pool may notice; after that no dead connection is handed out.
+    // Restarted between two requests: every pooled connection is dead. The first request to
+    // meet one may answer 503; from then on the pools check connections idle since before that
+    // failure before handing them out, so no other request meets a dead one.
     cluster.stop();
     cluster.start();
-    let recovered = probes.wait_recovered().await;
-    eprintln!("database restarted between requests: served again after {recovered:?}");
+    let unavailable = probes.unavailable_of_sequential(30).await;
+    assert!(
+        unavailable <= 1,
+        "{unavailable} of 30 requests after a restart met a dead connection"
+    );
+    eprintln!("database restarted between requests: {unavailable} of 30 requests answered 503");
 
     // Frozen: connections stay open and nothing answers, as in a network partition.
     cluster.freeze();
@@ -268,6 +273,26 @@ impl Probes<'_> {
             }
         }
         timings
+    }
+
+    /// Sends `count` reads one after the other: how many answered 503 (any other failure fails).
+    async fn unavailable_of_sequential(&self, count: usize) -> usize {
+        let mut unavailable = 0;
+        for _ in 0..count {
+            let response = self
+                .client
+                .get(self.berth.url("/v3/registry_credentials"))
+                .bearer_auth(self.token)
+                .send()
+                .await
+                .unwrap();
+            match response.status().as_u16() {
+                200 => {}
+                503 => unavailable += 1,
+                status => panic!("{status}: {}", response.text().await.unwrap()),
+            }
+        }
+        unavailable
     }
 
     /// Waits until every route is served again, then checks that it stays so: no dead pooled
