@@ -264,18 +264,21 @@ impl Application {
                 statement_timeout: None,
                 ..runtime.pool.clone()
             };
-            let migrating = if runtime.pool.statement_timeout.is_some()
+            if runtime.pool.statement_timeout.is_some()
                 && runtime.database_url.starts_with("postgres")
             {
-                berth_persistence::connect(&runtime.database_url, &unbounded)
+                let migrating = berth_persistence::connect(&runtime.database_url, &unbounded)
                     .await
-                    .context("cannot connect to the database (database.url)")?
+                    .context("cannot connect to the database (database.url)")?;
+                berth_persistence::migrate(&migrating)
+                    .await
+                    .context("applying migrations")?;
+                let _ = migrating.close().await;
             } else {
-                db.clone()
-            };
-            berth_persistence::migrate(&migrating)
-                .await
-                .context("applying migrations")?;
+                berth_persistence::migrate(&db)
+                    .await
+                    .context("applying migrations")?;
+            }
         } else {
             let pending = berth_persistence::pending_migrations(&db)
                 .await

@@ -379,23 +379,16 @@ impl Berth {
         command
     }
 
-    /// Migrates the database, then serves on it with the test's timeouts.
+    /// Serves with the test's timeouts, migrating first (through a connection without the
+    /// statement timeout).
     fn start(database_url: &str, keys: &str, harbor_url: &str) -> Self {
-        let output = Self::command(database_url, keys, harbor_url)
-            .arg("migrate")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "berth migrate: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
         let port = free_port();
         let log = std::env::temp_dir().join(format!(
             "berth-outage-{}.log",
             uuid::Uuid::new_v4().simple()
         ));
         let child = Self::command(database_url, keys, harbor_url)
+            .args(["serve", "--migrate"])
             .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
             .env("BERTH_WORKERS", "2")
             .env(
@@ -630,7 +623,14 @@ impl Drop for Cluster {
 /// `/usr/lib/postgresql/<version>/bin`.
 fn postgres_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("BERTH_TEST_PG_BIN") {
-        return PathBuf::from(bin);
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.join("initdb").exists() && bin.join("pg_ctl").exists(),
+            "BERTH_TEST_PG_BIN={} has no initdb and pg_ctl: this test runs its own PostgreSQL \
+             cluster and needs PostgreSQL's server programs",
+            bin.display()
+        );
+        return bin;
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
