@@ -125,7 +125,8 @@ pub async fn run() -> anyhow::Result<()> {
             serve(runtime).await
         }
         Command::Migrate => {
-            let db = berth_persistence::connect(&runtime.database_url, &runtime.pool).await?;
+            let db =
+                berth_persistence::connect(&runtime.database_url, &unbounded(&runtime)).await?;
             let pending = berth_persistence::pending_migrations(&db).await?;
             berth_persistence::migrate(&db).await?;
             println!("applied {} migration(s)", pending.len());
@@ -156,8 +157,17 @@ pub async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The pool settings for commands that may run long (migrations, key rotation): no statement
+/// timeout.
+fn unbounded(runtime: &Runtime) -> berth_persistence::PoolSettings {
+    berth_persistence::PoolSettings {
+        statement_timeout: None,
+        ..runtime.pool.clone()
+    }
+}
+
 async fn keys(runtime: Runtime, command: KeysCommand) -> anyhow::Result<()> {
-    let db = berth_persistence::connect(&runtime.database_url, &runtime.pool).await?;
+    let db = berth_persistence::connect(&runtime.database_url, &unbounded(&runtime)).await?;
     if runtime.migrate_on_start {
         berth_persistence::migrate(&db).await?;
     }

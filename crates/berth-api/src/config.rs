@@ -55,7 +55,11 @@ pub struct DatabaseSettings {
     pub url: Option<String>,
     pub max_connections: u32,
     pub min_connections: u32,
+    /// How long a request waits for a database connection (opening one included).
     pub acquire_timeout_seconds: u64,
+    /// PostgreSQL's `statement_timeout` on every connection; with the acquire timeout it also
+    /// bounds how long a request waits on a database that stopped answering. 0 disables both.
+    pub statement_timeout_seconds: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -65,6 +69,7 @@ impl Default for DatabaseSettings {
             max_connections: 10,
             min_connections: 1,
             acquire_timeout_seconds: 5,
+            statement_timeout_seconds: 5,
         }
     }
 }

@@ -64,7 +64,13 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let (open, idle) = state.pools.usage();
     metrics::gauge!("berth_db_pool_connections", "state" => "open").set(f64::from(open));
     metrics::gauge!("berth_db_pool_connections", "state" => "idle").set(idle as f64);
-    if let Ok(counts) = berth_persistence::keys::label_counts(db).await {
+    // Bounded like `/readyz`: a database that stopped answering must not hold the scrape.
+    let counts = tokio::time::timeout(
+        crate::health::CHECK_DEADLINE,
+        berth_persistence::keys::label_counts(db),
+    )
+    .await;
+    if let Ok(Ok(counts)) = counts {
         for count in counts {
             metrics::gauge!("berth_sealed_rows", "table" => count.table, "label" => count.label)
                 .set(count.rows as f64);

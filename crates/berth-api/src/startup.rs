@@ -16,7 +16,8 @@ use berth_domain::registry_service::{RegistryService, RegistrySettings};
 use berth_harbor::{HarborClient, HarborSettings};
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{
-    PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore, WorkerPools,
+    Deadline, PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore,
+    WorkerPools,
 };
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
@@ -96,6 +97,8 @@ impl Runtime {
             min_connections: settings.database.min_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.max(1)),
             connect_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.max(1)),
+            statement_timeout: (settings.database.statement_timeout_seconds > 0)
+                .then(|| Duration::from_secs(settings.database.statement_timeout_seconds)),
         };
         let harbor_settings = &settings.harbor;
         let remote = match (
@@ -256,9 +259,26 @@ impl Application {
             .await
             .context("cannot connect to the database (database.url)")?;
         if runtime.migrate_on_start {
-            berth_persistence::migrate(&db)
-                .await
-                .context("applying migrations")?;
+            // A migration may run longer than the statement timeout requests get.
+            let unbounded = PoolSettings {
+                statement_timeout: None,
+                ..runtime.pool.clone()
+            };
+            if runtime.pool.statement_timeout.is_some()
+                && runtime.database_url.starts_with("postgres")
+            {
+                let migrating = berth_persistence::connect(&runtime.database_url, &unbounded)
+                    .await
+                    .context("cannot connect to the database (database.url)")?;
+                berth_persistence::migrate(&migrating)
+                    .await
+                    .context("applying migrations")?;
+                let _ = migrating.close().await;
+            } else {
+                berth_persistence::migrate(&db)
+                    .await
+                    .context("applying migrations")?;
+            }
         } else {
             let pending = berth_persistence::pending_migrations(&db)
                 .await
@@ -292,11 +312,18 @@ impl Application {
             keys: runtime.keys.clone(),
             harbor: provisioner.clone(),
         };
+        let call_deadline = runtime.pool.call_deadline();
         // The reconciler works on the shared pool; requests on their worker's own pool.
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
-                Arc::new(SeaOrmRegistryStore::new(db.clone())),
-                Arc::new(SeaOrmDirectoryStore::new(db.clone())),
+                Arc::new(Deadline::new(
+                    SeaOrmRegistryStore::new(db.clone()),
+                    call_deadline,
+                )),
+                Arc::new(Deadline::new(
+                    SeaOrmDirectoryStore::new(db.clone()),
+                    call_deadline,
+                )),
                 provisioner,
                 runtime.registry,
             );
@@ -308,6 +335,7 @@ impl Application {
         );
         let parts = SharedParts {
             pools: WorkerPools::new(db, &runtime.database_url, &runtime.pool, workers),
+            call_deadline,
             keys: runtime.keys,
             provisioner,
             registry: runtime.registry,
@@ -367,6 +395,8 @@ impl Application {
 #[derive(Clone)]
 struct SharedParts {
     pools: WorkerPools,
+    /// Bounds every store call (`PoolSettings::call_deadline`).
+    call_deadline: Option<Duration>,
     keys: Arc<KeyRing>,
     provisioner: Option<Arc<dyn RegistryProvisioner>>,
     registry: RegistrySettings,
@@ -380,11 +410,18 @@ impl SharedParts {
     /// thread (actix-web calls the app factory there), so the pool's connections live there.
     fn worker_state(&self) -> AppState {
         let db = self.pools.open();
-        let directory_store = Arc::new(SeaOrmDirectoryStore::new(db.clone()));
-        let credential_store = Arc::new(SeaOrmCredentialStore::new(db.clone(), self.keys.clone()));
+        let deadline = self.call_deadline;
+        let directory_store = Arc::new(Deadline::new(
+            SeaOrmDirectoryStore::new(db.clone()),
+            deadline,
+        ));
+        let credential_store = Arc::new(Deadline::new(
+            SeaOrmCredentialStore::new(db.clone(), self.keys.clone()),
+            deadline,
+        ));
         let registries = self.provisioner.clone().map(|provisioner| {
             RegistryService::new(
-                Arc::new(SeaOrmRegistryStore::new(db)),
+                Arc::new(Deadline::new(SeaOrmRegistryStore::new(db), deadline)),
                 directory_store.clone(),
                 provisioner,
                 self.registry,

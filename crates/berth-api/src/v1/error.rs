@@ -152,7 +152,10 @@ impl ResponseError for V1Error {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from_static(crate::health::RETRY_AFTER_SECONDS),
+            ));
         }
         response.json(Envelope {
             error: Body {

@@ -198,6 +198,12 @@ impl ResponseError for V3Error {
                 HeaderValue::from_static(challenge),
             ));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from_static(crate::health::RETRY_AFTER_SECONDS),
+            ));
+        }
         response.json(Envelope {
             errors: [Entry {
                 detail: &self.detail,
@@ -294,6 +300,14 @@ mod tests {
             error.detail(),
             "The registry credential is being changed by another request; try again"
         );
+    }
+
+    #[test]
+    fn service_unavailable_says_when_to_retry() {
+        let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let response = V3Error::service_unavailable(&cause).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "5");
     }
 
     #[test]

@@ -1,0 +1,117 @@
+//! A client-side deadline on every store call.
+//!
+//! PostgreSQL's `statement_timeout` bounds a statement on a server that works; a server that
+//! stops answering altogether (its processes frozen, or cut off by the network while the kernel
+//! keeps the socket open) never answers at all, and nothing on the connection notices. The
+//! deadline is what turns that into [`StoreError::Unavailable`] in bounded time. A call given up
+//! this way drops its connection mid-statement; the pool pings a connection as it comes back and
+//! closes it when that fails, so a broken one is never handed out again.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_domain::credential::{Password, RegistryCredential};
+use berth_domain::directory::{App, Organization, Space};
+use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::listing::{CredentialQuery, DirectoryQuery, Page};
+use berth_domain::ports::{CredentialStore, DirectoryStore, Lease, RegistryStore, StoreError};
+use berth_domain::registry::{QuotaGb, Registry, RegistryId, RobotCredential, RobotId};
+use time::OffsetDateTime;
+
+use crate::errors::connection_failure;
+
+/// A store whose every call fails with [`StoreError::Unavailable`] once it has taken longer than
+/// the limit (see [`crate::PoolSettings::call_deadline`]); without a limit, the store itself.
+pub struct Deadline<S> {
+    store: S,
+    limit: Option<Duration>,
+}
+
+impl<S> Deadline<S> {
+    pub fn new(store: S, limit: Option<Duration>) -> Self {
+        Self { store, limit }
+    }
+
+    async fn bound<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        let Some(limit) = self.limit else {
+            return call.await;
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                connection_failure::note();
+                Err(StoreError::Unavailable(Box::new(DeadlineExceeded(limit))))
+            }
+        }
+    }
+}
+
+/// The database did not answer a call in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer within {0:?}")]
+pub struct DeadlineExceeded(Duration);
+
+/// Implements a port for [`Deadline`] by bounding each call of the wrapped store.
+macro_rules! bounded {
+    ($port:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ok:ty;)* }) => {
+        #[async_trait]
+        impl<S: $port> $port for Deadline<S> {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> Result<$ok, StoreError> {
+                    self.bound(self.store.$name($($arg),*)).await
+                }
+            )*
+        }
+    };
+}
+
+bounded!(CredentialStore {
+    fn insert(&self, credential: &RegistryCredential, password: &Password) -> ();
+    fn get(&self, guid: CredentialGuid) -> Option<RegistryCredential>;
+    fn update(&self, credential: &RegistryCredential, password: Option<&Password>) -> ();
+    fn delete(&self, guid: CredentialGuid) -> ();
+    fn list(&self, query: &CredentialQuery) -> Page<RegistryCredential>;
+    fn reveal_password(&self, guid: CredentialGuid) -> Option<Password>;
+});
+
+bounded!(DirectoryStore {
+    fn insert_organization(&self, organization: &Organization) -> ();
+    fn update_organization(&self, organization: &Organization) -> ();
+    fn get_organization(&self, guid: OrganizationGuid) -> Option<Organization>;
+    fn list_organizations(&self, query: &DirectoryQuery) -> Page<Organization>;
+    fn delete_organization(&self, guid: OrganizationGuid) -> ();
+    fn insert_space(&self, space: &Space) -> ();
+    fn update_space(&self, space: &Space) -> ();
+    fn get_space(&self, guid: SpaceGuid) -> Option<Space>;
+    fn list_spaces(&self, query: &DirectoryQuery) -> Page<Space>;
+    fn delete_space(&self, guid: SpaceGuid) -> ();
+    fn space_organizations(&self, spaces: &[SpaceGuid]) -> Vec<(SpaceGuid, OrganizationGuid)>;
+    fn insert_app(&self, app: &App) -> ();
+    fn update_app(&self, app: &App) -> ();
+    fn get_app(&self, guid: AppGuid) -> Option<App>;
+    fn list_apps(&self, query: &DirectoryQuery) -> Page<App>;
+    fn delete_app(&self, guid: AppGuid) -> ();
+});
+
+bounded!(RegistryStore {
+    fn claim(&self, registry: &Registry, lease: Lease) -> ();
+    fn get(&self, id: RegistryId) -> Option<Registry>;
+    fn get_by_organization(&self, organization: OrganizationGuid) -> Option<Registry>;
+    fn acquire(&self, id: RegistryId, lease: Lease, now: OffsetDateTime) -> bool;
+    fn save(&self, registry: &Registry, holder: uuid::Uuid) -> ();
+    fn save_and_release(&self, registry: &Registry, holder: uuid::Uuid) -> ();
+    fn release(&self, id: RegistryId, holder: uuid::Uuid) -> ();
+    fn delete(&self, id: RegistryId, holder: uuid::Uuid) -> ();
+    fn stalled(&self, before: OffsetDateTime) -> Vec<Registry>;
+    fn record_usage(&self, id: RegistryId, used_bytes: i64, at: OffsetDateTime) -> ();
+    fn record_quota(&self, id: RegistryId, quota: QuotaGb, at: OffsetDateTime) -> ();
+    fn insert_robot(&self, robot: &RobotCredential) -> ();
+    fn update_robot(&self, robot: &RobotCredential) -> ();
+    fn delete_robot(&self, id: RobotId) -> ();
+    fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
+    fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;
+});
