@@ -237,7 +237,9 @@ fn key_ring(settings: &Settings) -> anyhow::Result<KeyRing> {
             }
         }
     };
-    KeyRing::from_spec(spec, &current).context("encryption key ring")
+    KeyRing::from_spec(spec, &current).context(
+        "encryption.keys (BERTH_ENCRYPTION__KEYS) must be label:base64key,... with 32-byte keys",
+    )
 }
 
 /// A running Berth: its port and the server future (and the metrics server's, when
