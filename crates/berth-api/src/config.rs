@@ -28,6 +28,7 @@ pub struct Settings {
     pub encryption: EncryptionSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -44,6 +45,7 @@ impl Default for Settings {
             encryption: EncryptionSettings::default(),
             log: LogSettings::default(),
             telemetry: TelemetrySettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -188,6 +190,14 @@ impl Default for TelemetrySettings {
     }
 }
 
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// `BERTH_METRICS__LISTEN`: an address of its own for `/metrics` (then not served on
+    /// `listen`), so the metrics can stay off the public port.
+    pub listen: Option<String>,
+}
+
 /// Secrets only ever travel into the figment as defaults, which are `None`: nothing to write.
 fn never_serialize_secret<S: serde::Serializer>(
     _secret: &Option<SecretString>,
@@ -236,6 +246,18 @@ mod tests {
             );
             assert_eq!(settings.harbor.default_quota_gb, 25);
             assert_eq!(settings.encryption.current_label.as_deref(), Some("k2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error
+    fn metrics_listen_is_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(load(None).map_err(|e| e.to_string())?.metrics.listen, None);
+            jail.set_env("BERTH_METRICS__LISTEN", "127.0.0.1:9100");
+            let settings = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
             Ok(())
         });
     }

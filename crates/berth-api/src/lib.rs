@@ -6,6 +6,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod head;
 pub mod health;
 pub mod openapi;
 pub mod prometheus;

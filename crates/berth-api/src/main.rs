@@ -1,6 +1,6 @@
 //! The `berth` binary: wires adapters into the services and serves.
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
-    berth_api::cli::run().await
+fn main() -> anyhow::Result<()> {
+    berth_api::telemetry::restart_without_unparsable_compression()?;
+    actix_web::rt::System::new().block_on(berth_api::cli::run())
 }

@@ -53,6 +53,7 @@ pub struct V1ErrorDetail {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct GuidData {
+    #[schema(format = Uuid)]
     pub guid: String,
 }
 
@@ -82,7 +83,12 @@ pub struct CreateCredentialBody {
     /// `host[:port][/path]`, no scheme.
     #[schema(min_length = 1, max_length = 512)]
     pub location: String,
-    #[schema(min_length = 1, max_length = 255)]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub username: String,
     /// Write-only: never returned.
     #[schema(format = Password, min_length = 1, max_length = 16384)]
@@ -95,6 +101,12 @@ pub struct CreateCredentialBody {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCredentialBody {
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub username: Option<String>,
     #[schema(format = Password)]
     pub password: Option<String>,
@@ -104,6 +116,12 @@ pub struct UpdateCredentialBody {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
+    /// 1 to 255 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -115,6 +133,12 @@ pub struct OrganizationRelationship {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpaceBody {
+    /// 1 to 255 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub relationships: OrganizationRelationship,
 }
@@ -127,6 +151,12 @@ pub struct SpaceRelationship {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppBody {
+    /// 1 to 255 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub relationships: SpaceRelationship,
 }
@@ -353,6 +383,66 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What every operation shares, said once: its path ids are guids (anything else is a 404, as
+/// in Cloud Foundry), and an internal failure answers 500 in the dialect's envelope, with no
+/// internals in the body. The health routes have neither.
+struct SharedAnswers;
+
+impl Modify for SharedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let envelope = if path.starts_with("/api/v1/") {
+                ("V1ErrorBody", "internal_error")
+            } else if path.starts_with("/v3/") {
+                ("V3ErrorBody", "UnknownError (10001)")
+            } else {
+                continue;
+            };
+            let operations: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            let post = &mut item.post;
+            for operation in operations.into_iter().chain([post]).flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let RefOr::T(parameter) = parameter
+                        && matches!(parameter.parameter_in, ParameterIn::Path)
+                    {
+                        parameter.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                                .into(),
+                        );
+                    }
+                }
+                operation.responses.responses.insert(
+                    "500".to_owned(),
+                    ResponseBuilder::new()
+                        .description(format!(
+                            "{}: an internal failure (the cause is logged, never shown)",
+                            envelope.1
+                        ))
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(envelope.0)))
+                                .build(),
+                        )
+                        .build()
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Berth", description = "Registry credentials (Cloud Foundry V3) and organization registries on Harbor."),
@@ -385,7 +475,7 @@ impl Modify for BearerAuth {
         crate::health::healthz,
         crate::health::readyz,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedAnswers),
     security(("bearer" = [])),
     tags(
         (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),

@@ -68,6 +68,8 @@ pub struct Runtime {
     pub migrate_on_start: bool,
     /// Dev mode's folder, and the HS256 key it generated when none was configured.
     pub dev: Option<DevParts>,
+    /// `metrics.listen`: when set, `/metrics` is served there only, not on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 /// What dev mode made up, to mint the admin token and explain itself in the banner.
@@ -211,6 +213,7 @@ impl Runtime {
             // Dev mode applies migrations on start; production needs `berth migrate`.
             migrate_on_start: mode == Mode::Dev,
             dev,
+            metrics_listen: settings.metrics.listen,
         })
     }
 }
@@ -237,13 +240,17 @@ fn key_ring(settings: &Settings) -> anyhow::Result<KeyRing> {
             }
         }
     };
-    KeyRing::from_spec(spec, &current).context("encryption key ring")
+    KeyRing::from_spec(spec, &current).context(
+        "encryption.keys (BERTH_ENCRYPTION__KEYS) must be label:base64key,... with 32-byte keys",
+    )
 }
 
-/// A running Berth: its port and the server future.
+/// A running Berth: its port and the server future (and the metrics server's, when
+/// `metrics.listen` gives the metrics their own address).
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, Server)>,
     embedded_harbor: Option<harbor_emulator::RunningEmulator>,
 }
 
@@ -333,8 +340,13 @@ impl Application {
             || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             |workers| workers.max(1),
         );
+        let pools = WorkerPools::new(db.clone(), &runtime.database_url, &runtime.pool, workers);
+        let metrics_source = crate::prometheus::MetricsSource {
+            db,
+            pools: pools.clone(),
+        };
         let parts = SharedParts {
-            pools: WorkerPools::new(db, &runtime.database_url, &runtime.pool, workers),
+            pools,
             call_deadline,
             keys: runtime.keys,
             provisioner,
@@ -352,15 +364,31 @@ impl Application {
             format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen)
         })?;
         let port = listener.local_addr()?.port();
+        let metrics = match &runtime.metrics_listen {
+            Some(listen) => Some(metrics_server(
+                listen,
+                metrics_source.clone(),
+                runtime.shutdown_timeout,
+            )?),
+            None => None,
+        };
+        let public_metrics = metrics.is_none();
         let server = actix_web::HttpServer::new(move || {
             let state = web::Data::new(parts.worker_state());
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::head::head_as_get))
                 .wrap(actix_web::middleware::from_fn(
                     crate::prometheus::record_requests,
                 ))
                 .wrap(actix_web::middleware::from_fn(request_id))
                 .wrap(TracingLogger::<crate::telemetry::BerthRootSpan>::new())
                 .app_data(state.clone())
+                .app_data(web::Data::new(metrics_source.clone()))
+                .configure(|config| {
+                    if public_metrics {
+                        crate::prometheus::route(config);
+                    }
+                })
                 .configure(configure)
         })
         .workers(workers)
@@ -369,6 +397,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            metrics,
             embedded_harbor,
         })
     }
@@ -382,13 +411,44 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT or SIGTERM).
+    /// The port of the metrics server, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the server is stopped (SIGINT or SIGTERM; both servers hear it).
     ///
     /// # Errors
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
+            None => self.server.await,
+        }
     }
+}
+
+/// `/metrics` alone on its own address, so operators can keep it off the public port.
+fn metrics_server(
+    listen: &str,
+    source: crate::prometheus::MetricsSource,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(listen).with_context(|| {
+        format!("cannot listen on {listen} (metrics.listen, BERTH_METRICS__LISTEN)")
+    })?;
+    let port = listener.local_addr()?.port();
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(crate::head::head_as_get))
+            .app_data(web::Data::new(source.clone()))
+            .configure(crate::prometheus::route)
+            .default_service(web::to(v3::unknown_request))
+    })
+    .workers(1)
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .listen(listener)?;
+    Ok((port, server.run()))
 }
 
 /// What every server worker shares; each builds its own [`AppState`] from it.
@@ -545,12 +605,12 @@ async fn request_id(
     Ok(response)
 }
 
-/// Every route. Unknown routes answer in the dialect of their prefix.
+/// Every route but `/metrics` (see `prometheus::route`). Unknown routes answer in the dialect of
+/// their prefix.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(v3::resource("/healthz", "GET").route(web::get().to(crate::health::healthz)))
         .service(v3::resource("/readyz", "GET").route(web::get().to(crate::health::readyz)))
-        .service(v3::resource("/metrics", "GET").route(web::get().to(crate::prometheus::scrape)))
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/openapi.json",
             <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),

@@ -655,3 +655,307 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn guid_prints_fresh_v4_guids_one_a_line() {
+    let output = berth().args(["guid", "--count", "3"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let lines: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let guid = uuid::Uuid::parse_str(line).unwrap();
+        assert_eq!(guid.get_version_num(), 4);
+        assert_eq!(line, &guid.to_string(), "lowercase, hyphenated");
+    }
+    assert_ne!(lines[0], lines[1]);
+}
+
+/// What an OTLP/HTTP receiver got: each export request's `Content-Encoding` and body.
+type Exports = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+
+fn otlp_receiver() -> (String, Exports) {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    let exports = Exports::default();
+    let sink = exports.clone();
+    let server = HttpServer::new(move || {
+        let sink = sink.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |request: HttpRequest, body: web::Bytes| {
+                let encoding = request
+                    .headers()
+                    .get("content-encoding")
+                    .map(|value| value.to_str().unwrap().to_owned());
+                sink.lock().unwrap().push((encoding, body.to_vec()));
+                async {
+                    HttpResponse::Ok()
+                        .content_type("application/x-protobuf")
+                        .finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    (url, exports)
+}
+
+/// `OTEL_EXPORTER_OTLP_COMPRESSION` takes the specification's values: `none` exports
+/// uncompressed (it used to turn export off), `gzip` exports gzip (it used to as well).
+#[tokio::test]
+async fn otlp_compression_none_and_gzip_both_export() {
+    for (compression, encoding) in [("none", None), ("gzip", Some("gzip"))] {
+        let (url, exports) = otlp_receiver();
+        let dir = temp_dir();
+        let port = free_port();
+        let mut server = berth()
+            .env("BERTH_DATA_DIR", &dir)
+            .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &url)
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_healthy(port, &mut server).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while exports.lock().unwrap().is_empty() && Instant::now() < deadline {
+            let _ = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server.kill().unwrap();
+        let output = server.wait_with_output().unwrap();
+        let exports = exports.lock().unwrap();
+        assert!(
+            !exports.is_empty(),
+            "{compression}: nothing exported\n{}",
+            text(&output)
+        );
+        for (sent_encoding, body) in exports.iter() {
+            assert_eq!(sent_encoding.as_deref(), encoding, "{compression}");
+            // actix-web's body extractor undoes a Content-Encoding, as a collector does.
+            assert!(
+                berth_testkit::bytes_contain(body, b"/healthz"),
+                "{compression}: a span of the request"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The README's "Try it with curl" block, run as written against a dev-mode Berth, by a shell
+/// that has curl and cat but no uuidgen (or anything else not every machine has).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_readme_walkthrough_runs_without_uuidgen() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("## Try it with curl").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let dir = temp_dir();
+    let port = free_port();
+    let mut server = berth()
+        .env("BERTH_DATA_DIR", dir.join(".berth"))
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut server).await;
+    // The walkthrough's `cargo run` is this binary; its port is this server's.
+    let script = script
+        .replace("cargo run -q --", env!("CARGO_BIN_EXE_berth"))
+        .replace("http://127.0.0.1:8080", &format!("http://127.0.0.1:{port}"));
+    let tools = dir.join("bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    for tool in ["curl", "cat"] {
+        let found = ["/usr/bin", "/bin", "/usr/local/bin"]
+            .iter()
+            .map(|folder| PathBuf::from(folder).join(tool))
+            .find(|path| path.exists())
+            .unwrap_or_else(|| panic!("the walkthrough needs {tool}"));
+        std::os::unix::fs::symlink(found, tools.join(tool)).unwrap();
+    }
+    let output = Command::new("/bin/bash")
+        .args(["-c", &format!("set -euo pipefail\n{script}")])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", &tools)
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    for answer in [
+        "\"scope\":\"space\"",
+        "\"harbor_project\"",
+        "\"quota_gb\":20",
+        "\"access\":\"pull\"",
+    ] {
+        assert!(printed.contains(answer), "no {answer} in\n{printed}");
+    }
+    assert!(!printed.contains("\"errors\""), "{printed}");
+    assert!(!printed.contains("\"error\""), "{printed}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every rule that refuses a start: the variable that breaks it, the setting the refusal names,
+/// and the rule, which the refusal states and the README's configuration table lists.
+type Refusal = (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
+const REFUSALS: &[Refusal] = &[
+    (&[("BERTH_LISTEN", "nowhere")], "listen", "cannot listen on"),
+    (
+        &[("BERTH_METRICS__LISTEN", "nowhere")],
+        "metrics.listen",
+        "cannot listen on",
+    ),
+    (
+        &[("BERTH_AUTH__HS256_SECRET", "too-short")],
+        "auth.hs256_secret",
+        "at least 32 bytes",
+    ),
+    (
+        &[("BERTH_AUTH__LEEWAY_SECONDS", "301")],
+        "auth.leeway_seconds",
+        "at most 300",
+    ),
+    (
+        &[
+            ("BERTH_AUTH__JWKS_URL", "ftp://keys.example"),
+            ("BERTH_AUTH__JWKS_FILE", ""),
+        ],
+        "auth.jwks_url",
+        "configure one key set",
+    ),
+    (
+        &[("BERTH_AUTH__JWKS_URL", "ftp://keys.example")],
+        "auth.jwks_url",
+        "https://",
+    ),
+    (
+        &[("BERTH_ENCRYPTION__KEYS", "k1:c2hvcnQ=")],
+        "encryption.keys",
+        "32 bytes",
+    ),
+    (
+        &[(
+            "BERTH_ENCRYPTION__KEYS",
+            "a:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,b:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )],
+        "encryption.current_label",
+        "several keys",
+    ),
+    (
+        &[
+            (
+                "BERTH_ENCRYPTION__KEYS",
+                "a:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+            ("BERTH_ENCRYPTION__CURRENT_LABEL", "b"),
+        ],
+        "encryption.current_label",
+        "not in the key ring",
+    ),
+    (
+        &[("BERTH_HARBOR__URL", "http://harbor.example")],
+        "harbor.url",
+        "harbor.url is set but",
+    ),
+    (
+        &[
+            ("BERTH_HARBOR__URL", "ftp://harbor.example"),
+            ("BERTH_HARBOR__USERNAME", "admin"),
+            ("BERTH_HARBOR__PASSWORD", "Harbor12345"),
+        ],
+        "harbor.url",
+        "http(s) URL",
+    ),
+    (
+        &[("BERTH_HARBOR__DEFAULT_QUOTA_GB", "0")],
+        "harbor.default_quota_gb",
+        "1 to 1048576",
+    ),
+    (
+        &[("BERTH_LOG__FORMAT", "xml")],
+        "log.format",
+        "json or pretty",
+    ),
+];
+
+#[test]
+fn every_refused_start_names_the_setting_and_the_rule_the_readme_lists() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .find(|block| block.starts_with("| setting"))
+        .unwrap();
+    for (variables, setting, rule) in REFUSALS {
+        let row = table
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!("| `{setting}`"))
+                    || line.contains(&format!(" `{setting}` "))
+            })
+            .unwrap_or_else(|| panic!("no README row for {setting}"));
+        assert!(
+            row.contains(rule),
+            "the README's {setting} row does not say {rule:?}: {row}"
+        );
+
+        let dir = temp_dir();
+        let mut command = berth();
+        command
+            .env("BERTH_DATA_DIR", &dir)
+            .env("BERTH_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in *variables {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{variables:?} did not refuse the start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        let printed = text(&output);
+        assert!(!output.status.success(), "{variables:?} started: {printed}");
+        assert!(
+            printed.contains(setting),
+            "{variables:?}: the refusal does not name {setting}: {printed}"
+        );
+        assert!(
+            printed.contains(rule),
+            "{variables:?}: the refusal does not say {rule:?}: {printed}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

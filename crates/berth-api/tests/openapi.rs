@@ -136,3 +136,72 @@ fn every_v3_list_parameter_is_documented_with_its_bound() {
         "{description}"
     );
 }
+
+/// The rules the server enforces that JSON Schema can state are in the document, so a client
+/// (and schemathesis's positive-data check) sees them: guids, timestamps, the scope enum, links
+/// that are absent rather than null, the 500 answer of each dialect.
+#[test]
+fn the_document_states_what_the_server_enforces() {
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let schemas = &document["components"]["schemas"];
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["schema"]["format"], "uuid", "{method} {path}");
+                }
+            }
+            let envelope = if path.starts_with("/api/v1/") {
+                "V1ErrorBody"
+            } else if path.starts_with("/v3/") {
+                "V3ErrorBody"
+            } else {
+                continue;
+            };
+            let schema = &operation["responses"]["500"]["content"]["application/json"]["schema"];
+            assert_eq!(
+                schema["$ref"],
+                format!("#/components/schemas/{envelope}"),
+                "{method} {path}"
+            );
+        }
+    }
+    for (schema, field, format) in [
+        ("CredentialResource", "guid", "uuid"),
+        ("CredentialResource", "created_at", "date-time"),
+        ("CredentialResource", "updated_at", "date-time"),
+        ("OrganizationResource", "guid", "uuid"),
+        ("SpaceResource", "created_at", "date-time"),
+        ("AppResource", "updated_at", "date-time"),
+        ("GuidRef", "guid", "uuid"),
+        ("GuidData", "guid", "uuid"),
+        ("RegistryBody", "org_id", "uuid"),
+        ("RegistryBody", "created_at", "date-time"),
+        ("RobotBody", "id", "uuid"),
+        ("RobotBody", "expires_at", "date-time"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["format"], format,
+            "{schema}.{field}"
+        );
+    }
+    assert_eq!(
+        schemas["CredentialScopeName"]["enum"],
+        serde_json::json!(["foundation", "organization", "space", "app"])
+    );
+    let links = &schemas["CredentialLinks"]["properties"];
+    for relationship in ["organization", "space", "app"] {
+        assert_eq!(
+            links[relationship]["$ref"], "#/components/schemas/Link",
+            "the {relationship} link is absent when there is none, never null"
+        );
+    }
+    for body in ["OrganizationBody", "SpaceBody", "AppBody"] {
+        let name = &schemas[body]["properties"]["name"];
+        assert_eq!(name["maxLength"], 255, "{body}");
+        assert!(
+            name["pattern"].is_string(),
+            "{body}: not blank, no control characters"
+        );
+    }
+}

@@ -89,14 +89,18 @@ fn timestamp(time: OffsetDateTime) -> String {
 /// An organization's registry.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RegistryBody {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     org_id: String,
     harbor_project: String,
     endpoint: String,
     enabled: bool,
     quota_gb: u32,
     used_gb: Option<f64>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -158,12 +162,16 @@ pub struct RobotIssued {
 /// A robot credential, never with its secret.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RobotBody {
+    #[schema(format = Uuid)]
     id: String,
     name: String,
     username: Option<String>,
+    #[schema(value_type = crate::openapi::RobotAccessName)]
     access: &'static str,
     default: bool,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 

@@ -44,6 +44,7 @@ pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime 
         harbor: HarborChoice::None,
         registry: registry_settings(),
         reconcile_interval: Duration::from_secs(3600),
+        metrics_listen: None,
     }
 }
 
