@@ -923,3 +923,123 @@ async fn robot_creation_racing_a_disable_over_two_processes_leaves_no_robot() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_robot_creation_killed_midway_is_resumed_by_a_retry_never_duplicated() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    migrated(&db, keys).await;
+    let survivor = replica(&db, keys, harbor.url(), &[]).await;
+    let mut doomed = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[("BERTH_HARBOR__LEASE_SECONDS", "2")],
+    )
+    .await;
+    let token = admin_token(&db, keys);
+    let organization = put_organization(survivor.port, &token).await;
+    let url = |port: u16, tail: &str| {
+        format!("http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry{tail}")
+    };
+    let client = reqwest::Client::new();
+    let response = client
+        .post(url(survivor.port, ""))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // The doomed replica dies while Harbor is making its robot: its row stays `Creating`, its
+    // lease (2 s) runs out on its own.
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 1500);
+    harbor.set_faults(faults);
+    let body = serde_json::json!({"name": "ci", "access": "pull"});
+    let pending = tokio::spawn(
+        client
+            .post(url(doomed.port, "/credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send(),
+    );
+    // The search before the create is the step before Harbor's slow robot creation.
+    let searches = || {
+        harbor
+            .state()
+            .calls
+            .iter()
+            .filter(|call| *call == "GET /robots")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while searches() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the robot was never searched for"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.child.kill().unwrap(); // SIGKILL
+    let _ = doomed.child.wait();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    harbor.set_faults(harbor_emulator::Faults::default());
+    // Harbor finished the robot after its caller died: it exists, unrecorded by Berth.
+    let robots = harbor.state().robots;
+    assert!(
+        robots
+            .iter()
+            .any(|robot| robot.stored_name.ends_with("+ci")),
+        "{robots:?}"
+    );
+
+    // The retry waits out the dead lease (409 registry_busy until then), then searches Harbor
+    // before creating: one robot, whose answered secret works.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let issued = loop {
+        let response = client
+            .post(url(survivor.port, "/credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await.unwrap();
+        if status == 201 {
+            break answer;
+        }
+        assert_race_conflict(status, &answer);
+        assert_eq!(answer["error"]["code"], "registry_busy", "{answer}");
+        assert!(Instant::now() < deadline, "never resumed: {answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let works = client
+        .get(format!("{}/api/v2.0/users/current", harbor.url()))
+        .basic_auth(
+            issued["credentials"]["username"].as_str().unwrap(),
+            issued["credentials"]["password"].as_str(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(works, 412, "the answered secret logs in as a robot");
+    let robots = harbor.state().robots;
+    assert_eq!(
+        robots
+            .iter()
+            .filter(|robot| robot.stored_name.ends_with("+ci"))
+            .count(),
+        1,
+        "{robots:?}"
+    );
+}

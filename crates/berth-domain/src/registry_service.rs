@@ -785,13 +785,22 @@ impl RegistryService {
         self.authorize(actor, organization, Need::Write).await?;
         // Serialized under the lease: no other rotation can replace this secret before it is
         // answered.
-        self.under_lease(organization, async |registry, _| {
-            let robot = self.active_robot(&registry, id).await?;
+        self.under_lease(organization, async |registry, holder| {
+            let mut robot = self.active_robot(&registry, id).await?;
             let harbor_id = robot.harbor_robot_id.ok_or(RegistryError::RobotNotFound)?;
             let secret = match self.provisioner.refresh_robot_secret(harbor_id).await {
                 Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
                 other => other?,
             };
+            // Recorded under the lease: had it run out during a slow Harbor call, another
+            // rotation may have replaced this secret already, so it is not answered.
+            robot.updated_at = now();
+            match self.registries.update_robot(&robot, holder).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Err(RegistryError::Contended),
+                Err(StoreError::NotFound) => return Err(RegistryError::RobotNotFound),
+                Err(error) => return Err(error.into()),
+            }
             let username = robot.username.clone().unwrap_or_default();
             Ok((
                 robot,

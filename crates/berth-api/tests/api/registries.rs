@@ -839,3 +839,39 @@ async fn robots_created_while_the_registry_is_disabled_never_survive() {
         assert_eq!((status, &shown["enabled"]), (StatusCode::OK, &json!(false)));
     }
 }
+
+#[tokio::test]
+async fn a_robot_made_after_its_lease_ran_out_and_a_disable_took_over_is_taken_back() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|runtime| {
+        runtime.registry.lease = time::Duration::seconds(1);
+        if let berth_api::startup::HarborChoice::Remote(settings) = &mut runtime.harbor {
+            settings.request_timeout = Duration::from_secs(10);
+        }
+    })
+    .await;
+    let registry = enabled_registry(&app).await;
+    let project = harbor.state().projects[0].id;
+    // Harbor makes the robot only after the creator's lease has run out and the disable (which
+    // searched Harbor and found nothing) has finished.
+    let mut faults = Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 4000);
+    harbor.set_faults(faults);
+    let credentials = format!("{registry}/credentials");
+    let create = app.post(&credentials, json!({"name": "late", "access": "pull"}));
+    let disable = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.delete(&registry).await
+    };
+    let ((created, body), (disabled, _)) = tokio::join!(create, disable);
+    assert_eq!(disabled, StatusCode::NO_CONTENT);
+    assert_eq!(created, StatusCode::CONFLICT, "{body}");
+    assert_v1_error(&body, "registry_busy");
+    let left: Vec<String> = harbor
+        .state()
+        .robots
+        .into_iter()
+        .filter(|robot| robot.project_id == project)
+        .map(|robot| robot.stored_name)
+        .collect();
+    assert!(left.is_empty(), "robots survived the disable: {left:?}");
+}
