@@ -836,7 +836,7 @@ async fn quota_changes_over_two_processes_leave_berth_and_harbor_agreeing() {
         latency_ms: 5,
         ..Default::default()
     });
-    for round in 0..3_u64 {
+    for round in 0..5_u64 {
         let changes = (1..=30_u64).map(|gb| {
             pair.send(
                 usize::try_from(gb).unwrap(),

@@ -742,7 +742,7 @@ async fn thirty_parallel_quota_changes_leave_berth_and_harbor_agreeing() {
         latency_ms: 5,
         ..Faults::default()
     });
-    for round in 0..3_u64 {
+    for round in 0..5_u64 {
         let results = futures_util::future::join_all(
             (1..=30_u64).map(|gb| app.patch(&registry, json!({"quota_gb": gb + round * 30}))),
         )
