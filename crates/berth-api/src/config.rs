@@ -129,6 +129,9 @@ pub struct HarborSettings {
     /// Bounds every Harbor call, and so how long a `POST` waits before answering 503.
     pub request_timeout_seconds: u64,
     pub lease_seconds: u64,
+    /// How long a robot or quota change, or a disable, waits for another change to the same
+    /// registry before answering 409 `registry_busy`.
+    pub lease_wait_ms: u64,
     pub usage_cache_seconds: u64,
     /// How long a provisioning must sit untouched before the reconciler rolls it back.
     pub stale_after_seconds: u64,
@@ -146,6 +149,7 @@ impl Default for HarborSettings {
             connect_timeout_seconds: 3,
             request_timeout_seconds: 10,
             lease_seconds: 60,
+            lease_wait_ms: 2000,
             usage_cache_seconds: 30,
             stale_after_seconds: 120,
             reconcile_interval_seconds: 30,

@@ -137,6 +137,9 @@ impl Runtime {
             default_quota: QuotaGb::new(u64::from(harbor_settings.default_quota_gb))
                 .context("harbor.default_quota_gb (BERTH_HARBOR__DEFAULT_QUOTA_GB)")?,
             lease: seconds(harbor_settings.lease_seconds.max(1)),
+            lease_wait: time::Duration::milliseconds(
+                i64::try_from(harbor_settings.lease_wait_ms).unwrap_or(i64::MAX),
+            ),
             usage_cache: seconds(harbor_settings.usage_cache_seconds),
             stale_after: seconds(harbor_settings.stale_after_seconds),
             clock_skew: seconds(60),

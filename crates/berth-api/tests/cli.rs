@@ -341,6 +341,14 @@ fn production_env(command: &mut Command, db: &TestDatabase, keys: &str, harbor_u
         .env("BERTH_HARBOR__PASSWORD", "Harbor12345");
 }
 
+impl Drop for Replica {
+    /// A failing test must not leave its servers running (a no-op after an explicit kill).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn replica(
     db: &TestDatabase,
     keys: &str,
@@ -958,4 +966,383 @@ fn every_refused_start_names_the_setting_and_the_rule_the_readme_lists() {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+
+/// Two replicas on one database and one emulator, with an organization whose registry is
+/// enabled through the first.
+struct RegistryPair {
+    _db: TestDatabase,
+    harbor: harbor_emulator::RunningEmulator,
+    replicas: [Replica; 2],
+    token: String,
+    organization: uuid::Uuid,
+    client: reqwest::Client,
+}
+
+impl RegistryPair {
+    async fn start() -> Self {
+        let db = TestDatabase::new().await;
+        let keys = KeyRing::generate_spec_entry("k1").unwrap();
+        let keys = keys.expose_secret();
+        let harbor = emulator();
+        migrated(&db, keys).await;
+        let first = replica(&db, keys, harbor.url(), &[]).await;
+        let second = replica(&db, keys, harbor.url(), &[]).await;
+        let token = admin_token(&db, keys);
+        let organization = put_organization(first.port, &token).await;
+        let pair = Self {
+            _db: db,
+            harbor,
+            replicas: [first, second],
+            token,
+            organization,
+            client: reqwest::Client::new(),
+        };
+        let (status, body) = pair.send(0, reqwest::Method::POST, "", None).await;
+        assert_eq!(status, 201, "{body}");
+        pair
+    }
+
+    /// A request to replica `index % 2`, under the registry's path; the status and JSON body.
+    async fn send(
+        &self,
+        index: usize,
+        method: reqwest::Method,
+        tail: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let port = self.replicas[index % 2].port;
+        let mut request = self
+            .client
+            .request(
+                method,
+                format!(
+                    "http://127.0.0.1:{port}/api/v1/organizations/{}/registry{tail}",
+                    self.organization
+                ),
+            )
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Whether a secret Berth answered logs in to Harbor now (Harbor answers 412 to a robot on
+    /// `/users/current`, 401 to a wrong secret).
+    async fn login_works(&self, issued: &serde_json::Value) -> bool {
+        let response = self
+            .client
+            .get(format!("{}/api/v2.0/users/current", self.harbor.url()))
+            .basic_auth(
+                issued["username"].as_str().unwrap(),
+                issued["password"].as_str(),
+            )
+            .send()
+            .await
+            .unwrap();
+        response.status() == 412
+    }
+}
+
+/// A 409 from a race on one registry: the name was taken, or another change held the registry.
+fn assert_race_conflict(status: u16, body: &serde_json::Value) {
+    assert_eq!(status, 409, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        code == "robot_name_taken" || code == "registry_busy",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn same_name_robots_and_rotations_over_two_processes_answer_only_working_secrets() {
+    let pair = RegistryPair::start().await;
+    pair.harbor.set_faults(harbor_emulator::Faults {
+        latency_ms: 10,
+        ..Default::default()
+    });
+    let creates = (0..20).map(|index| {
+        pair.send(
+            index,
+            reqwest::Method::POST,
+            "/credentials",
+            Some(serde_json::json!({"name": "ci", "access": "push_pull"})),
+        )
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let created: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(status, _)| *status != 201) {
+        assert_race_conflict(*status, body);
+    }
+    assert!(pair.login_works(&created[0]["credentials"]).await);
+    let state = pair.harbor.state();
+    assert_eq!(
+        state
+            .robots
+            .iter()
+            .filter(|robot| robot.stored_name.ends_with("+ci"))
+            .count(),
+        1,
+        "{:?}",
+        state.robots
+    );
+
+    // Harbor waits before it changes a secret: were rotations to overlap, an answered secret
+    // would already be stale when the client tries it.
+    let rotate = format!(
+        "/credentials/{}/rotate",
+        created[0]["credential"]["id"].as_str().unwrap()
+    );
+    let mut faults = harbor_emulator::Faults::default();
+    faults
+        .route_latency_ms
+        .insert("PATCH /robots/{id}".into(), 250);
+    pair.harbor.set_faults(faults);
+    let rotations = (0..6).map(|index| {
+        let pair = &pair;
+        let rotate = &rotate;
+        async move {
+            let (status, body) = pair.send(index, reqwest::Method::POST, rotate, None).await;
+            let works = if status == 200 {
+                Some(pair.login_works(&body["credentials"]).await)
+            } else {
+                None
+            };
+            (status, body, works)
+        }
+    });
+    let results = futures_util::future::join_all(rotations).await;
+    let mut rotated = 0;
+    for (status, body, works) in &results {
+        if *status == 200 {
+            rotated += 1;
+            assert_eq!(*works, Some(true), "a stale secret was answered: {body}");
+        } else {
+            assert_race_conflict(*status, body);
+        }
+    }
+    assert!(rotated >= 1, "{results:?}");
+}
+
+#[tokio::test]
+async fn quota_changes_over_two_processes_leave_berth_and_harbor_agreeing() {
+    let pair = RegistryPair::start().await;
+    pair.harbor.set_faults(harbor_emulator::Faults {
+        latency_ms: 5,
+        ..Default::default()
+    });
+    for round in 0..5_u64 {
+        let changes = (1..=30_u64).map(|gb| {
+            pair.send(
+                usize::try_from(gb).unwrap(),
+                reqwest::Method::PATCH,
+                "",
+                Some(serde_json::json!({"quota_gb": gb + round * 30})),
+            )
+        });
+        let results = futures_util::future::join_all(changes).await;
+        for (status, body) in &results {
+            if *status != 200 {
+                assert_eq!(*status, 409, "{body}");
+                assert_eq!(body["error"]["code"], "registry_busy", "{body}");
+            }
+        }
+        assert!(results.iter().any(|(status, _)| *status == 200));
+        for index in 0..2 {
+            let (status, shown) = pair.send(index, reqwest::Method::GET, "", None).await;
+            assert_eq!(status, 200, "{shown}");
+            let hard_bytes = pair.harbor.state().quotas[0].hard_bytes;
+            assert_eq!(
+                shown["quota_gb"].as_i64().unwrap() * 1024 * 1024 * 1024,
+                hard_bytes,
+                "round {round}: Berth says {} GB, Harbor holds {hard_bytes} bytes",
+                shown["quota_gb"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn robot_creation_racing_a_disable_over_two_processes_leaves_no_robot() {
+    let pair = RegistryPair::start().await;
+    let project = pair.harbor.state().projects[0].id;
+    for round in 0..5 {
+        if round > 0 {
+            let (status, body) = pair.send(round, reqwest::Method::POST, "", None).await;
+            assert_eq!(status, 201, "round {round}: {body}");
+        }
+        // Harbor is slow to make robots, so the disable arrives while they are being made.
+        let mut faults = harbor_emulator::Faults::default();
+        faults.route_latency_ms.insert("POST /robots".into(), 150);
+        pair.harbor.set_faults(faults);
+        let creates = futures_util::future::join_all((0..4).map(|index| {
+            pair.send(
+                index,
+                reqwest::Method::POST,
+                "/credentials",
+                Some(serde_json::json!({"name": format!("r{round}-{index}"), "access": "pull"})),
+            )
+        }));
+        let disable = async {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            pair.send(round + 1, reqwest::Method::DELETE, "", None)
+                .await
+        };
+        let (created, disabled) = tokio::join!(creates, disable);
+        pair.harbor.set_faults(harbor_emulator::Faults::default());
+        for (status, body) in &created {
+            assert!(
+                [201, 404, 409].contains(status),
+                "round {round}: {status} {body}"
+            );
+        }
+        let mut disabled = disabled;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while disabled.0 != 204 {
+            assert_race_conflict(disabled.0, &disabled.1);
+            assert!(Instant::now() < deadline, "never disabled: {disabled:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            disabled = pair.send(round, reqwest::Method::DELETE, "", None).await;
+        }
+        let left: Vec<String> = pair
+            .harbor
+            .state()
+            .robots
+            .into_iter()
+            .filter(|robot| robot.project_id == project)
+            .map(|robot| robot.stored_name)
+            .collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: robots survived the disable: {left:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_robot_creation_killed_midway_is_resumed_by_a_retry_never_duplicated() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    migrated(&db, keys).await;
+    let survivor = replica(&db, keys, harbor.url(), &[]).await;
+    let mut doomed = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[("BERTH_HARBOR__LEASE_SECONDS", "2")],
+    )
+    .await;
+    let token = admin_token(&db, keys);
+    let organization = put_organization(survivor.port, &token).await;
+    let url = |port: u16, tail: &str| {
+        format!("http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry{tail}")
+    };
+    let client = reqwest::Client::new();
+    let response = client
+        .post(url(survivor.port, ""))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // The doomed replica dies while Harbor is making its robot: its row stays `Creating`, its
+    // lease (2 s) runs out on its own.
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 1500);
+    harbor.set_faults(faults);
+    let body = serde_json::json!({"name": "ci", "access": "pull"});
+    let pending = tokio::spawn(
+        client
+            .post(url(doomed.port, "/credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send(),
+    );
+    // The search before the create is the step before Harbor's slow robot creation.
+    let searches = || {
+        harbor
+            .state()
+            .calls
+            .iter()
+            .filter(|call| *call == "GET /robots")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while searches() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the robot was never searched for"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.child.kill().unwrap(); // SIGKILL
+    let _ = doomed.child.wait();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    harbor.set_faults(harbor_emulator::Faults::default());
+    // Harbor finished the robot after its caller died: it exists, unrecorded by Berth.
+    let robots = harbor.state().robots;
+    assert!(
+        robots
+            .iter()
+            .any(|robot| robot.stored_name.ends_with("+ci")),
+        "{robots:?}"
+    );
+
+    // The retry waits out the dead lease (409 registry_busy until then), then searches Harbor
+    // before creating: one robot, whose answered secret works.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let issued = loop {
+        let response = client
+            .post(url(survivor.port, "/credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await.unwrap();
+        if status == 201 {
+            break answer;
+        }
+        assert_race_conflict(status, &answer);
+        assert_eq!(answer["error"]["code"], "registry_busy", "{answer}");
+        assert!(Instant::now() < deadline, "never resumed: {answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let works = client
+        .get(format!("{}/api/v2.0/users/current", harbor.url()))
+        .basic_auth(
+            issued["credentials"]["username"].as_str().unwrap(),
+            issued["credentials"]["password"].as_str(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(works, 412, "the answered secret logs in as a robot");
+    let robots = harbor.state().robots;
+    assert_eq!(
+        robots
+            .iter()
+            .filter(|robot| robot.stored_name.ends_with("+ci"))
+            .count(),
+        1,
+        "{robots:?}"
+    );
 }

@@ -360,6 +360,19 @@ pub trait RegistryStore: Send + Sync {
         now: time::OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Like [`Self::acquire`], but while someone else holds the lease, tries again for up to
+    /// `wait` (a bounded wait, so a change queues behind another instead of failing at once).
+    /// `lease.until` counts from the call.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn acquire_within(
+        &self,
+        id: crate::registry::RegistryId,
+        lease: Lease,
+        wait: time::Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Writes the registry's progress while holding the lease.
     ///
     /// # Errors
@@ -421,17 +434,6 @@ pub trait RegistryStore: Send + Sync {
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Records a new quota (no lease needed: Harbor was already changed).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] for an unknown registry.
-    async fn record_quota(
-        &self,
-        id: crate::registry::RegistryId,
-        quota: crate::registry::QuotaGb,
-        at: time::OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when the registry has a robot of that name.
     async fn insert_robot(
@@ -439,11 +441,17 @@ pub trait RegistryStore: Send + Sync {
         robot: &crate::registry::RobotCredential,
     ) -> Result<(), StoreError>;
 
+    /// Records a robot's progress, only while `holder` holds its registry's lease (checked and
+    /// written in one transaction), so a robot is never recorded by a change that lost the
+    /// registry to another (such as a disable).
+    ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] for an unknown robot.
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease and
+    /// [`StoreError::NotFound`] for an unknown robot.
     async fn update_robot(
         &self,
         robot: &crate::registry::RobotCredential,
+        holder: uuid::Uuid,
     ) -> Result<(), StoreError>;
 
     /// # Errors

@@ -188,6 +188,7 @@ impl From<RegistryError> for V1Error {
             E::Busy => conflict("registry_provisioning"),
             E::ProjectConflict => conflict("harbor_project_conflict"),
             E::RobotNameTaken => conflict("robot_name_taken"),
+            E::Contended => conflict("registry_busy"),
             E::Harbor(ProvisionError::Misconfigured) => Self::unavailable(
                 "harbor_unavailable",
                 "Harbor refused Berth's credential; an operator must fix it.",
