@@ -497,7 +497,6 @@ impl SharedParts {
             links: self.links.clone(),
             authenticator: self.authenticator.clone(),
             readiness: self.readiness.clone(),
-            pools: self.pools.clone(),
         }
     }
 }

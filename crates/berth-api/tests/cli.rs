@@ -735,26 +735,28 @@ async fn otlp_compression_none_and_gzip_both_export() {
             .spawn()
             .unwrap();
         wait_healthy(port, &mut server).await;
+        let has_request_span = |exports: &Exports| {
+            // actix-web's body extractor undoes a Content-Encoding, as a collector does.
+            exports
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, body)| berth_testkit::bytes_contain(body, b"/healthz"))
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while exports.lock().unwrap().is_empty() && Instant::now() < deadline {
+        while !has_request_span(&exports) && Instant::now() < deadline {
             let _ = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         server.kill().unwrap();
         let output = server.wait_with_output().unwrap();
-        let exports = exports.lock().unwrap();
         assert!(
-            !exports.is_empty(),
-            "{compression}: nothing exported\n{}",
+            has_request_span(&exports),
+            "{compression}: no span of the requests exported\n{}",
             text(&output)
         );
-        for (sent_encoding, body) in exports.iter() {
+        for (sent_encoding, _) in exports.lock().unwrap().iter() {
             assert_eq!(sent_encoding.as_deref(), encoding, "{compression}");
-            // actix-web's body extractor undoes a Content-Encoding, as a collector does.
-            assert!(
-                berth_testkit::bytes_contain(body, b"/healthz"),
-                "{compression}: a span of the request"
-            );
         }
         let _ = std::fs::remove_dir_all(dir);
     }

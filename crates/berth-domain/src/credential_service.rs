@@ -215,7 +215,8 @@ impl CredentialService {
     }
 
     /// # Errors
-    /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`] or
+    /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`],
+    /// [`CredentialError::Contended`] when the credential stayed locked too long, or
     /// [`CredentialError::Store`].
     pub async fn delete(&self, actor: &Actor, guid: CredentialGuid) -> Result<(), CredentialError> {
         let permissions = self.permissions(actor).await?;
@@ -223,6 +224,7 @@ impl CredentialService {
         match self.credentials.delete(guid).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(CredentialError::NotFound),
+            Err(StoreError::Conflict) => Err(CredentialError::Contended),
             Err(error) => Err(CredentialError::Store(error)),
         }
     }

@@ -68,7 +68,8 @@ pub trait CredentialStore: Send + Sync {
     ) -> Result<Option<Box<dyn LockedCredential>>, StoreError>;
 
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the credential does not exist.
+    /// MUST return [`StoreError::NotFound`] when the credential does not exist, and
+    /// [`StoreError::Conflict`] when its lock could not be had in time.
     /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError>;
 

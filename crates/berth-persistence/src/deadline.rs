@@ -115,3 +115,32 @@ bounded!(RegistryStore {
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_never_answers_is_unavailable_after_the_limit() {
+        let limit = Duration::from_millis(50);
+        let bounded = Deadline::new((), Some(limit));
+        let started = std::time::Instant::now();
+        let result: Result<(), StoreError> = bounded.bound(std::future::pending()).await;
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(started.elapsed() >= limit);
+    }
+
+    #[tokio::test]
+    async fn a_call_in_time_or_without_a_limit_is_the_store_s_answer() {
+        let bounded = Deadline::new((), Some(Duration::from_secs(5)));
+        let answer: Result<u8, StoreError> = bounded.bound(async { Ok(7) }).await;
+        assert_eq!(answer.unwrap(), 7);
+        let unbounded = Deadline::new((), None);
+        let answer: Result<u8, StoreError> =
+            unbounded.bound(async { Err(StoreError::Conflict) }).await;
+        assert!(matches!(answer, Err(StoreError::Conflict)));
+    }
+}

@@ -418,3 +418,58 @@ async fn totals_are_counted_in_the_database_at_any_page() {
         assert_eq!(result.total_results, 23, "page {page}");
     }
 }
+
+/// When another transaction keeps the credential locked past the database's wait (SQLite's
+/// busy timeout; PostgreSQL's `lock_timeout`, set here for the test's database), `lock` is a
+/// `Conflict` (answered as a 422 upstream), not an unexpected error.
+#[tokio::test]
+async fn a_lock_not_had_in_time_is_a_conflict() {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys.clone()).await;
+    let stored = credential(ScopeTarget::Foundation, "r.io", &[]);
+    harness
+        .credentials
+        .insert(&stored, &password("p"))
+        .await
+        .unwrap();
+    let backend = harness.connection.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let name = harness.db.url().rsplit('/').next().unwrap().to_owned();
+        harness
+            .connection
+            .execute_unprepared(&format!("ALTER DATABASE {name} SET lock_timeout = '300ms'"))
+            .await
+            .unwrap();
+    }
+    // A store on new connections, which pick up the database's settings.
+    let store = berth_persistence::SeaOrmCredentialStore::new(
+        berth_persistence::connect(harness.db.url(), &Default::default())
+            .await
+            .unwrap(),
+        keys,
+    );
+    let holder = berth_persistence::connect(harness.db.url(), &Default::default())
+        .await
+        .unwrap();
+    let transaction = holder.begin().await.unwrap();
+    let hold = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT guid FROM registry_credentials WHERE guid = '{}' FOR UPDATE",
+            stored.guid
+        ),
+        // Any write takes SQLite's one write lock.
+        _ => format!(
+            "UPDATE registry_credentials SET revision = revision WHERE guid = '{}'",
+            stored.guid
+        ),
+    };
+    transaction.execute_unprepared(&hold).await.unwrap();
+    assert!(matches!(
+        store.lock(stored.guid).await,
+        Err(StoreError::Conflict)
+    ));
+    transaction.rollback().await.unwrap();
+    assert!(store.lock(stored.guid).await.unwrap().is_some());
+}
