@@ -968,6 +968,7 @@ fn every_refused_start_names_the_setting_and_the_rule_the_readme_lists() {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+}
 
 /// Two replicas on one database and one emulator, with an organization whose registry is
 /// enabled through the first.

@@ -15,8 +15,10 @@ use berth_domain::credential::{Password, RegistryCredential};
 use berth_domain::directory::{App, Organization, Space};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{CredentialQuery, DirectoryQuery, Page};
-use berth_domain::ports::{CredentialStore, DirectoryStore, Lease, RegistryStore, StoreError};
-use berth_domain::registry::{QuotaGb, Registry, RegistryId, RobotCredential, RobotId};
+use berth_domain::ports::{
+    CredentialStore, DirectoryStore, Lease, LockedCredential, RegistryStore, StoreError,
+};
+use berth_domain::registry::{Registry, RegistryId, RobotCredential, RobotId};
 use time::OffsetDateTime;
 
 use crate::errors::connection_failure;
@@ -57,7 +59,10 @@ pub struct DeadlineExceeded(Duration);
 
 /// Implements a port for [`Deadline`] by bounding each call of the wrapped store.
 macro_rules! bounded {
-    ($port:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ok:ty;)* }) => {
+    (
+        $port:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ok:ty;)* }
+        $($extra:item)*
+    ) => {
         #[async_trait]
         impl<S: $port> $port for Deadline<S> {
             $(
@@ -65,6 +70,7 @@ macro_rules! bounded {
                     self.bound(self.store.$name($($arg),*)).await
                 }
             )*
+            $($extra)*
         }
     };
 }
@@ -72,11 +78,44 @@ macro_rules! bounded {
 bounded!(CredentialStore {
     fn insert(&self, credential: &RegistryCredential, password: &Password) -> ();
     fn get(&self, guid: CredentialGuid) -> Option<RegistryCredential>;
-    fn update(&self, credential: &RegistryCredential, password: Option<&Password>) -> ();
     fn delete(&self, guid: CredentialGuid) -> ();
     fn list(&self, query: &CredentialQuery) -> Page<RegistryCredential>;
     fn reveal_password(&self, guid: CredentialGuid) -> Option<Password>;
-});
+}
+    /// The lock is taken within the limit, and its write is bounded by it too.
+    async fn lock(
+        &self,
+        guid: CredentialGuid,
+    ) -> Result<Option<Box<dyn LockedCredential>>, StoreError> {
+        let limit = self.limit;
+        let locked = self.bound(self.store.lock(guid)).await?;
+        Ok(locked.map(|inner| Box::new(BoundedLock { inner, limit }) as Box<dyn LockedCredential>))
+    }
+);
+
+/// A credential lock whose write is bounded like any other store call.
+struct BoundedLock {
+    inner: Box<dyn LockedCredential>,
+    limit: Option<Duration>,
+}
+
+#[async_trait]
+impl LockedCredential for BoundedLock {
+    fn current(&self) -> &RegistryCredential {
+        self.inner.current()
+    }
+
+    async fn write(
+        self: Box<Self>,
+        credential: &RegistryCredential,
+        password: Option<&Password>,
+    ) -> Result<(), StoreError> {
+        let Self { inner, limit } = *self;
+        Deadline::new((), limit)
+            .bound(inner.write(credential, password))
+            .await
+    }
+}
 
 bounded!(DirectoryStore {
     fn insert_organization(&self, organization: &Organization) -> ();
@@ -102,15 +141,15 @@ bounded!(RegistryStore {
     fn get(&self, id: RegistryId) -> Option<Registry>;
     fn get_by_organization(&self, organization: OrganizationGuid) -> Option<Registry>;
     fn acquire(&self, id: RegistryId, lease: Lease, now: OffsetDateTime) -> bool;
+    fn acquire_within(&self, id: RegistryId, lease: Lease, wait: time::Duration) -> bool;
     fn save(&self, registry: &Registry, holder: uuid::Uuid) -> ();
     fn save_and_release(&self, registry: &Registry, holder: uuid::Uuid) -> ();
     fn release(&self, id: RegistryId, holder: uuid::Uuid) -> ();
     fn delete(&self, id: RegistryId, holder: uuid::Uuid) -> ();
     fn stalled(&self, before: OffsetDateTime) -> Vec<Registry>;
     fn record_usage(&self, id: RegistryId, used_bytes: i64, at: OffsetDateTime) -> ();
-    fn record_quota(&self, id: RegistryId, quota: QuotaGb, at: OffsetDateTime) -> ();
     fn insert_robot(&self, robot: &RobotCredential) -> ();
-    fn update_robot(&self, robot: &RobotCredential) -> ();
+    fn update_robot(&self, robot: &RobotCredential, holder: uuid::Uuid) -> ();
     fn delete_robot(&self, id: RobotId) -> ();
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;
