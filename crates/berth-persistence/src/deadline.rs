@@ -141,7 +141,6 @@ bounded!(RegistryStore {
     fn get(&self, id: RegistryId) -> Option<Registry>;
     fn get_by_organization(&self, organization: OrganizationGuid) -> Option<Registry>;
     fn acquire(&self, id: RegistryId, lease: Lease, now: OffsetDateTime) -> bool;
-    fn acquire_within(&self, id: RegistryId, lease: Lease, wait: time::Duration) -> bool;
     fn save(&self, registry: &Registry, holder: uuid::Uuid) -> ();
     fn save_and_release(&self, registry: &Registry, holder: uuid::Uuid) -> ();
     fn release(&self, id: RegistryId, holder: uuid::Uuid) -> ();
@@ -153,7 +152,23 @@ bounded!(RegistryStore {
     fn delete_robot(&self, id: RobotId) -> ();
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;
-});
+}
+    /// A wait for the lease is part of the call: the limit runs from when the wait ends.
+    async fn acquire_within(
+        &self,
+        id: RegistryId,
+        lease: Lease,
+        wait: time::Duration,
+    ) -> Result<bool, StoreError> {
+        let waited = Deadline {
+            store: (),
+            limit: self.limit.map(|limit| limit + wait.unsigned_abs()),
+        };
+        waited
+            .bound(self.store.acquire_within(id, lease, wait))
+            .await
+    }
+);
 
 #[cfg(test)]
 mod tests {
