@@ -195,7 +195,7 @@ pub struct RegistryCredential {
     pub metadata: Metadata,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-    /// Counts changes; a store refuses an update made from an older revision.
+    /// Counts changes: each write raises it by one.
     pub revision: i64,
 }
 

@@ -30,6 +30,9 @@ pub enum CredentialError {
     InvalidRelationship(RelationshipKind),
     #[error(transparent)]
     MetadataLimit(#[from] MetadataLimitError),
+    /// Other writers kept the credential locked longer than the store waits.
+    #[error("The registry credential is being changed by another request; try again")]
+    Contended,
     /// The caller may read the credential (or its owner) but not change it.
     #[error("You are not authorized to perform the requested action")]
     NotAuthorized,
@@ -46,9 +49,6 @@ fn duplicate_message(scope: Scope, location: &RegistryLocation) -> String {
     };
     format!("A registry credential for location '{location}' already exists for {target}")
 }
-
-/// Attempts of a read-merge-write update before giving up under heavy contention.
-const UPDATE_ATTEMPTS: usize = 8;
 
 /// Creates, reads, changes and deletes registry credentials.
 #[derive(Clone)]
@@ -172,10 +172,13 @@ impl CredentialService {
 
     /// Changes username and password, and merges metadata (a `None` value deletes a key).
     ///
+    /// The credential is read, merged and written under the store's write lock, so concurrent
+    /// updates apply one after another and none is lost or refused.
+    ///
     /// # Errors
     /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`],
-    /// [`CredentialError::MetadataLimit`] or
-    /// [`CredentialError::Store`].
+    /// [`CredentialError::MetadataLimit`], [`CredentialError::Contended`] when the lock could
+    /// not be had in time, or [`CredentialError::Store`].
     pub async fn update(
         &self,
         actor: &Actor,
@@ -183,35 +186,37 @@ impl CredentialService {
         request: UpdateCredentialRequest,
     ) -> Result<RegistryCredential, CredentialError> {
         let permissions = self.permissions(actor).await?;
-        // Optimistic: re-read and re-merge when another writer changed the row in between.
-        for _ in 0..UPDATE_ATTEMPTS {
-            let mut credential = self.writable(&permissions, guid).await?;
-            credential.metadata = credential.metadata.apply(&request.metadata)?;
-            if let Some(username) = &request.username {
-                credential.username = username.clone();
-            }
-            credential.updated_at = now();
-            match self
-                .credentials
-                .update(&credential, request.password.as_ref())
-                .await
-            {
-                Ok(()) => {
-                    credential.revision += 1;
-                    return Ok(credential);
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::NotFound) => return Err(CredentialError::NotFound),
-                Err(error) => return Err(CredentialError::Store(error)),
-            }
+        let locked = match self.credentials.lock(guid).await {
+            Ok(Some(locked)) => locked,
+            Ok(None) => return Err(CredentialError::NotFound),
+            Err(StoreError::Conflict) => return Err(CredentialError::Contended),
+            Err(error) => return Err(CredentialError::Store(error)),
+        };
+        let mut credential = locked.current().clone();
+        if !permissions.can_read_credential(&credential.target) {
+            return Err(CredentialError::NotFound);
         }
-        Err(CredentialError::Store(StoreError::Unexpected(
-            "the credential kept changing during the update".into(),
-        )))
+        if !permissions.can_write_credential(&credential.target) {
+            return Err(CredentialError::NotAuthorized);
+        }
+        credential.metadata = credential.metadata.apply(&request.metadata)?;
+        if let Some(username) = &request.username {
+            credential.username = username.clone();
+        }
+        credential.updated_at = now();
+        match locked.write(&credential, request.password.as_ref()).await {
+            Ok(()) => {
+                credential.revision += 1;
+                Ok(credential)
+            }
+            Err(StoreError::Conflict) => Err(CredentialError::Contended),
+            Err(error) => Err(CredentialError::Store(error)),
+        }
     }
 
     /// # Errors
-    /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`] or
+    /// [`CredentialError::NotFound`], [`CredentialError::NotAuthorized`],
+    /// [`CredentialError::Contended`] when the credential stayed locked too long, or
     /// [`CredentialError::Store`].
     pub async fn delete(&self, actor: &Actor, guid: CredentialGuid) -> Result<(), CredentialError> {
         let permissions = self.permissions(actor).await?;
@@ -219,6 +224,7 @@ impl CredentialService {
         match self.credentials.delete(guid).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(CredentialError::NotFound),
+            Err(StoreError::Conflict) => Err(CredentialError::Contended),
             Err(error) => Err(CredentialError::Store(error)),
         }
     }

@@ -21,6 +21,11 @@ use crate::metadata::{LabelKey, LabelValue, MetadataError};
 /// Most requirements one selector may hold.
 pub const MAX_REQUIREMENTS: usize = 50;
 
+/// Most values one `in` or `notin` list may hold: with [`MAX_REQUIREMENTS`] and the list
+/// bounds of [`crate::listing`], the largest list query stays far under the databases' limits
+/// on bound values.
+pub const MAX_LIST_VALUES: usize = 50;
+
 /// Characters that belong to the selector syntax and so can never start or sit inside a value.
 const SYNTAX_CHARS: [char; 5] = ['(', ')', ',', '=', '!'];
 
@@ -33,6 +38,10 @@ pub enum LabelSelectorError {
     TooManyRequirements,
     #[error("Invalid label_selector value")]
     Invalid,
+    #[error(
+        "Too many values in a label_selector 'in' or 'notin' list (maximum is {MAX_LIST_VALUES})"
+    )]
+    TooManyListValues,
     /// A well-formed requirement whose key or value breaks the metadata rules.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
@@ -241,6 +250,10 @@ fn value(text: &str) -> Result<LabelValue, LabelSelectorError> {
 fn value_list(text: &str) -> Result<Vec<LabelValue>, LabelSelectorError> {
     if text.trim().is_empty() {
         return Err(LabelSelectorError::Invalid);
+    }
+    // Counted before they are checked, like the requirements.
+    if text.split(',').count() > MAX_LIST_VALUES {
+        return Err(LabelSelectorError::TooManyListValues);
     }
     text.split(',').map(value).collect()
 }
@@ -483,6 +496,19 @@ mod tests {
             parse(&many(51, &|i| format!("k{i}"))),
             Err("Too many label_selector requirements (maximum is 50)".to_owned())
         );
+        // Each `in` and `notin` list holds at most 50 values.
+        let values = |count: usize| many(count, &|i| format!("v{i}"));
+        for operator in ["in", "notin"] {
+            let at_bound = LabelSelector::parse(&format!("k {operator} ({})", values(50))).unwrap();
+            assert_eq!(at_bound.requirements().len(), 1);
+            assert_eq!(
+                parse(&format!("k {operator} ({})", values(51))),
+                Err(
+                    "Too many values in a label_selector 'in' or 'notin' list (maximum is 50)"
+                        .to_owned()
+                )
+            );
+        }
         // Commas inside a list do not count as requirements.
         let lists = LabelSelector::parse(&many(50, &|i| format!("k{i} in (a,b,c)"))).unwrap();
         assert_eq!(lists.requirements().len(), 50);

@@ -12,6 +12,16 @@ pub const DEFAULT_PER_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 5000;
 pub const MAX_PAGE: u32 = i32::MAX as u32;
 
+/// Most values each comma-separated list filter of a list query may hold (`guids`,
+/// `organization_guids`, `space_guids`, `app_guids`, `scopes`, `locations`, `names`,
+/// `created_ats`, `updated_ats`). About what a Cloud Foundry request line can carry anyway
+/// (200 guids are 7.4 KB), and small enough that every filter at its bound at once, with a full
+/// label selector ([`crate::label_selector::MAX_REQUIREMENTS`] requirements of
+/// [`crate::label_selector::MAX_LIST_VALUES`] values each), stays far under the bound values
+/// a statement may carry (SQLite 32766, PostgreSQL 65535): the stores check their worst case
+/// against it when they compile.
+pub const MAX_LIST_FILTER_VALUES: usize = 200;
+
 /// Why a page request was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageError {

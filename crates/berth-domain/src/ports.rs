@@ -54,21 +54,22 @@ pub trait CredentialStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn get(&self, guid: CredentialGuid) -> Result<Option<RegistryCredential>, StoreError>;
 
-    /// Replaces username, metadata and `updated_at`, and the password when one is given, if the
-    /// stored revision is still `credential.revision`; the stored revision then goes up by one.
+    /// Reads a credential to change it, under a write lock: until the returned
+    /// [`LockedCredential`] is written or dropped, no other writer can change that credential,
+    /// so a read-merge-write never loses a concurrent write and never has to be retried.
+    /// Dropping it changes nothing.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the credential does not exist and
-    /// [`StoreError::Conflict`] when it changed since `credential.revision` was read.
-    /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn update(
+    /// [`StoreError::Conflict`] when the lock could not be had in time (other writers kept it);
+    /// otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn lock(
         &self,
-        credential: &RegistryCredential,
-        password: Option<&Password>,
-    ) -> Result<(), StoreError>;
+        guid: CredentialGuid,
+    ) -> Result<Option<Box<dyn LockedCredential>>, StoreError>;
 
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the credential does not exist.
+    /// MUST return [`StoreError::NotFound`] when the credential does not exist, and
+    /// [`StoreError::Conflict`] when its lock could not be had in time.
     /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError>;
 
@@ -84,6 +85,25 @@ pub trait CredentialStore: Send + Sync {
     /// [`StoreError::Unexpected`] when the seal does not open (wrong key, tampered or moved
     /// ciphertext); otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError>;
+}
+
+/// A credential read under a write lock, from [`CredentialStore::lock`].
+#[async_trait]
+pub trait LockedCredential: Send {
+    /// The credential as stored when the lock was taken.
+    fn current(&self) -> &RegistryCredential;
+
+    /// Replaces username, metadata and `updated_at`, and the password when one is given; the
+    /// stored revision goes up by one. Then releases the lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the database gave up the lock before the write ended;
+    /// otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`]. Nothing is changed then.
+    async fn write(
+        self: Box<Self>,
+        credential: &RegistryCredential,
+        password: Option<&Password>,
+    ) -> Result<(), StoreError>;
 }
 
 /// One kind of directory entry (organizations, spaces or apps) in the store.
@@ -311,6 +331,19 @@ pub trait RegistryStore: Send + Sync {
         now: time::OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Like [`Self::acquire`], but while someone else holds the lease, tries again for up to
+    /// `wait` (a bounded wait, so a change queues behind another instead of failing at once).
+    /// `lease.until` counts from the call.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn acquire_within(
+        &self,
+        id: crate::registry::RegistryId,
+        lease: Lease,
+        wait: time::Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Writes the registry's progress while holding the lease.
     ///
     /// # Errors
@@ -372,17 +405,6 @@ pub trait RegistryStore: Send + Sync {
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Records a new quota (no lease needed: Harbor was already changed).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] for an unknown registry.
-    async fn record_quota(
-        &self,
-        id: crate::registry::RegistryId,
-        quota: crate::registry::QuotaGb,
-        at: time::OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when the registry has a robot of that name.
     async fn insert_robot(
@@ -390,11 +412,17 @@ pub trait RegistryStore: Send + Sync {
         robot: &crate::registry::RobotCredential,
     ) -> Result<(), StoreError>;
 
+    /// Records a robot's progress, only while `holder` holds its registry's lease (checked and
+    /// written in one transaction), so a robot is never recorded by a change that lost the
+    /// registry to another (such as a disable).
+    ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] for an unknown robot.
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease and
+    /// [`StoreError::NotFound`] for an unknown robot.
     async fn update_robot(
         &self,
         robot: &crate::registry::RobotCredential,
+        holder: uuid::Uuid,
     ) -> Result<(), StoreError>;
 
     /// # Errors

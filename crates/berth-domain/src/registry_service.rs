@@ -14,6 +14,13 @@
 //!
 //! A failure gives the lease back and answers "unavailable"; the row keeps its progress. The
 //! reconciler rolls back what stalled, so no orphaned project or robot stays in Harbor.
+//!
+//! Every later change to a ready registry (robot creation, rotation and deletion, the quota)
+//! and its disabling run under the same lease ([`RegistryService::under_lease`]), waiting a
+//! bounded time for the change before them and answering [`RegistryError::Contended`] after
+//! that. So two robots of one name are never both issued, rotations are serialized (the secret
+//! answered is Harbor's current one), Berth's quota is the last one Harbor was given, and a
+//! disable, which deletes every robot under the lease, never races a robot into existence.
 
 use std::sync::Arc;
 
@@ -52,6 +59,8 @@ pub enum RegistryError {
     ProjectConflict,
     #[error("the registry already has a robot credential with this name")]
     RobotNameTaken,
+    #[error("another change to the organization's registry is in progress; retry shortly")]
+    Contended,
     #[error("Harbor is unavailable")]
     Harbor(#[source] ProvisionError),
     #[error(transparent)]
@@ -85,6 +94,9 @@ pub struct RegistrySettings {
     pub default_quota: QuotaGb,
     /// How long a worker holds a registry before others may take over.
     pub lease: Duration,
+    /// How long a change to a ready registry waits for the lease before answering
+    /// [`RegistryError::Contended`].
+    pub lease_wait: Duration,
     /// How long `used_gb` read from Harbor is reused.
     pub usage_cache: Duration,
     /// How long a provisioning or disabling must sit untouched before the reconciler acts.
@@ -160,6 +172,40 @@ impl RegistryService {
             holder,
             until: now() + self.settings.lease,
         }
+    }
+
+    /// Runs `change` on the organization's ready registry while holding its lease: waits up to
+    /// `lease_wait` for the change before it, re-reads the registry under the lease (a disable
+    /// may have finished meanwhile), and gives the lease back whatever the outcome.
+    async fn under_lease<T>(
+        &self,
+        organization: OrganizationGuid,
+        change: impl AsyncFnOnce(Registry, Uuid) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let id = self.ready(organization).await?.id;
+        let holder = Uuid::new_v4();
+        if !self
+            .registries
+            .acquire_within(id, self.lease(holder), self.settings.lease_wait)
+            .await?
+        {
+            return Err(RegistryError::Contended);
+        }
+        let outcome = match self.registries.get(id).await {
+            Ok(Some(registry)) if registry.state == RegistryState::Ready => {
+                change(registry, holder).await
+            }
+            Ok(Some(registry)) if registry.state == RegistryState::Disabled => {
+                Err(RegistryError::NotFound)
+            }
+            Ok(None) => Err(RegistryError::NotFound),
+            Ok(Some(_)) => Err(RegistryError::Busy),
+            Err(error) => Err(error.into()),
+        };
+        // A release that fails only delays the next change until the lease runs out; it must
+        // not turn an issued secret into an error.
+        let _ = self.registries.release(id, holder).await;
+        outcome
     }
 
     /// Enables the registry: provisions (or resumes provisioning) the project, its quota and a
@@ -349,6 +395,7 @@ impl RegistryService {
         let (_, secret) = self
             .issue_robot(
                 registry,
+                holder,
                 RobotName::default_robot(),
                 RobotAccess::PushPull,
                 None,
@@ -388,11 +435,13 @@ impl RegistryService {
         Err(RegistryError::ProjectConflict)
     }
 
-    /// Creates (or recovers) a robot: its row is written before Harbor is asked, and Harbor is
-    /// searched first, so an interrupted attempt is rotated, never duplicated.
+    /// Creates (or recovers) a robot, holding the registry's lease: its row is written before
+    /// Harbor is asked, and Harbor is searched first, so an interrupted attempt is rotated, never
+    /// duplicated.
     async fn issue_robot(
         &self,
         registry: &Registry,
+        holder: Uuid,
         name: RobotName,
         access: RobotAccess,
         expires_in_days: Option<ExpiresInDays>,
@@ -484,7 +533,17 @@ impl RegistryService {
         robot.expires_at = provisioned.expires_at;
         robot.state = RobotState::Active;
         robot.updated_at = now();
-        self.registries.update_robot(&robot).await?;
+        match self.registries.update_robot(&robot, holder).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                // The lease ran out and someone else (a disable, perhaps, that already searched
+                // Harbor) holds the registry: take back what this call made; the row stays
+                // `Creating` for the next holder or the reconciler.
+                let _ = self.provisioner.delete_robot(provisioned.id).await;
+                return Err(RegistryError::Contended);
+            }
+            Err(error) => return Err(error.into()),
+        }
         Ok((
             robot,
             IssuedSecret {
@@ -552,14 +611,16 @@ impl RegistryService {
         quota: QuotaGb,
     ) -> Result<Registry, RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
-        let mut registry = self.ready(organization).await?;
-        let quota_id = registry.harbor_quota_id.ok_or(RegistryError::Busy)?;
-        self.provisioner.set_quota(quota_id, quota.bytes()).await?;
-        let at = now();
-        self.registries.record_quota(registry.id, quota, at).await?;
-        registry.quota_gb = quota;
-        registry.updated_at = at;
-        Ok(registry)
+        // Under the lease, Harbor's limit and Berth's record change together: the last quota
+        // Harbor was given is the one Berth keeps.
+        self.under_lease(organization, async |mut registry, holder| {
+            let quota_id = registry.harbor_quota_id.ok_or(RegistryError::Busy)?;
+            self.provisioner.set_quota(quota_id, quota.bytes()).await?;
+            registry.quota_gb = quota;
+            self.save(&mut registry, holder).await?;
+            Ok(registry)
+        })
+        .await
     }
 
     /// Disables the registry: every robot is deleted in Harbor; the project and its images stay.
@@ -579,12 +640,14 @@ impl RegistryService {
             RegistryState::Provisioning => return Err(RegistryError::Busy),
         }
         let holder = Uuid::new_v4();
+        // Robot changes hold the lease too: wait for the one in flight, so that every robot is
+        // in Berth's record by the time the robots are deleted.
         if !self
             .registries
-            .acquire(existing.id, self.lease(holder), now())
+            .acquire_within(existing.id, self.lease(holder), self.settings.lease_wait)
             .await?
         {
-            return Err(RegistryError::Busy);
+            return Err(RegistryError::Contended);
         }
         let result = async {
             let mut registry = self
@@ -690,9 +753,11 @@ impl RegistryService {
         expires_in_days: Option<ExpiresInDays>,
     ) -> Result<(RobotCredential, IssuedSecret), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
-        let registry = self.ready(organization).await?;
-        self.issue_robot(&registry, name, access, expires_in_days, false)
-            .await
+        self.under_lease(organization, async |registry, holder| {
+            self.issue_robot(&registry, holder, name, access, expires_in_days, false)
+                .await
+        })
+        .await
     }
 
     async fn active_robot(
@@ -719,21 +784,34 @@ impl RegistryService {
         id: RobotId,
     ) -> Result<(RobotCredential, IssuedSecret), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
-        let registry = self.ready(organization).await?;
-        let robot = self.active_robot(&registry, id).await?;
-        let harbor_id = robot.harbor_robot_id.ok_or(RegistryError::RobotNotFound)?;
-        let secret = match self.provisioner.refresh_robot_secret(harbor_id).await {
-            Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
-            other => other?,
-        };
-        let username = robot.username.clone().unwrap_or_default();
-        Ok((
-            robot,
-            IssuedSecret {
-                username,
-                password: secret,
-            },
-        ))
+        // Serialized under the lease: no other rotation can replace this secret before it is
+        // answered.
+        self.under_lease(organization, async |registry, holder| {
+            let mut robot = self.active_robot(&registry, id).await?;
+            let harbor_id = robot.harbor_robot_id.ok_or(RegistryError::RobotNotFound)?;
+            let secret = match self.provisioner.refresh_robot_secret(harbor_id).await {
+                Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
+                other => other?,
+            };
+            // Recorded under the lease: had it run out during a slow Harbor call, another
+            // rotation may have replaced this secret already, so it is not answered.
+            robot.updated_at = now();
+            match self.registries.update_robot(&robot, holder).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Err(RegistryError::Contended),
+                Err(StoreError::NotFound) => return Err(RegistryError::RobotNotFound),
+                Err(error) => return Err(error.into()),
+            }
+            let username = robot.username.clone().unwrap_or_default();
+            Ok((
+                robot,
+                IssuedSecret {
+                    username,
+                    password: secret,
+                },
+            ))
+        })
+        .await
     }
 
     /// Deletes a robot credential in Harbor and in Berth.
@@ -747,13 +825,15 @@ impl RegistryService {
         id: RobotId,
     ) -> Result<(), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
-        let registry = self.ready(organization).await?;
-        let robot = self.active_robot(&registry, id).await?;
-        self.delete_robot_in_harbor(&registry, &robot).await?;
-        match self.registries.delete_robot(robot.id).await {
-            Ok(()) | Err(StoreError::NotFound) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+        self.under_lease(organization, async |registry, _| {
+            let robot = self.active_robot(&registry, id).await?;
+            self.delete_robot_in_harbor(&registry, &robot).await?;
+            match self.registries.delete_robot(robot.id).await {
+                Ok(()) | Err(StoreError::NotFound) => Ok(()),
+                Err(error) => Err(error.into()),
+            }
+        })
+        .await
     }
 
     /// One reconciler pass: rolls back stalled provisioning, finishes stalled disabling, and
@@ -814,6 +894,25 @@ impl RegistryService {
             if registry.state != RegistryState::Ready {
                 continue;
             }
+            // A robot being made right now is its creator's: take the registry's lease first.
+            let holder = Uuid::new_v4();
+            if !self
+                .registries
+                .acquire(registry.id, self.lease(holder), now())
+                .await?
+            {
+                continue;
+            }
+            // Re-read under the lease: its creator may have finished it meanwhile.
+            let still_stalled = self.registries.robots(registry.id).await.map(|robots| {
+                robots
+                    .into_iter()
+                    .any(|current| current.id == robot.id && current.state == RobotState::Creating)
+            });
+            if !matches!(still_stalled, Ok(true)) {
+                let _ = self.registries.release(registry.id, holder).await;
+                continue;
+            }
             match self.delete_robot_in_harbor(&registry, &robot).await {
                 Ok(()) => {
                     let _ = self.registries.delete_robot(robot.id).await;
@@ -821,6 +920,7 @@ impl RegistryService {
                 }
                 Err(_) => report.failed += 1,
             }
+            let _ = self.registries.release(registry.id, holder).await;
         }
         Ok(report)
     }

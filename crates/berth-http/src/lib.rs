@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod caller;
+pub mod head;
 pub mod health;
 pub mod logging;
 pub mod openapi;

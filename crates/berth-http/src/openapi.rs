@@ -7,7 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use berth_domain::label_selector::{MAX_LIST_VALUES, MAX_REQUIREMENTS};
+use berth_domain::listing::MAX_LIST_FILTER_VALUES;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
@@ -48,6 +53,7 @@ pub struct V1ErrorDetail {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct GuidData {
+    #[schema(format = Uuid)]
     pub guid: String,
 }
 
@@ -77,7 +83,12 @@ pub struct CreateCredentialBody {
     /// `host[:port][/path]`, no scheme.
     #[schema(min_length = 1, max_length = 512)]
     pub location: String,
-    #[schema(min_length = 1, max_length = 255)]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub username: String,
     /// Write-only: never returned.
     #[schema(format = Password, min_length = 1, max_length = 16384)]
@@ -90,6 +101,12 @@ pub struct CreateCredentialBody {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCredentialBody {
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub username: Option<String>,
     #[schema(format = Password)]
     pub password: Option<String>,
@@ -99,6 +116,12 @@ pub struct UpdateCredentialBody {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
+    /// 1 to 255 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -110,6 +133,12 @@ pub struct OrganizationRelationship {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpaceBody {
+    /// 1 to 255 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub relationships: OrganizationRelationship,
 }
@@ -122,14 +151,45 @@ pub struct SpaceRelationship {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppBody {
+    /// 1 to 255 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub relationships: SpaceRelationship,
 }
 
 /// The query of `GET /v3/registry_credentials`: comma-separated lists, ANDed across parameters.
+pub struct CredentialListQuery;
+
+impl IntoParams for CredentialListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut parameters = CredentialListScalars::into_params(parameter_in_provider);
+        parameters.extend([
+            guid_list("guids", "Credential guids"),
+            guid_list("organization_guids", "Organization guids"),
+            guid_list("space_guids", "Space guids"),
+            guid_list("app_guids", "App guids"),
+            text_list(
+                "scopes",
+                "`foundation`, `organization`, `space`, `app`",
+                Some(&["foundation", "organization", "space", "app"]),
+            ),
+            text_list("locations", "Locations, as stored (host lowercased)", None),
+            label_selector(),
+            timestamp_list("created_ats", "Creation times"),
+            timestamp_list("updated_ats", "Update times"),
+        ]);
+        parameters
+    }
+}
+
+/// The single-valued parameters of `GET /v3/registry_credentials`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CredentialListQuery {
+struct CredentialListScalars {
     /// From 1.
     #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
@@ -139,17 +199,6 @@ pub struct CredentialListQuery {
     /// `created_at`, `updated_at` or `location`, `-` first for descending.
     #[param(pattern = r"^[+-]?(created_at|updated_at|location)$")]
     pub order_by: Option<String>,
-    pub guids: Option<String>,
-    pub organization_guids: Option<String>,
-    pub space_guids: Option<String>,
-    pub app_guids: Option<String>,
-    /// `foundation`, `organization`, `space`, `app`.
-    pub scopes: Option<String>,
-    pub locations: Option<String>,
-    /// `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`; up to 50, comma-separated.
-    pub label_selector: Option<String>,
-    /// `YYYY-MM-DDThh:mm:ssZ`, comma-separated.
-    pub created_ats: Option<String>,
     #[serde(rename = "created_ats[lt]")]
     pub created_ats_lt: Option<String>,
     #[serde(rename = "created_ats[lte]")]
@@ -158,7 +207,6 @@ pub struct CredentialListQuery {
     pub created_ats_gt: Option<String>,
     #[serde(rename = "created_ats[gte]")]
     pub created_ats_gte: Option<String>,
-    pub updated_ats: Option<String>,
     #[serde(rename = "updated_ats[lt]")]
     pub updated_ats_lt: Option<String>,
     #[serde(rename = "updated_ats[lte]")]
@@ -169,10 +217,51 @@ pub struct CredentialListQuery {
     pub updated_ats_gte: Option<String>,
 }
 
-/// The query of the directory lists.
+/// The query of `GET /v3/organizations`.
+pub struct OrganizationListQuery;
+
+impl IntoParams for OrganizationListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        directory_params(parameter_in_provider, None)
+    }
+}
+
+/// The query of `GET /v3/spaces`.
+pub struct SpaceListQuery;
+
+impl IntoParams for SpaceListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        directory_params(
+            parameter_in_provider,
+            Some(("organization_guids", "Organization guids")),
+        )
+    }
+}
+
+/// The query of `GET /v3/apps`.
+pub struct AppListQuery;
+
+impl IntoParams for AppListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        directory_params(parameter_in_provider, Some(("space_guids", "Space guids")))
+    }
+}
+
+fn directory_params(
+    parameter_in_provider: impl Fn() -> Option<ParameterIn>,
+    parent: Option<(&str, &str)>,
+) -> Vec<Parameter> {
+    let mut parameters = DirectoryListScalars::into_params(parameter_in_provider);
+    parameters.push(guid_list("guids", "Guids"));
+    parameters.push(text_list("names", "Names", None));
+    parameters.extend(parent.map(|(name, what)| guid_list(name, what)));
+    parameters
+}
+
+/// The single-valued parameters of the directory lists.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DirectoryListQuery {
+struct DirectoryListScalars {
     #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     #[param(minimum = 1, maximum = 5000)]
@@ -180,8 +269,62 @@ pub struct DirectoryListQuery {
     /// `created_at`, `updated_at` or `name`, `-` first for descending.
     #[param(pattern = r"^[+-]?(created_at|updated_at|name)$")]
     pub order_by: Option<String>,
-    pub guids: Option<String>,
-    pub names: Option<String>,
+}
+
+/// A comma-separated list (`style: form`, `explode: false`) of at most
+/// [`MAX_LIST_FILTER_VALUES`] items: the bound the query parser enforces.
+fn list_param(name: &str, description: String, items: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(format!(
+            "{description}, comma-separated; at most {MAX_LIST_FILTER_VALUES}."
+        )))
+        .style(Some(ParameterStyle::Form))
+        .explode(Some(false))
+        .schema(Some(
+            ArrayBuilder::new()
+                .items(items)
+                .max_items(Some(MAX_LIST_FILTER_VALUES)),
+        ))
+        .build()
+}
+
+fn guid_list(name: &str, what: &str) -> Parameter {
+    let uuid = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    list_param(name, what.to_owned(), uuid)
+}
+
+fn text_list(name: &str, what: &str, values: Option<&[&str]>) -> Parameter {
+    let mut item = ObjectBuilder::new().schema_type(Type::String);
+    if let Some(values) = values {
+        item = item.enum_values(Some(values.iter().copied()));
+    }
+    list_param(name, what.to_owned(), item)
+}
+
+fn timestamp_list(name: &str, what: &str) -> Parameter {
+    let timestamp = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"));
+    list_param(name, format!("{what}, `YYYY-MM-DDThh:mm:ssZ`"), timestamp)
+}
+
+fn label_selector() -> Parameter {
+    ParameterBuilder::new()
+        .name("label_selector")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(format!(
+            "`k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`; up to \
+             {MAX_REQUIREMENTS} requirements, comma-separated, each list of at most \
+             {MAX_LIST_VALUES} values."
+        )))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -240,6 +383,66 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What every operation shares, said once: its path ids are guids (anything else is a 404, as
+/// in Cloud Foundry), and an internal failure answers 500 in the dialect's envelope, with no
+/// internals in the body. The health routes have neither.
+struct SharedAnswers;
+
+impl Modify for SharedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let envelope = if path.starts_with("/api/v1/") {
+                ("V1ErrorBody", "internal_error")
+            } else if path.starts_with("/v3/") {
+                ("V3ErrorBody", "UnknownError (10001)")
+            } else {
+                continue;
+            };
+            let operations: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            let post = &mut item.post;
+            for operation in operations.into_iter().chain([post]).flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let RefOr::T(parameter) = parameter
+                        && matches!(parameter.parameter_in, ParameterIn::Path)
+                    {
+                        parameter.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                                .into(),
+                        );
+                    }
+                }
+                operation.responses.responses.insert(
+                    "500".to_owned(),
+                    ResponseBuilder::new()
+                        .description(format!(
+                            "{}: an internal failure (the cause is logged, never shown)",
+                            envelope.1
+                        ))
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(envelope.0)))
+                                .build(),
+                        )
+                        .build()
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Berth", description = "Registry credentials (Cloud Foundry V3) and organization registries on Harbor."),
@@ -272,7 +475,7 @@ impl Modify for BearerAuth {
         crate::health::healthz,
         crate::health::readyz,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedAnswers),
     security(("bearer" = [])),
     tags(
         (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),

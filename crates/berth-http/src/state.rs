@@ -5,7 +5,6 @@ use std::sync::Arc;
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::registry_service::RegistryService;
-use berth_persistence::WorkerPools;
 
 use crate::health::Readiness;
 use crate::v3::presenters::Links;
@@ -19,6 +18,4 @@ pub struct AppState {
     pub links: Links,
     pub authenticator: Arc<Authenticator>,
     pub readiness: Readiness,
-    /// Every worker's database pool, for the pool gauges.
-    pub pools: WorkerPools,
 }

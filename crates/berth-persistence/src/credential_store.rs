@@ -6,25 +6,25 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use berth_domain::credential::{Password, RegistryCredential, Scope, ScopeTarget, Username};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
-use berth_domain::label_selector::{LabelSelector, Requirement};
+use berth_domain::label_selector::{LabelSelector, MAX_LIST_VALUES, MAX_REQUIREMENTS, Requirement};
 use berth_domain::listing::{
-    CredentialOrderField, CredentialQuery, Direction, Page, TimestampFilter,
+    CredentialOrderField, CredentialQuery, Direction, MAX_LIST_FILTER_VALUES, Page, TimestampFilter,
 };
 use berth_domain::location::RegistryLocation;
 use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, Metadata};
 use berth_domain::permissions::CredentialVisibility;
-use berth_domain::ports::{CredentialStore, StoreError};
+use berth_domain::ports::{CredentialStore, LockedCredential, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Statement,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::entities::{registry_credential as credentials, registry_credential_label as labels};
-use crate::errors::{corrupt, store_error};
+use crate::errors::{corrupt, lock_error, store_error};
 use crate::paging::fetch_page;
 use crate::sealing::{KeyRing, SealBinding};
 
@@ -358,6 +358,23 @@ fn visibility_condition(visibility: &CredentialVisibility) -> Condition {
         )
 }
 
+/// Values bound by the largest list statement the API lets through, the caller's visibility
+/// aside: six list filters at their bound, both timestamp filters with a full list and all four
+/// operators, a full label selector whose every lookup binds its selected constant, its key,
+/// its values and the organization filter, and `LIMIT`/`OFFSET`.
+const WORST_LIST_BINDS: usize = 6 * MAX_LIST_FILTER_VALUES
+    + 2 * (MAX_LIST_FILTER_VALUES + 4)
+    + MAX_REQUIREMENTS * (2 + MAX_LIST_VALUES + MAX_LIST_FILTER_VALUES)
+    + 2;
+
+/// The lower of the two databases' limits on values bound to one statement: the bundled
+/// SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (PostgreSQL's is 65535).
+const SQLITE_MAX_BINDS: usize = 32_766;
+
+// At most half the limit: the rest is left to the visibility lists, which grow with the roles
+// in the caller's token (itself bounded by the request head).
+const _: () = assert!(WORST_LIST_BINDS <= SQLITE_MAX_BINDS / 2);
+
 fn query_condition(query: &CredentialQuery) -> Condition {
     let mut condition = Condition::all().add(visibility_condition(&query.visibility));
     if let Some(guids) = &query.guids {
@@ -398,6 +415,92 @@ fn query_condition(query: &CredentialQuery) -> Condition {
             credentials::Column::UpdatedAt,
             &query.updated_ats,
         ))
+}
+
+/// A credential read inside a transaction that holds its write lock; dropping it rolls back.
+struct SeaOrmLockedCredential {
+    current: RegistryCredential,
+    transaction: DatabaseTransaction,
+    store: SeaOrmCredentialStore,
+}
+
+#[async_trait]
+impl LockedCredential for SeaOrmLockedCredential {
+    fn current(&self) -> &RegistryCredential {
+        &self.current
+    }
+
+    #[tracing::instrument(name = "db.credentials.update", skip_all, fields(otel.kind = "client"))]
+    async fn write(
+        self: Box<Self>,
+        credential: &RegistryCredential,
+        password: Option<&Password>,
+    ) -> Result<(), StoreError> {
+        let Self {
+            current,
+            transaction,
+            store,
+        } = *self;
+        let guid = current.guid.as_uuid();
+        let mut update = credentials::Entity::update_many()
+            .col_expr(
+                credentials::Column::Username,
+                Expr::value(credential.username.as_str()),
+            )
+            .col_expr(
+                credentials::Column::Labels,
+                Expr::value(labels_json(&credential.metadata)),
+            )
+            .col_expr(
+                credentials::Column::Annotations,
+                Expr::value(annotations_json(&credential.metadata)),
+            )
+            .col_expr(
+                credentials::Column::UpdatedAt,
+                Expr::value(credential.updated_at),
+            )
+            .col_expr(
+                credentials::Column::Revision,
+                Expr::value(current.revision + 1),
+            )
+            .filter(credentials::Column::Guid.eq(guid));
+        if let Some(password) = password {
+            let sealed = store.seal(&guid.to_string(), password)?;
+            update = update
+                .col_expr(
+                    credentials::Column::PasswordCiphertext,
+                    Expr::value(sealed.bytes),
+                )
+                .col_expr(
+                    credentials::Column::PasswordKeyLabel,
+                    Expr::value(sealed.label),
+                );
+        }
+        let result = update.exec(&transaction).await.map_err(lock_error)?;
+        if result.rows_affected != 1 {
+            // The row was read under this transaction's lock; it cannot have gone.
+            return Err(StoreError::Unexpected(
+                "a locked credential was not there to update".into(),
+            ));
+        }
+        labels::Entity::delete_many()
+            .filter(labels::Column::CredentialGuid.eq(guid))
+            .exec(&transaction)
+            .await
+            .map_err(lock_error)?;
+        let label_rows = label_rows(&RegistryCredential {
+            guid: current.guid,
+            target: current.target,
+            ..credential.clone()
+        });
+        if !label_rows.is_empty() {
+            labels::Entity::insert_many(label_rows)
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(lock_error)?;
+        }
+        transaction.commit().await.map_err(lock_error)
+    }
 }
 
 #[async_trait]
@@ -449,92 +552,57 @@ impl CredentialStore for SeaOrmCredentialStore {
             .transpose()
     }
 
-    #[tracing::instrument(name = "db.credentials.update", skip_all, fields(otel.kind = "client"))]
-    async fn update(
+    #[tracing::instrument(name = "db.credentials.lock", skip_all, fields(otel.kind = "client"))]
+    async fn lock(
         &self,
-        credential: &RegistryCredential,
-        password: Option<&Password>,
-    ) -> Result<(), StoreError> {
-        let guid = credential.guid.as_uuid();
-        let mut update = credentials::Entity::update_many()
-            .col_expr(
-                credentials::Column::Username,
-                Expr::value(credential.username.as_str()),
-            )
-            .col_expr(
-                credentials::Column::Labels,
-                Expr::value(labels_json(&credential.metadata)),
-            )
-            .col_expr(
-                credentials::Column::Annotations,
-                Expr::value(annotations_json(&credential.metadata)),
-            )
-            .col_expr(
-                credentials::Column::UpdatedAt,
-                Expr::value(credential.updated_at),
-            )
-            .col_expr(
-                credentials::Column::Revision,
-                Expr::value(credential.revision + 1),
-            )
-            .filter(credentials::Column::Guid.eq(guid))
-            .filter(credentials::Column::Revision.eq(credential.revision));
-        if let Some(password) = password {
-            let sealed = self.seal(&guid.to_string(), password)?;
-            update = update
-                .col_expr(
-                    credentials::Column::PasswordCiphertext,
-                    Expr::value(sealed.bytes),
-                )
-                .col_expr(
-                    credentials::Column::PasswordKeyLabel,
-                    Expr::value(sealed.label),
-                );
-        }
-        let transaction = self.db.begin().await.map_err(store_error)?;
-        let result = update.exec(&transaction).await.map_err(store_error)?;
-        if result.rows_affected == 0 {
-            let exists = credentials::Entity::find_by_id(guid)
-                .count(&transaction)
-                .await
-                .map_err(store_error)?;
-            return Err(if exists > 0 {
-                StoreError::Conflict
-            } else {
-                StoreError::NotFound
-            });
-        }
-        labels::Entity::delete_many()
-            .filter(labels::Column::CredentialGuid.eq(guid))
-            .exec(&transaction)
+        guid: CredentialGuid,
+    ) -> Result<Option<Box<dyn LockedCredential>>, StoreError> {
+        // SQLite has no row locks: `BEGIN IMMEDIATE` takes the database's write lock before the
+        // read (waiting its busy timeout for it), so the read sees the last write and no other
+        // writer can come in between. PostgreSQL locks the one row (`FOR UPDATE`).
+        let transaction = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
             .await
-            .map_err(store_error)?;
-        let label_rows = label_rows(credential);
-        if !label_rows.is_empty() {
-            labels::Entity::insert_many(label_rows)
-                .exec_without_returning(&transaction)
-                .await
-                .map_err(store_error)?;
-        }
-        transaction.commit().await.map_err(store_error)
+            .map_err(lock_error)?;
+        let model = credentials::Entity::find_by_id(guid.as_uuid())
+            .lock_exclusive()
+            .one(&transaction)
+            .await
+            .map_err(lock_error)?;
+        let Some(model) = model else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(SeaOrmLockedCredential {
+            current: to_domain(model)?,
+            transaction,
+            store: self.clone(),
+        })))
     }
 
     #[tracing::instrument(name = "db.credentials.delete", skip_all, fields(otel.kind = "client"))]
     async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        // The credential row first, then its labels: the order an update locks them in, so a
+        // delete and an update of one credential wait for each other instead of deadlocking.
+        let transaction = self.db.begin().await.map_err(lock_error)?;
+        let result = credentials::Entity::delete_by_id(guid.as_uuid())
+            .exec(&transaction)
+            .await
+            .map_err(lock_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Cascaded by the foreign key already; explicit so no label outlives its credential
+        // even on a connection without foreign-key enforcement.
         labels::Entity::delete_many()
             .filter(labels::Column::CredentialGuid.eq(guid.as_uuid()))
             .exec(&transaction)
             .await
-            .map_err(store_error)?;
-        let result = credentials::Entity::delete_by_id(guid.as_uuid())
-            .exec(&transaction)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        transaction.commit().await.map_err(store_error)
+            .map_err(lock_error)?;
+        transaction.commit().await.map_err(lock_error)
     }
 
     #[tracing::instrument(name = "db.credentials.list", skip_all, fields(otel.kind = "client"))]
@@ -592,5 +660,57 @@ impl CredentialStore for SeaOrmCredentialStore {
         Password::parse(SecretString::from(text))
             .map(Some)
             .map_err(|_| corrupt("password"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statement of a list with every filter at its bound binds what
+    /// [`WORST_LIST_BINDS`] says (paging aside), on both databases.
+    #[test]
+    fn the_worst_list_binds_what_the_bound_says() {
+        let guids = || (0..MAX_LIST_FILTER_VALUES).map(|_| Uuid::new_v4());
+        let instant =
+            |i: usize| time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i as i64);
+        let timestamps = TimestampFilter {
+            equals: (0..MAX_LIST_FILTER_VALUES).map(instant).collect(),
+            lt: Some(instant(1)),
+            lte: Some(instant(2)),
+            gt: Some(instant(3)),
+            gte: Some(instant(4)),
+        };
+        let values: Vec<String> = (0..MAX_LIST_VALUES).map(|i| format!("v{i}")).collect();
+        let selector: Vec<String> = (0..MAX_REQUIREMENTS)
+            .map(|i| format!("k{i} in ({})", values.join(",")))
+            .collect();
+        let query = CredentialQuery {
+            guids: Some(guids().map(CredentialGuid::from_uuid).collect()),
+            organization_guids: Some(guids().map(OrganizationGuid::from_uuid).collect()),
+            space_guids: Some(guids().map(SpaceGuid::from_uuid).collect()),
+            app_guids: Some(guids().map(AppGuid::from_uuid).collect()),
+            scopes: Some(vec![Scope::App; MAX_LIST_FILTER_VALUES]),
+            locations: Some(vec!["r.io".to_owned(); MAX_LIST_FILTER_VALUES]),
+            label_selector: Some(LabelSelector::parse(&selector.join(",")).unwrap()),
+            created_ats: timestamps.clone(),
+            updated_ats: timestamps,
+            ..CredentialQuery::default()
+        };
+        let bound = |query: &CredentialQuery, backend| {
+            let statement = credentials::Entity::find()
+                .filter(query_condition(query))
+                .build(backend);
+            statement.values.map_or(0, |values| values.0.len())
+        };
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let visibility = bound(&CredentialQuery::default(), backend);
+            let paging = 2;
+            assert_eq!(
+                bound(&query, backend) - visibility + paging,
+                WORST_LIST_BINDS,
+                "{backend:?}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod credential_store;
+mod deadline;
 mod directory_store;
 mod entities;
 mod errors;
@@ -15,6 +16,7 @@ use berth_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 pub use credential_store::SeaOrmCredentialStore;
+pub use deadline::Deadline;
 pub use directory_store::SeaOrmDirectoryStore;
 pub use registry_store::SeaOrmRegistryStore;
 pub use sea_orm::DatabaseConnection as Connection;
@@ -24,8 +26,24 @@ pub use sea_orm::DatabaseConnection as Connection;
 pub struct PoolSettings {
     pub max_connections: u32,
     pub min_connections: u32,
+    /// How long a call waits for a pooled connection, opening one included.
     pub acquire_timeout: Duration,
     pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every connection (the server cancels a statement
+    /// running longer); `None` keeps the server's own. Commands that may run long, such as
+    /// migrations, connect without one.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// The longest a store call may take before it is given up as unavailable: waiting for a
+    /// connection, then a statement's worth of work. It is what bounds a request when the server
+    /// stops answering altogether (frozen, or cut off by the network), which no server-side
+    /// timeout can. `None` without a statement timeout.
+    pub fn call_deadline(&self) -> Option<Duration> {
+        self.statement_timeout
+            .map(|statement| self.acquire_timeout + statement)
+    }
 }
 
 impl Default for PoolSettings {
@@ -35,6 +53,7 @@ impl Default for PoolSettings {
             min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: None,
         }
     }
 }
@@ -65,10 +84,33 @@ fn connect_options(url: &str, pool: &PoolSettings) -> ConnectOptions {
         .min_connections(pool.min_connections)
         .acquire_timeout(pool.acquire_timeout)
         .connect_timeout(pool.connect_timeout)
-        // A ping on every checkout costs 10-15% of a request; after an idle spell is when a
-        // connection may have been dropped by the server or a proxy, so ping only then.
-        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .sqlx_logging(false);
+    if let Some(statement_timeout) = pool.statement_timeout {
+        options.statement_timeout(statement_timeout);
+    }
+    // A ping on every checkout costs 10-15% of a request. A pooled connection may be dead after
+    // an idle spell (dropped by the server or a proxy) or after any connection failed (a
+    // restarted server closed them all), so ping only then.
+    options
+        .test_before_acquire(false)
+        .map_sqlx_postgres_before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING
+                    || errors::connection_failure::since_idle(meta.idle_for)
+                {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
+        .map_sqlx_sqlite_before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        });
     if is_sqlite {
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
@@ -179,7 +221,13 @@ fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
 /// # Errors
 /// The database's [`DbErr`].
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
-    db.execute_unprepared("SELECT 1").await.map(drop)
+    let result = db.execute_unprepared("SELECT 1").await.map(drop);
+    if let Err(error) = &result
+        && errors::is_unavailable(error)
+    {
+        errors::connection_failure::note();
+    }
+    result
 }
 
 /// Applies every pending migration.

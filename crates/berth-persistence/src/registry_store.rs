@@ -18,6 +18,9 @@ use uuid::Uuid;
 use crate::entities::{registry, registry_robot as robot};
 use crate::errors::{corrupt, store_error};
 
+/// How often [`RegistryStore::acquire_within`] asks again for a lease held by someone else.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Registries and robots in PostgreSQL or SQLite.
 #[derive(Clone)]
 pub struct SeaOrmRegistryStore {
@@ -239,6 +242,25 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(result.rows_affected == 1)
     }
 
+    #[tracing::instrument(name = "db.registries.acquire_within", skip_all, fields(otel.kind = "client"))]
+    async fn acquire_within(
+        &self,
+        id: RegistryId,
+        lease: Lease,
+        wait: time::Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = std::time::Instant::now() + wait.unsigned_abs();
+        loop {
+            if self.acquire(id, lease, berth_domain::now()).await? {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+    }
+
     #[tracing::instrument(name = "db.registries.save", skip_all, fields(otel.kind = "client"))]
     async fn save(&self, registry: &Registry, holder: Uuid) -> Result<(), StoreError> {
         self.write_progress(registry, holder, false).await
@@ -326,30 +348,6 @@ impl RegistryStore for SeaOrmRegistryStore {
         Ok(())
     }
 
-    #[tracing::instrument(name = "db.registries.record_quota", skip_all, fields(otel.kind = "client"))]
-    async fn record_quota(
-        &self,
-        id: RegistryId,
-        quota: QuotaGb,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let result = registry::Entity::update_many()
-            .col_expr(
-                registry::Column::QuotaGb,
-                Expr::value(i64::from(quota.get())),
-            )
-            .col_expr(registry::Column::UpdatedAt, Expr::value(at))
-            .filter(registry::Column::Id.eq(id.0))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
-    }
-
     #[tracing::instrument(name = "db.registries.insert_robot", skip_all, fields(otel.kind = "client"))]
     async fn insert_robot(&self, robot: &RobotCredential) -> Result<(), StoreError> {
         robot::Entity::insert(robot_row(robot))
@@ -360,7 +358,20 @@ impl RegistryStore for SeaOrmRegistryStore {
     }
 
     #[tracing::instrument(name = "db.registries.update_robot", skip_all, fields(otel.kind = "client"))]
-    async fn update_robot(&self, robot: &RobotCredential) -> Result<(), StoreError> {
+    async fn update_robot(&self, robot: &RobotCredential, holder: Uuid) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        // A no-op write on the registry row: it proves the lease is still ours and, on
+        // PostgreSQL, locks the row until commit, so no one can take the lease in between.
+        let held = registry::Entity::update_many()
+            .col_expr(registry::Column::LeaseHolder, Expr::value(holder))
+            .filter(registry::Column::Id.eq(robot.registry.0))
+            .filter(held_by(holder))
+            .exec(&transaction)
+            .await
+            .map_err(store_error)?;
+        if held.rows_affected != 1 {
+            return Err(StoreError::Conflict);
+        }
         let result = robot::Entity::update_many()
             .col_expr(
                 robot::Column::HarborRobotId,
@@ -371,14 +382,13 @@ impl RegistryStore for SeaOrmRegistryStore {
             .col_expr(robot::Column::State, Expr::value(robot.state.as_str()))
             .col_expr(robot::Column::UpdatedAt, Expr::value(robot.updated_at))
             .filter(robot::Column::Id.eq(robot.id.0))
-            .exec(&self.db)
+            .exec(&transaction)
             .await
             .map_err(store_error)?;
-        if result.rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
+        if result.rows_affected != 1 {
+            return Err(StoreError::NotFound);
         }
+        transaction.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]

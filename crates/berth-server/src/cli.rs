@@ -44,6 +44,11 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Print new random guids, one a line: ids for the directory routes, on any machine.
+    Guid {
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        count: u16,
+    },
     /// Print one HS256 token (dev mode, or where auth.hs256_secret is set).
     Token {
         #[arg(long, default_value = "berth-cli")]
@@ -102,6 +107,12 @@ pub async fn run() -> anyhow::Result<()> {
         println!("{}", berth_http::openapi::document_json());
         return Ok(());
     }
+    if let Some(Command::Guid { count }) = cli.command {
+        for _ in 0..count {
+            println!("{}", uuid::Uuid::new_v4());
+        }
+        return Ok(());
+    }
     let settings = config::load(cli.config.as_deref()).context("reading configuration")?;
     let log_format = settings.log.format.clone();
     let log_level = settings.log.level.clone();
@@ -110,7 +121,9 @@ pub async fn run() -> anyhow::Result<()> {
     let json_logs = match log_format.as_deref() {
         Some("json") => true,
         Some("pretty") => false,
-        Some(other) => bail!("log.format must be json or pretty, not {other:?}"),
+        Some(other) => {
+            bail!("log.format (BERTH_LOG__FORMAT) must be json or pretty, not {other:?}")
+        }
         None => runtime.mode == Mode::Production,
     };
     match cli.command.unwrap_or(Command::Serve { migrate: false }) {
@@ -125,14 +138,15 @@ pub async fn run() -> anyhow::Result<()> {
             serve(runtime).await
         }
         Command::Migrate => {
-            let db = berth_persistence::connect(&runtime.database_url, &runtime.pool).await?;
+            let db =
+                berth_persistence::connect(&runtime.database_url, &unbounded(&runtime)).await?;
             let pending = berth_persistence::pending_migrations(&db).await?;
             berth_persistence::migrate(&db).await?;
             println!("applied {} migration(s)", pending.len());
             Ok(())
         }
         Command::Keys { command } => keys(runtime, command).await,
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Guid { .. } => Ok(()),
         Command::Token {
             sub,
             scopes,
@@ -156,8 +170,17 @@ pub async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The pool settings for commands that may run long (migrations, key rotation): no statement
+/// timeout.
+fn unbounded(runtime: &Runtime) -> berth_persistence::PoolSettings {
+    berth_persistence::PoolSettings {
+        statement_timeout: None,
+        ..runtime.pool.clone()
+    }
+}
+
 async fn keys(runtime: Runtime, command: KeysCommand) -> anyhow::Result<()> {
-    let db = berth_persistence::connect(&runtime.database_url, &runtime.pool).await?;
+    let db = berth_persistence::connect(&runtime.database_url, &unbounded(&runtime)).await?;
     if runtime.migrate_on_start {
         berth_persistence::migrate(&db).await?;
     }

@@ -28,6 +28,7 @@ pub struct Settings {
     pub encryption: EncryptionSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -44,6 +45,7 @@ impl Default for Settings {
             encryption: EncryptionSettings::default(),
             log: LogSettings::default(),
             telemetry: TelemetrySettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -55,7 +57,11 @@ pub struct DatabaseSettings {
     pub url: Option<String>,
     pub max_connections: u32,
     pub min_connections: u32,
+    /// How long a request waits for a database connection (opening one included).
     pub acquire_timeout_seconds: u64,
+    /// PostgreSQL's `statement_timeout` on every connection; with the acquire timeout it also
+    /// bounds how long a request waits on a database that stopped answering. 0 disables both.
+    pub statement_timeout_seconds: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -65,6 +71,7 @@ impl Default for DatabaseSettings {
             max_connections: 10,
             min_connections: 1,
             acquire_timeout_seconds: 5,
+            statement_timeout_seconds: 5,
         }
     }
 }
@@ -122,6 +129,9 @@ pub struct HarborSettings {
     /// Bounds every Harbor call, and so how long a `POST` waits before answering 503.
     pub request_timeout_seconds: u64,
     pub lease_seconds: u64,
+    /// How long a robot or quota change, or a disable, waits for another change to the same
+    /// registry before answering 409 `registry_busy`.
+    pub lease_wait_ms: u64,
     pub usage_cache_seconds: u64,
     /// How long a provisioning must sit untouched before the reconciler rolls it back.
     pub stale_after_seconds: u64,
@@ -139,6 +149,7 @@ impl Default for HarborSettings {
             connect_timeout_seconds: 3,
             request_timeout_seconds: 10,
             lease_seconds: 60,
+            lease_wait_ms: 2000,
             usage_cache_seconds: 30,
             stale_after_seconds: 120,
             reconcile_interval_seconds: 30,
@@ -181,6 +192,14 @@ impl Default for TelemetrySettings {
             service_name: "berth".into(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// `BERTH_METRICS__LISTEN`: an address of its own for `/metrics` (then not served on
+    /// `listen`), so the metrics can stay off the public port.
+    pub listen: Option<String>,
 }
 
 /// Secrets only ever travel into the figment as defaults, which are `None`: nothing to write.
@@ -231,6 +250,18 @@ mod tests {
             );
             assert_eq!(settings.harbor.default_quota_gb, 25);
             assert_eq!(settings.encryption.current_label.as_deref(), Some("k2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error
+    fn metrics_listen_is_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(load(None).map_err(|e| e.to_string())?.metrics.listen, None);
+            jail.set_env("BERTH_METRICS__LISTEN", "127.0.0.1:9100");
+            let settings = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
             Ok(())
         });
     }

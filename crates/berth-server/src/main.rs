@@ -1,6 +1,6 @@
 //! The `berth` binary: wires adapters into the services and serves.
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
-    berth_server::cli::run().await
+fn main() -> anyhow::Result<()> {
+    berth_server::telemetry::restart_without_unparsable_compression()?;
+    actix_web::rt::System::new().block_on(berth_server::cli::run())
 }

@@ -16,7 +16,8 @@ use berth_domain::registry_service::{RegistryService, RegistrySettings};
 use berth_harbor::{HarborClient, HarborSettings};
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{
-    PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore, WorkerPools,
+    Deadline, PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore,
+    WorkerPools,
 };
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
@@ -66,6 +67,8 @@ pub struct Runtime {
     pub migrate_on_start: bool,
     /// Dev mode's folder, and the HS256 key it generated when none was configured.
     pub dev: Option<DevParts>,
+    /// `metrics.listen`: when set, `/metrics` is served there only, not on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 /// What dev mode made up, to mint the admin token and explain itself in the banner.
@@ -95,6 +98,8 @@ impl Runtime {
             min_connections: settings.database.min_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.max(1)),
             connect_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.max(1)),
+            statement_timeout: (settings.database.statement_timeout_seconds > 0)
+                .then(|| Duration::from_secs(settings.database.statement_timeout_seconds)),
         };
         let harbor_settings = &settings.harbor;
         let remote = match (
@@ -131,6 +136,9 @@ impl Runtime {
             default_quota: QuotaGb::new(u64::from(harbor_settings.default_quota_gb))
                 .context("harbor.default_quota_gb (BERTH_HARBOR__DEFAULT_QUOTA_GB)")?,
             lease: seconds(harbor_settings.lease_seconds.max(1)),
+            lease_wait: time::Duration::milliseconds(
+                i64::try_from(harbor_settings.lease_wait_ms).unwrap_or(i64::MAX),
+            ),
             usage_cache: seconds(harbor_settings.usage_cache_seconds),
             stale_after: seconds(harbor_settings.stale_after_seconds),
             clock_skew: seconds(60),
@@ -207,6 +215,7 @@ impl Runtime {
             // Dev mode applies migrations on start; production needs `berth migrate`.
             migrate_on_start: mode == Mode::Dev,
             dev,
+            metrics_listen: settings.metrics.listen,
         })
     }
 }
@@ -233,13 +242,17 @@ fn key_ring(settings: &Settings) -> anyhow::Result<KeyRing> {
             }
         }
     };
-    KeyRing::from_spec(spec, &current).context("encryption key ring")
+    KeyRing::from_spec(spec, &current).context(
+        "encryption.keys (BERTH_ENCRYPTION__KEYS) must be label:base64key,... with 32-byte keys",
+    )
 }
 
-/// A running Berth: its port and the server future.
+/// A running Berth: its port and the server future (and the metrics server's, when
+/// `metrics.listen` gives the metrics their own address).
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, Server)>,
     embedded_harbor: Option<harbor_emulator::RunningEmulator>,
 }
 
@@ -255,9 +268,26 @@ impl Application {
             .await
             .context("cannot connect to the database (database.url)")?;
         if runtime.migrate_on_start {
-            berth_persistence::migrate(&db)
-                .await
-                .context("applying migrations")?;
+            // A migration may run longer than the statement timeout requests get.
+            let unbounded = PoolSettings {
+                statement_timeout: None,
+                ..runtime.pool.clone()
+            };
+            if runtime.pool.statement_timeout.is_some()
+                && runtime.database_url.starts_with("postgres")
+            {
+                let migrating = berth_persistence::connect(&runtime.database_url, &unbounded)
+                    .await
+                    .context("cannot connect to the database (database.url)")?;
+                berth_persistence::migrate(&migrating)
+                    .await
+                    .context("applying migrations")?;
+                let _ = migrating.close().await;
+            } else {
+                berth_persistence::migrate(&db)
+                    .await
+                    .context("applying migrations")?;
+            }
         } else {
             let pending = berth_persistence::pending_migrations(&db)
                 .await
@@ -291,11 +321,18 @@ impl Application {
             keys: runtime.keys.clone(),
             harbor: provisioner.clone(),
         };
+        let call_deadline = runtime.pool.call_deadline();
         // The reconciler works on the shared pool; requests on their worker's own pool.
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
-                Arc::new(SeaOrmRegistryStore::new(db.clone())),
-                Arc::new(SeaOrmDirectoryStore::new(db.clone())),
+                Arc::new(Deadline::new(
+                    SeaOrmRegistryStore::new(db.clone()),
+                    call_deadline,
+                )),
+                Arc::new(Deadline::new(
+                    SeaOrmDirectoryStore::new(db.clone()),
+                    call_deadline,
+                )),
                 provisioner,
                 runtime.registry,
             );
@@ -305,8 +342,14 @@ impl Application {
             || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             |workers| workers.max(1),
         );
+        let pools = WorkerPools::new(db.clone(), &runtime.database_url, &runtime.pool, workers);
+        let metrics_source = berth_http::prometheus::MetricsSource {
+            db,
+            pools: pools.clone(),
+        };
         let parts = SharedParts {
-            pools: WorkerPools::new(db, &runtime.database_url, &runtime.pool, workers),
+            pools,
+            call_deadline,
             keys: runtime.keys,
             provisioner,
             registry: runtime.registry,
@@ -323,15 +366,33 @@ impl Application {
             format!("cannot listen on {} (listen, BERTH_LISTEN)", runtime.listen)
         })?;
         let port = listener.local_addr()?.port();
+        let metrics = match &runtime.metrics_listen {
+            Some(listen) => Some(metrics_server(
+                listen,
+                metrics_source.clone(),
+                runtime.shutdown_timeout,
+            )?),
+            None => None,
+        };
+        let public_metrics = metrics.is_none();
         let server = actix_web::HttpServer::new(move || {
             let state = web::Data::new(parts.worker_state());
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    berth_http::head::head_as_get,
+                ))
                 .wrap(actix_web::middleware::from_fn(
                     berth_http::prometheus::record_requests,
                 ))
                 .wrap(actix_web::middleware::from_fn(request_id))
                 .wrap(TracingLogger::<crate::telemetry::BerthRootSpan>::new())
                 .app_data(state.clone())
+                .app_data(web::Data::new(metrics_source.clone()))
+                .configure(|config| {
+                    if public_metrics {
+                        berth_http::prometheus::route(config);
+                    }
+                })
                 .configure(configure)
         })
         .workers(workers)
@@ -340,6 +401,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            metrics,
             embedded_harbor,
         })
     }
@@ -353,19 +415,54 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT or SIGTERM).
+    /// The port of the metrics server, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the server is stopped (SIGINT or SIGTERM; both servers hear it).
     ///
     /// # Errors
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
+            None => self.server.await,
+        }
     }
+}
+
+/// `/metrics` alone on its own address, so operators can keep it off the public port.
+fn metrics_server(
+    listen: &str,
+    source: berth_http::prometheus::MetricsSource,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(listen).with_context(|| {
+        format!("cannot listen on {listen} (metrics.listen, BERTH_METRICS__LISTEN)")
+    })?;
+    let port = listener.local_addr()?.port();
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(
+                berth_http::head::head_as_get,
+            ))
+            .app_data(web::Data::new(source.clone()))
+            .configure(berth_http::prometheus::route)
+            .default_service(web::to(v3::unknown_request))
+    })
+    .workers(1)
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .listen(listener)?;
+    Ok((port, server.run()))
 }
 
 /// What every server worker shares; each builds its own [`AppState`] from it.
 #[derive(Clone)]
 struct SharedParts {
     pools: WorkerPools,
+    /// Bounds every store call (`PoolSettings::call_deadline`).
+    call_deadline: Option<Duration>,
     keys: Arc<KeyRing>,
     provisioner: Option<Arc<dyn RegistryProvisioner>>,
     registry: RegistrySettings,
@@ -379,11 +476,18 @@ impl SharedParts {
     /// thread (actix-web calls the app factory there), so the pool's connections live there.
     fn worker_state(&self) -> AppState {
         let db = self.pools.open();
-        let directory_store = Arc::new(SeaOrmDirectoryStore::new(db.clone()));
-        let credential_store = Arc::new(SeaOrmCredentialStore::new(db.clone(), self.keys.clone()));
+        let deadline = self.call_deadline;
+        let directory_store = Arc::new(Deadline::new(
+            SeaOrmDirectoryStore::new(db.clone()),
+            deadline,
+        ));
+        let credential_store = Arc::new(Deadline::new(
+            SeaOrmCredentialStore::new(db.clone(), self.keys.clone()),
+            deadline,
+        ));
         let registries = self.provisioner.clone().map(|provisioner| {
             RegistryService::new(
-                Arc::new(SeaOrmRegistryStore::new(db)),
+                Arc::new(Deadline::new(SeaOrmRegistryStore::new(db), deadline)),
                 directory_store.clone(),
                 provisioner,
                 self.registry,
@@ -396,7 +500,6 @@ impl SharedParts {
             links: self.links.clone(),
             authenticator: self.authenticator.clone(),
             readiness: self.readiness.clone(),
-            pools: self.pools.clone(),
         }
     }
 }
@@ -507,14 +610,12 @@ async fn request_id(
     Ok(response)
 }
 
-/// Every route. Unknown routes answer in the dialect of their prefix.
+/// Every route but `/metrics` (see `prometheus::route`). Unknown routes answer in the dialect of
+/// their prefix.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(v3::resource("/healthz", "GET").route(web::get().to(berth_http::health::healthz)))
         .service(v3::resource("/readyz", "GET").route(web::get().to(berth_http::health::readyz)))
-        .service(
-            v3::resource("/metrics", "GET").route(web::get().to(berth_http::prometheus::scrape)),
-        )
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/openapi.json",
             <berth_http::openapi::ApiDoc as utoipa::OpenApi>::openapi(),

@@ -95,6 +95,58 @@ fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvid
     Ok(provider)
 }
 
+/// The variables the OTLP exporter reads its compression from, the signal's own first.
+const COMPRESSION_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+];
+
+/// The compression variables the exporter must not see, given each one's value: an empty one
+/// (the specification reads it as unset), and all of them when the one that applies is `none`.
+/// opentelemetry-otlp 0.32 parses only `gzip` and `zstd` and turns export off on anything else,
+/// including the specification's `none`; without these variables it sends uncompressed.
+fn compression_variables_to_drop(value: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
+    let set: Vec<(&'static str, String)> = COMPRESSION_VARIABLES
+        .iter()
+        .filter_map(|name| value(name).map(|value| (*name, value.trim().to_owned())))
+        .collect();
+    let applies = set.iter().find(|(_, value)| !value.is_empty());
+    let uncompressed = applies.is_none_or(|(_, value)| value.eq_ignore_ascii_case("none"));
+    set.iter()
+        .filter(|(_, value)| uncompressed || value.is_empty())
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// Makes `OTEL_EXPORTER_OTLP_COMPRESSION=none` (and the traces variable) mean what the
+/// specification says, uncompressed export, rather than no export: when such a value is set, the
+/// process starts itself again without it (safe Rust cannot unset a variable of a running
+/// process, and the exporter reads them itself). Call first thing in `main`, before any thread.
+///
+/// # Errors
+/// Only when starting again fails; otherwise it returns only when there is nothing to drop.
+pub fn restart_without_unparsable_compression() -> std::io::Result<()> {
+    let drop = compression_variables_to_drop(|name| std::env::var(name).ok());
+    if drop.is_empty() {
+        return Ok(());
+    }
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command.args(std::env::args_os().skip(1));
+    for name in drop {
+        command.env_remove(name);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        Err(command.exec())
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command.status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
 /// The request span: tracing-actix-web's (route template, method, status, trace id from an
 /// incoming `traceparent`) plus the actor's subject and the organization, filled in when known.
 pub struct BerthRootSpan;
@@ -208,6 +260,29 @@ impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for AppendJsonField
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_none_or_empty_is_dropped_and_gzip_kept() {
+        let drop = |traces: Option<&str>, general: Option<&str>| {
+            compression_variables_to_drop(|name| {
+                match name {
+                    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" => traces,
+                    _ => general,
+                }
+                .map(str::to_owned)
+            })
+        };
+        const TRACES: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+        const GENERAL: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+        assert!(drop(None, None).is_empty());
+        assert!(drop(None, Some("gzip")).is_empty());
+        assert!(drop(Some("gzip"), Some("none")).is_empty());
+        assert_eq!(drop(None, Some("none")), [GENERAL]);
+        assert_eq!(drop(None, Some(" None ")), [GENERAL]);
+        assert_eq!(drop(Some("none"), Some("gzip")), [TRACES, GENERAL]);
+        assert_eq!(drop(Some(""), Some("gzip")), [TRACES]);
+        assert_eq!(drop(Some(""), None), [TRACES]);
+    }
 
     #[test]
     fn recorded_span_fields_are_appended_as_json() {

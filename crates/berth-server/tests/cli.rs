@@ -341,6 +341,14 @@ fn production_env(command: &mut Command, db: &TestDatabase, keys: &str, harbor_u
         .env("BERTH_HARBOR__PASSWORD", "Harbor12345");
 }
 
+impl Drop for Replica {
+    /// A failing test must not leave its servers running (a no-op after an explicit kill).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn replica(
     db: &TestDatabase,
     keys: &str,
@@ -654,4 +662,690 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn guid_prints_fresh_v4_guids_one_a_line() {
+    let output = berth().args(["guid", "--count", "3"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let lines: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let guid = uuid::Uuid::parse_str(line).unwrap();
+        assert_eq!(guid.get_version_num(), 4);
+        assert_eq!(line, &guid.to_string(), "lowercase, hyphenated");
+    }
+    assert_ne!(lines[0], lines[1]);
+}
+
+/// What an OTLP/HTTP receiver got: each export request's `Content-Encoding` and body.
+type Exports = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+
+fn otlp_receiver() -> (String, Exports) {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    let exports = Exports::default();
+    let sink = exports.clone();
+    let server = HttpServer::new(move || {
+        let sink = sink.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |request: HttpRequest, body: web::Bytes| {
+                let encoding = request
+                    .headers()
+                    .get("content-encoding")
+                    .map(|value| value.to_str().unwrap().to_owned());
+                sink.lock().unwrap().push((encoding, body.to_vec()));
+                async {
+                    HttpResponse::Ok()
+                        .content_type("application/x-protobuf")
+                        .finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    (url, exports)
+}
+
+/// `OTEL_EXPORTER_OTLP_COMPRESSION` takes the specification's values: `none` exports
+/// uncompressed (it used to turn export off), `gzip` exports gzip (it used to as well).
+#[tokio::test]
+async fn otlp_compression_none_and_gzip_both_export() {
+    for (compression, encoding) in [("none", None), ("gzip", Some("gzip"))] {
+        let (url, exports) = otlp_receiver();
+        let dir = temp_dir();
+        let port = free_port();
+        let mut server = berth()
+            .env("BERTH_DATA_DIR", &dir)
+            .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &url)
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_healthy(port, &mut server).await;
+        let has_request_span = |exports: &Exports| {
+            // actix-web's body extractor undoes a Content-Encoding, as a collector does.
+            exports
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, body)| berth_testkit::bytes_contain(body, b"/healthz"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !has_request_span(&exports) && Instant::now() < deadline {
+            let _ = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server.kill().unwrap();
+        let output = server.wait_with_output().unwrap();
+        assert!(
+            has_request_span(&exports),
+            "{compression}: no span of the requests exported\n{}",
+            text(&output)
+        );
+        for (sent_encoding, _) in exports.lock().unwrap().iter() {
+            assert_eq!(sent_encoding.as_deref(), encoding, "{compression}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The README's "Try it with curl" block, run as written against a dev-mode Berth, by a shell
+/// that has curl and cat but no uuidgen (or anything else not every machine has).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_readme_walkthrough_runs_without_uuidgen() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("## Try it with curl").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let dir = temp_dir();
+    let port = free_port();
+    let mut server = berth()
+        .env("BERTH_DATA_DIR", dir.join(".berth"))
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut server).await;
+    // The walkthrough's `cargo run` is this binary; its port is this server's.
+    let script = script
+        .replace("cargo run -q --", env!("CARGO_BIN_EXE_berth"))
+        .replace("http://127.0.0.1:8080", &format!("http://127.0.0.1:{port}"));
+    let tools = dir.join("bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    for tool in ["curl", "cat"] {
+        let found = ["/usr/bin", "/bin", "/usr/local/bin"]
+            .iter()
+            .map(|folder| PathBuf::from(folder).join(tool))
+            .find(|path| path.exists())
+            .unwrap_or_else(|| panic!("the walkthrough needs {tool}"));
+        std::os::unix::fs::symlink(found, tools.join(tool)).unwrap();
+    }
+    let output = Command::new("/bin/bash")
+        .args(["-c", &format!("set -euo pipefail\n{script}")])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", &tools)
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    for answer in [
+        "\"scope\":\"space\"",
+        "\"harbor_project\"",
+        "\"quota_gb\":20",
+        "\"access\":\"pull\"",
+    ] {
+        assert!(printed.contains(answer), "no {answer} in\n{printed}");
+    }
+    assert!(!printed.contains("\"errors\""), "{printed}");
+    assert!(!printed.contains("\"error\""), "{printed}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every rule that refuses a start: the variable that breaks it, the setting the refusal names,
+/// and the rule, which the refusal states and the README's configuration table lists.
+type Refusal = (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
+const REFUSALS: &[Refusal] = &[
+    (&[("BERTH_LISTEN", "nowhere")], "listen", "cannot listen on"),
+    (
+        &[("BERTH_METRICS__LISTEN", "nowhere")],
+        "metrics.listen",
+        "cannot listen on",
+    ),
+    (
+        &[("BERTH_AUTH__HS256_SECRET", "too-short")],
+        "auth.hs256_secret",
+        "at least 32 bytes",
+    ),
+    (
+        &[("BERTH_AUTH__LEEWAY_SECONDS", "301")],
+        "auth.leeway_seconds",
+        "at most 300",
+    ),
+    (
+        &[
+            ("BERTH_AUTH__JWKS_URL", "ftp://keys.example"),
+            ("BERTH_AUTH__JWKS_FILE", ""),
+        ],
+        "auth.jwks_url",
+        "configure one key set",
+    ),
+    (
+        &[("BERTH_AUTH__JWKS_URL", "ftp://keys.example")],
+        "auth.jwks_url",
+        "https://",
+    ),
+    (
+        &[("BERTH_ENCRYPTION__KEYS", "k1:c2hvcnQ=")],
+        "encryption.keys",
+        "32 bytes",
+    ),
+    (
+        &[(
+            "BERTH_ENCRYPTION__KEYS",
+            "a:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,b:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )],
+        "encryption.current_label",
+        "several keys",
+    ),
+    (
+        &[
+            (
+                "BERTH_ENCRYPTION__KEYS",
+                "a:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+            ("BERTH_ENCRYPTION__CURRENT_LABEL", "b"),
+        ],
+        "encryption.current_label",
+        "not in the key ring",
+    ),
+    (
+        &[("BERTH_HARBOR__URL", "http://harbor.example")],
+        "harbor.url",
+        "harbor.url is set but",
+    ),
+    (
+        &[
+            ("BERTH_HARBOR__URL", "ftp://harbor.example"),
+            ("BERTH_HARBOR__USERNAME", "admin"),
+            ("BERTH_HARBOR__PASSWORD", "Harbor12345"),
+        ],
+        "harbor.url",
+        "http(s) URL",
+    ),
+    (
+        &[("BERTH_HARBOR__DEFAULT_QUOTA_GB", "0")],
+        "harbor.default_quota_gb",
+        "1 to 1048576",
+    ),
+    (
+        &[("BERTH_LOG__FORMAT", "xml")],
+        "log.format",
+        "json or pretty",
+    ),
+];
+
+#[test]
+fn every_refused_start_names_the_setting_and_the_rule_the_readme_lists() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .find(|block| block.starts_with("| setting"))
+        .unwrap();
+    for (variables, setting, rule) in REFUSALS {
+        let row = table
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!("| `{setting}`"))
+                    || line.contains(&format!(" `{setting}` "))
+            })
+            .unwrap_or_else(|| panic!("no README row for {setting}"));
+        assert!(
+            row.contains(rule),
+            "the README's {setting} row does not say {rule:?}: {row}"
+        );
+
+        let dir = temp_dir();
+        let mut command = berth();
+        command
+            .env("BERTH_DATA_DIR", &dir)
+            .env("BERTH_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in *variables {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{variables:?} did not refuse the start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        let printed = text(&output);
+        assert!(!output.status.success(), "{variables:?} started: {printed}");
+        assert!(
+            printed.contains(setting),
+            "{variables:?}: the refusal does not name {setting}: {printed}"
+        );
+        assert!(
+            printed.contains(rule),
+            "{variables:?}: the refusal does not say {rule:?}: {printed}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Two replicas on one database and one emulator, with an organization whose registry is
+/// enabled through the first.
+struct RegistryPair {
+    _db: TestDatabase,
+    harbor: harbor_emulator::RunningEmulator,
+    replicas: [Replica; 2],
+    token: String,
+    organization: uuid::Uuid,
+    client: reqwest::Client,
+}
+
+impl RegistryPair {
+    async fn start() -> Self {
+        let db = TestDatabase::new().await;
+        let keys = KeyRing::generate_spec_entry("k1").unwrap();
+        let keys = keys.expose_secret();
+        let harbor = emulator();
+        migrated(&db, keys).await;
+        let first = replica(&db, keys, harbor.url(), &[]).await;
+        let second = replica(&db, keys, harbor.url(), &[]).await;
+        let token = admin_token(&db, keys);
+        let organization = put_organization(first.port, &token).await;
+        let pair = Self {
+            _db: db,
+            harbor,
+            replicas: [first, second],
+            token,
+            organization,
+            client: reqwest::Client::new(),
+        };
+        let (status, body) = pair.send(0, reqwest::Method::POST, "", None).await;
+        assert_eq!(status, 201, "{body}");
+        pair
+    }
+
+    /// A request to replica `index % 2`, under the registry's path; the status and JSON body.
+    async fn send(
+        &self,
+        index: usize,
+        method: reqwest::Method,
+        tail: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let port = self.replicas[index % 2].port;
+        let mut request = self
+            .client
+            .request(
+                method,
+                format!(
+                    "http://127.0.0.1:{port}/api/v1/organizations/{}/registry{tail}",
+                    self.organization
+                ),
+            )
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Whether a secret Berth answered logs in to Harbor now (Harbor answers 412 to a robot on
+    /// `/users/current`, 401 to a wrong secret).
+    async fn login_works(&self, issued: &serde_json::Value) -> bool {
+        let response = self
+            .client
+            .get(format!("{}/api/v2.0/users/current", self.harbor.url()))
+            .basic_auth(
+                issued["username"].as_str().unwrap(),
+                issued["password"].as_str(),
+            )
+            .send()
+            .await
+            .unwrap();
+        response.status() == 412
+    }
+}
+
+/// A 409 from a race on one registry: the name was taken, or another change held the registry.
+fn assert_race_conflict(status: u16, body: &serde_json::Value) {
+    assert_eq!(status, 409, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        code == "robot_name_taken" || code == "registry_busy",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn same_name_robots_and_rotations_over_two_processes_answer_only_working_secrets() {
+    let pair = RegistryPair::start().await;
+    pair.harbor.set_faults(harbor_emulator::Faults {
+        latency_ms: 10,
+        ..Default::default()
+    });
+    let creates = (0..20).map(|index| {
+        pair.send(
+            index,
+            reqwest::Method::POST,
+            "/credentials",
+            Some(serde_json::json!({"name": "ci", "access": "push_pull"})),
+        )
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let created: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(status, _)| *status != 201) {
+        assert_race_conflict(*status, body);
+    }
+    assert!(pair.login_works(&created[0]["credentials"]).await);
+    let state = pair.harbor.state();
+    assert_eq!(
+        state
+            .robots
+            .iter()
+            .filter(|robot| robot.stored_name.ends_with("+ci"))
+            .count(),
+        1,
+        "{:?}",
+        state.robots
+    );
+
+    // Harbor waits before it changes a secret: were rotations to overlap, an answered secret
+    // would already be stale when the client tries it.
+    let rotate = format!(
+        "/credentials/{}/rotate",
+        created[0]["credential"]["id"].as_str().unwrap()
+    );
+    let mut faults = harbor_emulator::Faults::default();
+    faults
+        .route_latency_ms
+        .insert("PATCH /robots/{id}".into(), 250);
+    pair.harbor.set_faults(faults);
+    let rotations = (0..6).map(|index| {
+        let pair = &pair;
+        let rotate = &rotate;
+        async move {
+            let (status, body) = pair.send(index, reqwest::Method::POST, rotate, None).await;
+            let works = if status == 200 {
+                Some(pair.login_works(&body["credentials"]).await)
+            } else {
+                None
+            };
+            (status, body, works)
+        }
+    });
+    let results = futures_util::future::join_all(rotations).await;
+    let mut rotated = 0;
+    for (status, body, works) in &results {
+        if *status == 200 {
+            rotated += 1;
+            assert_eq!(*works, Some(true), "a stale secret was answered: {body}");
+        } else {
+            assert_race_conflict(*status, body);
+        }
+    }
+    assert!(rotated >= 1, "{results:?}");
+}
+
+#[tokio::test]
+async fn quota_changes_over_two_processes_leave_berth_and_harbor_agreeing() {
+    let pair = RegistryPair::start().await;
+    pair.harbor.set_faults(harbor_emulator::Faults {
+        latency_ms: 5,
+        ..Default::default()
+    });
+    for round in 0..5_u64 {
+        let changes = (1..=30_u64).map(|gb| {
+            pair.send(
+                usize::try_from(gb).unwrap(),
+                reqwest::Method::PATCH,
+                "",
+                Some(serde_json::json!({"quota_gb": gb + round * 30})),
+            )
+        });
+        let results = futures_util::future::join_all(changes).await;
+        for (status, body) in &results {
+            if *status != 200 {
+                assert_eq!(*status, 409, "{body}");
+                assert_eq!(body["error"]["code"], "registry_busy", "{body}");
+            }
+        }
+        assert!(results.iter().any(|(status, _)| *status == 200));
+        for index in 0..2 {
+            let (status, shown) = pair.send(index, reqwest::Method::GET, "", None).await;
+            assert_eq!(status, 200, "{shown}");
+            let hard_bytes = pair.harbor.state().quotas[0].hard_bytes;
+            assert_eq!(
+                shown["quota_gb"].as_i64().unwrap() * 1024 * 1024 * 1024,
+                hard_bytes,
+                "round {round}: Berth says {} GB, Harbor holds {hard_bytes} bytes",
+                shown["quota_gb"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn robot_creation_racing_a_disable_over_two_processes_leaves_no_robot() {
+    let pair = RegistryPair::start().await;
+    let project = pair.harbor.state().projects[0].id;
+    for round in 0..5 {
+        if round > 0 {
+            let (status, body) = pair.send(round, reqwest::Method::POST, "", None).await;
+            assert_eq!(status, 201, "round {round}: {body}");
+        }
+        // Harbor is slow to make robots, so the disable arrives while they are being made.
+        let mut faults = harbor_emulator::Faults::default();
+        faults.route_latency_ms.insert("POST /robots".into(), 150);
+        pair.harbor.set_faults(faults);
+        let creates = futures_util::future::join_all((0..4).map(|index| {
+            pair.send(
+                index,
+                reqwest::Method::POST,
+                "/credentials",
+                Some(serde_json::json!({"name": format!("r{round}-{index}"), "access": "pull"})),
+            )
+        }));
+        let disable = async {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            pair.send(round + 1, reqwest::Method::DELETE, "", None)
+                .await
+        };
+        let (created, disabled) = tokio::join!(creates, disable);
+        pair.harbor.set_faults(harbor_emulator::Faults::default());
+        for (status, body) in &created {
+            assert!(
+                [201, 404, 409].contains(status),
+                "round {round}: {status} {body}"
+            );
+        }
+        let mut disabled = disabled;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while disabled.0 != 204 {
+            assert_race_conflict(disabled.0, &disabled.1);
+            assert!(Instant::now() < deadline, "never disabled: {disabled:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            disabled = pair.send(round, reqwest::Method::DELETE, "", None).await;
+        }
+        let left: Vec<String> = pair
+            .harbor
+            .state()
+            .robots
+            .into_iter()
+            .filter(|robot| robot.project_id == project)
+            .map(|robot| robot.stored_name)
+            .collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: robots survived the disable: {left:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_robot_creation_killed_midway_is_resumed_by_a_retry_never_duplicated() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    migrated(&db, keys).await;
+    let survivor = replica(&db, keys, harbor.url(), &[]).await;
+    let mut doomed = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[("BERTH_HARBOR__LEASE_SECONDS", "2")],
+    )
+    .await;
+    let token = admin_token(&db, keys);
+    let organization = put_organization(survivor.port, &token).await;
+    let url = |port: u16, tail: &str| {
+        format!("http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry{tail}")
+    };
+    let client = reqwest::Client::new();
+    let response = client
+        .post(url(survivor.port, ""))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // The doomed replica dies while Harbor is making its robot: its row stays `Creating`, its
+    // lease (2 s) runs out on its own.
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 1500);
+    harbor.set_faults(faults);
+    let body = serde_json::json!({"name": "ci", "access": "pull"});
+    let pending = tokio::spawn(
+        client
+            .post(url(doomed.port, "/credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send(),
+    );
+    // The search before the create is the step before Harbor's slow robot creation.
+    let searches = || {
+        harbor
+            .state()
+            .calls
+            .iter()
+            .filter(|call| *call == "GET /robots")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while searches() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the robot was never searched for"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.child.kill().unwrap(); // SIGKILL
+    let _ = doomed.child.wait();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    harbor.set_faults(harbor_emulator::Faults::default());
+    // Harbor finished the robot after its caller died: it exists, unrecorded by Berth.
+    let robots = harbor.state().robots;
+    assert!(
+        robots
+            .iter()
+            .any(|robot| robot.stored_name.ends_with("+ci")),
+        "{robots:?}"
+    );
+
+    // The retry waits out the dead lease (409 registry_busy until then), then searches Harbor
+    // before creating: one robot, whose answered secret works.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let issued = loop {
+        let response = client
+            .post(url(survivor.port, "/credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await.unwrap();
+        if status == 201 {
+            break answer;
+        }
+        assert_race_conflict(status, &answer);
+        assert_eq!(answer["error"]["code"], "registry_busy", "{answer}");
+        assert!(Instant::now() < deadline, "never resumed: {answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let works = client
+        .get(format!("{}/api/v2.0/users/current", harbor.url()))
+        .basic_auth(
+            issued["credentials"]["username"].as_str().unwrap(),
+            issued["credentials"]["password"].as_str(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(works, 412, "the answered secret logs in as a robot");
+    let robots = harbor.state().robots;
+    assert_eq!(
+        robots
+            .iter()
+            .filter(|robot| robot.stored_name.ends_with("+ci"))
+            .count(),
+        1,
+        "{robots:?}"
+    );
 }

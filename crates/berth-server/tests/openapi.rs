@@ -71,3 +71,137 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
             .ends_with("V1ErrorBody")
     );
 }
+
+/// Every list query parameter of the V3 lists is documented as a bounded comma-separated array
+/// (the bound the parser enforces), guid lists with `format: uuid`; `label_selector` states its
+/// bounds.
+#[test]
+fn every_v3_list_parameter_is_documented_with_its_bound() {
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let bound = berth_domain::listing::MAX_LIST_FILTER_VALUES;
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "/v3/registry_credentials",
+            &[
+                "guids",
+                "organization_guids",
+                "space_guids",
+                "app_guids",
+                "scopes",
+                "locations",
+                "created_ats",
+                "updated_ats",
+            ],
+        ),
+        ("/v3/organizations", &["guids", "names"]),
+        ("/v3/spaces", &["guids", "names", "organization_guids"]),
+        ("/v3/apps", &["guids", "names", "space_guids"]),
+    ];
+    for (path, lists) in expected {
+        let parameters = document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let arrays: Vec<&str> = parameters
+            .iter()
+            .filter(|p| p["schema"]["type"] == "array")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        let mut sorted_arrays = arrays.clone();
+        sorted_arrays.sort_unstable();
+        let mut sorted_lists = lists.to_vec();
+        sorted_lists.sort_unstable();
+        assert_eq!(sorted_arrays, sorted_lists, "{path}");
+        for parameter in parameters.iter().filter(|p| p["schema"]["type"] == "array") {
+            let name = parameter["name"].as_str().unwrap();
+            assert_eq!(parameter["schema"]["maxItems"], bound, "{path} {name}");
+            assert_eq!(parameter["style"], "form", "{path} {name}");
+            assert_eq!(parameter["explode"], false, "{path} {name}");
+            if name.ends_with("guids") {
+                assert_eq!(
+                    parameter["schema"]["items"]["format"], "uuid",
+                    "{path} {name}"
+                );
+            }
+        }
+    }
+    let selector = document["paths"]["/v3/registry_credentials"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "label_selector")
+        .unwrap();
+    let description = selector["description"].as_str().unwrap();
+    assert!(
+        description.contains("up to 50 requirements") && description.contains("at most 50 values"),
+        "{description}"
+    );
+}
+
+/// The rules the server enforces that JSON Schema can state are in the document, so a client
+/// (and schemathesis's positive-data check) sees them: guids, timestamps, the scope enum, links
+/// that are absent rather than null, the 500 answer of each dialect.
+#[test]
+fn the_document_states_what_the_server_enforces() {
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let schemas = &document["components"]["schemas"];
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["schema"]["format"], "uuid", "{method} {path}");
+                }
+            }
+            let envelope = if path.starts_with("/api/v1/") {
+                "V1ErrorBody"
+            } else if path.starts_with("/v3/") {
+                "V3ErrorBody"
+            } else {
+                continue;
+            };
+            let schema = &operation["responses"]["500"]["content"]["application/json"]["schema"];
+            assert_eq!(
+                schema["$ref"],
+                format!("#/components/schemas/{envelope}"),
+                "{method} {path}"
+            );
+        }
+    }
+    for (schema, field, format) in [
+        ("CredentialResource", "guid", "uuid"),
+        ("CredentialResource", "created_at", "date-time"),
+        ("CredentialResource", "updated_at", "date-time"),
+        ("OrganizationResource", "guid", "uuid"),
+        ("SpaceResource", "created_at", "date-time"),
+        ("AppResource", "updated_at", "date-time"),
+        ("GuidRef", "guid", "uuid"),
+        ("GuidData", "guid", "uuid"),
+        ("RegistryBody", "org_id", "uuid"),
+        ("RegistryBody", "created_at", "date-time"),
+        ("RobotBody", "id", "uuid"),
+        ("RobotBody", "expires_at", "date-time"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["format"], format,
+            "{schema}.{field}"
+        );
+    }
+    assert_eq!(
+        schemas["CredentialScopeName"]["enum"],
+        serde_json::json!(["foundation", "organization", "space", "app"])
+    );
+    let links = &schemas["CredentialLinks"]["properties"];
+    for relationship in ["organization", "space", "app"] {
+        assert_eq!(
+            links[relationship]["$ref"], "#/components/schemas/Link",
+            "the {relationship} link is absent when there is none, never null"
+        );
+    }
+    for body in ["OrganizationBody", "SpaceBody", "AppBody"] {
+        let name = &schemas[body]["properties"]["name"];
+        assert_eq!(name["maxLength"], 255, "{body}");
+        assert!(
+            name["pattern"].is_string(),
+            "{body}: not blank, no control characters"
+        );
+    }
+}

@@ -152,7 +152,10 @@ impl ResponseError for V1Error {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from_static(crate::health::RETRY_AFTER_SECONDS),
+            ));
         }
         response.json(Envelope {
             error: Body {
@@ -185,6 +188,7 @@ impl From<RegistryError> for V1Error {
             E::Busy => conflict("registry_provisioning"),
             E::ProjectConflict => conflict("harbor_project_conflict"),
             E::RobotNameTaken => conflict("robot_name_taken"),
+            E::Contended => conflict("registry_busy"),
             E::Harbor(ProvisionError::Misconfigured) => Self::unavailable(
                 "harbor_unavailable",
                 "Harbor refused Berth's credential; an operator must fix it.",

@@ -89,14 +89,18 @@ fn timestamp(time: OffsetDateTime) -> String {
 /// An organization's registry.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RegistryBody {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     org_id: String,
     harbor_project: String,
     endpoint: String,
     enabled: bool,
     quota_gb: u32,
     used_gb: Option<f64>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -158,12 +162,16 @@ pub struct RobotIssued {
 /// A robot credential, never with its secret.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RobotBody {
+    #[schema(format = Uuid)]
     id: String,
     name: String,
     username: Option<String>,
+    #[schema(value_type = crate::openapi::RobotAccessName)]
     access: &'static str,
     default: bool,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -242,7 +250,7 @@ fn finish<T>(details: Vec<Detail>, value: Option<T>) -> Result<T, V1Error> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "enable_registry", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = Option<crate::openapi::EnableRegistryBody>, content_type = "application/json"), responses((status = 201, description = "Enabled; the robot secret is shown only here", body = EnableResponse), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "enable_registry", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = Option<crate::openapi::EnableRegistryBody>, content_type = "application/json"), responses((status = 201, description = "Enabled; the robot secret is shown only here", body = EnableResponse), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
 pub(crate) async fn enable(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -280,7 +288,7 @@ pub(crate) async fn show(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "update_registry_quota", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::QuotaBody, content_type = "application/json"), responses((status = 200, description = "Quota changed", body = RegistryBody), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "update_registry_quota", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::QuotaBody, content_type = "application/json"), responses((status = 200, description = "Quota changed", body = RegistryBody), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -299,7 +307,7 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "disable_registry", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 204, description = "Disabled: robots deleted, project kept"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "disable_registry", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 204, description = "Disabled: robots deleted, project kept"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
 pub(crate) async fn disable(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -325,7 +333,7 @@ pub(crate) async fn list_robots(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials", tag = "registries", operation_id = "create_robot_credential", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::CreateRobotBody, content_type = "application/json"), responses((status = 201, description = "Created; the secret is shown only here", body = RobotIssued), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials", tag = "registries", operation_id = "create_robot_credential", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::CreateRobotBody, content_type = "application/json"), responses((status = 201, description = "Created; the secret is shown only here", body = RobotIssued), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
 pub(crate) async fn create_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -398,7 +406,7 @@ fn robot_id(text: &str) -> Result<RobotId, V1Error> {
         .map_err(|_| V1Error::from(berth_domain::registry_service::RegistryError::RobotNotFound))
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate", tag = "registries", operation_id = "rotate_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 200, description = "Rotated; the new secret is shown only here", body = RobotIssued), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate", tag = "registries", operation_id = "rotate_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 200, description = "Rotated; the new secret is shown only here", body = RobotIssued), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
 pub(crate) async fn rotate_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -416,7 +424,7 @@ pub(crate) async fn rotate_robot(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}", tag = "registries", operation_id = "delete_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 204, description = "Deleted in Harbor and in Berth"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict or robot_name_taken", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}", tag = "registries", operation_id = "delete_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 204, description = "Deleted in Harbor and in Berth"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
 pub(crate) async fn delete_robot(
     state: web::Data<AppState>,
     caller: V1Caller,

@@ -222,7 +222,7 @@ pub(crate) async fn show_organization(
     show::<Organization>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(get, path = "/v3/organizations", tag = "directory", operation_id = "list_organizations", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<OrganizationResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(get, path = "/v3/organizations", tag = "directory", operation_id = "list_organizations", params(crate::openapi::OrganizationListQuery), responses((status = 200, description = "One page", body = ListBody<OrganizationResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
 pub(crate) async fn list_organizations(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -274,7 +274,7 @@ pub(crate) async fn show_space(
     show::<Space>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(get, path = "/v3/spaces", tag = "directory", operation_id = "list_spaces", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<SpaceResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(get, path = "/v3/spaces", tag = "directory", operation_id = "list_spaces", params(crate::openapi::SpaceListQuery), responses((status = 200, description = "One page", body = ListBody<SpaceResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
 pub(crate) async fn list_spaces(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -326,7 +326,7 @@ pub(crate) async fn show_app(
     show::<App>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(get, path = "/v3/apps", tag = "directory", operation_id = "list_apps", params(crate::openapi::DirectoryListQuery), responses((status = 200, description = "One page", body = ListBody<AppResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(get, path = "/v3/apps", tag = "directory", operation_id = "list_apps", params(crate::openapi::AppListQuery), responses((status = 200, description = "One page", body = ListBody<AppResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
 pub(crate) async fn list_apps(
     state: web::Data<AppState>,
     caller: V3Caller,

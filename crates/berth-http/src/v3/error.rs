@@ -198,6 +198,12 @@ impl ResponseError for V3Error {
                 HeaderValue::from_static(challenge),
             ));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from_static(crate::health::RETRY_AFTER_SECONDS),
+            ));
+        }
         response.json(Envelope {
             errors: [Entry {
                 detail: &self.detail,
@@ -238,7 +244,10 @@ impl From<CredentialError> for V3Error {
                 "CF-UniquenessError",
                 error.to_string(),
             ),
-            CredentialError::InvalidRelationship(_) => V3Error::unprocessable(&[error.to_string()]),
+            // Cloud Foundry answers a request that clashes with the resource's state with 422.
+            CredentialError::InvalidRelationship(_) | CredentialError::Contended => {
+                V3Error::unprocessable(&[error.to_string()])
+            }
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),
@@ -280,6 +289,25 @@ mod tests {
             serde_json::to_string(&body).unwrap(),
             r#"{"errors":[{"detail":"d","title":"t","code":1}]}"#
         );
+    }
+
+    #[test]
+    fn a_contended_update_is_a_422_not_a_5xx() {
+        let error = V3Error::from(CredentialError::Contended);
+        assert_eq!(error.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!((error.code, error.title), (10008, "CF-UnprocessableEntity"));
+        assert_eq!(
+            error.detail(),
+            "The registry credential is being changed by another request; try again"
+        );
+    }
+
+    #[test]
+    fn service_unavailable_says_when_to_retry() {
+        let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let response = V3Error::service_unavailable(&cause).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "5");
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub struct ToOne {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GuidRef {
+    #[schema(format = Uuid)]
     pub guid: String,
 }
 
@@ -101,26 +102,45 @@ pub struct CredentialRelationships {
     pub app: ToOne,
 }
 
+/// `organization`, `space` and `app` are absent (never `null`) when the credential has no such
+/// relationship.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CredentialLinks {
     #[serde(rename = "self")]
     pub self_: Link,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub organization: Option<Link>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub space: Option<Link>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub app: Option<Link>,
+}
+
+/// What a credential is scoped to: the foundation, or one organization, space or app.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialScopeName {
+    Foundation,
+    Organization,
+    Space,
+    App,
 }
 
 /// A registry credential as the V3 API shows it. The password is never part of it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CredentialResource {
+    #[schema(format = Uuid)]
     pub guid: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub location: String,
     pub username: String,
+    #[schema(value_type = CredentialScopeName)]
     pub scope: &'static str,
     pub relationships: CredentialRelationships,
     pub metadata: MetadataBody,
@@ -165,8 +185,11 @@ pub struct SelfLinks {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrganizationResource {
+    #[schema(format = Uuid)]
     pub guid: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub name: String,
     pub metadata: MetadataBody,
@@ -202,8 +225,11 @@ pub struct SpaceLinks {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpaceResource {
+    #[schema(format = Uuid)]
     pub guid: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub name: String,
     pub relationships: SpaceRelationships,
@@ -244,8 +270,11 @@ pub struct AppLinks {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppResource {
+    #[schema(format = Uuid)]
     pub guid: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub name: String,
     pub relationships: AppRelationships,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use berth_domain::ids::parse_hyphenated_uuid;
 use berth_domain::label_selector::LabelSelector;
-use berth_domain::listing::{DEFAULT_PER_PAGE, Direction, Ordering, PageRequest, TimestampFilter};
+use berth_domain::listing::{
+    DEFAULT_PER_PAGE, Direction, MAX_LIST_FILTER_VALUES, Ordering, PageRequest, TimestampFilter,
+};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -149,10 +151,18 @@ impl ListQuery {
     }
 
     /// A comma-separated list, as given. An empty value is an empty list (matches nothing).
-    pub fn list(&self, name: &str) -> Option<Vec<String>> {
+    /// More than [`MAX_LIST_FILTER_VALUES`] values is a problem named after the parameter.
+    pub fn list(&mut self, name: &str) -> Option<Vec<String>> {
         let text = self.params.get(name)?;
         if text.is_empty() {
             return Some(Vec::new());
+        }
+        // Counted before anything is copied or parsed.
+        if text.split(',').nth(MAX_LIST_FILTER_VALUES).is_some() {
+            self.problems.push(format!(
+                "Too many {name} values (maximum is {MAX_LIST_FILTER_VALUES})"
+            ));
+            return None;
         }
         Some(
             text.split(',')
@@ -333,6 +343,38 @@ mod tests {
             parsed.timestamps("created_ats", "Created ats");
             assert!(parsed.finish(()).is_err(), "{query}");
         }
+    }
+
+    #[test]
+    fn every_list_holds_at_most_its_bound() {
+        let values = |count: usize| vec!["x"; count].join(",");
+        let mut parsed = ListQuery::parse(
+            &format!("guids={}", values(MAX_LIST_FILTER_VALUES)),
+            ALLOWED,
+        )
+        .unwrap();
+        assert_eq!(parsed.list("guids").unwrap().len(), MAX_LIST_FILTER_VALUES);
+        assert!(parsed.finish(()).is_ok());
+        let mut parsed = ListQuery::parse(
+            &format!("guids={}", values(MAX_LIST_FILTER_VALUES + 1)),
+            ALLOWED,
+        )
+        .unwrap();
+        assert!(parsed.guid_list("guids", "Guids").is_none());
+        assert_eq!(
+            parsed.finish(()).unwrap_err().detail(),
+            "The query parameter is invalid: Too many guids values (maximum is 200)"
+        );
+        let mut parsed = ListQuery::parse(
+            &format!("created_ats={}", values(MAX_LIST_FILTER_VALUES + 1)),
+            ALLOWED,
+        )
+        .unwrap();
+        parsed.timestamps("created_ats", "Created ats");
+        assert_eq!(
+            parsed.finish(()).unwrap_err().detail(),
+            "The query parameter is invalid: Too many created_ats values (maximum is 200)"
+        );
     }
 
     #[test]

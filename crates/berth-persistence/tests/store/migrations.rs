@@ -88,6 +88,13 @@ async fn label_rows_get_their_credentials_organization() {
     }
 
     Migrator::up(&connection, None).await.unwrap();
+    // Read back as Berth does after `berth migrate`: on connections opened after the migration.
+    // On SQLite a connection of the migrating pool may still hold the schema it read before the
+    // migration's `ALTER TABLE`, and answer its first query with it.
+    connection.close().await.unwrap();
+    let connection = berth_persistence::connect(db.url(), &Default::default())
+        .await
+        .unwrap();
 
     for (guid, _, owner) in rows {
         let row = connection

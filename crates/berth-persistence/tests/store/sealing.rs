@@ -8,7 +8,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
-use crate::stores::{credential, password};
+use crate::stores::{credential, password, update};
 use crate::{Harness, ring};
 
 const CANARY: &str = "canary-Sealed-9e1b";
@@ -87,11 +87,13 @@ async fn the_password_is_nowhere_in_the_database() {
         .unwrap();
     let mut updated = stored.clone();
     updated.updated_at = berth_domain::now();
-    harness
-        .credentials
-        .update(&updated, Some(&password(&format!("{CANARY}-v2"))))
-        .await
-        .unwrap();
+    update(
+        &harness.credentials,
+        &updated,
+        Some(&password(&format!("{CANARY}-v2"))),
+    )
+    .await
+    .unwrap();
     let (bytes, _) = ciphertext(&harness.connection, stored.guid.as_uuid()).await;
     assert!(!bytes_contain(&bytes, CANARY.as_bytes()));
     let everything = everything_stored(&harness).await;
@@ -133,9 +135,7 @@ async fn the_same_password_sealed_twice_differs() {
     let (b, _) = ciphertext(&harness.connection, second.guid.as_uuid()).await;
     assert_ne!(a, b);
     // Re-sealing one row gives yet another ciphertext.
-    harness
-        .credentials
-        .update(&first, Some(&password(CANARY)))
+    update(&harness.credentials, &first, Some(&password(CANARY)))
         .await
         .unwrap();
     let (again, _) = ciphertext(&harness.connection, first.guid.as_uuid()).await;

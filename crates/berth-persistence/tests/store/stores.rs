@@ -43,6 +43,19 @@ pub fn credential(
     }
 }
 
+/// Writes `credential` (and `password`, when given) under the store's write lock.
+pub async fn update(
+    store: &dyn CredentialStore,
+    credential: &RegistryCredential,
+    password: Option<&Password>,
+) -> Result<(), StoreError> {
+    let locked = store
+        .lock(credential.guid)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    locked.write(credential, password).await
+}
+
 pub fn password(text: &str) -> Password {
     Password::parse(SecretString::from(text)).unwrap()
 }
@@ -81,16 +94,9 @@ async fn insert_get_update_delete_round_trip() {
 
     stored.username = Username::parse("other").unwrap();
     stored.metadata = Metadata::default();
-    harness
-        .credentials
-        .update(&stored, Some(&password("p2")))
+    update(&harness.credentials, &stored, Some(&password("p2")))
         .await
         .unwrap();
-    // An update from the old revision lost the race: it is refused, not applied.
-    assert!(matches!(
-        harness.credentials.update(&stored, None).await,
-        Err(StoreError::Conflict)
-    ));
     stored.revision += 1;
     assert_eq!(
         harness.credentials.get(stored.guid).await.unwrap().as_ref(),
@@ -120,10 +126,63 @@ async fn insert_get_update_delete_round_trip() {
         harness.credentials.delete(stored.guid).await,
         Err(StoreError::NotFound)
     ));
-    assert!(matches!(
-        harness.credentials.update(&stored, None).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(
+        harness
+            .credentials
+            .lock(stored.guid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A second writer waits for the first one's lock and then reads what it wrote, on both
+/// databases: a read-merge-write under the lock never loses a concurrent write.
+#[tokio::test]
+async fn a_locked_credential_makes_other_writers_wait_and_see_its_write() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let stored = credential(ScopeTarget::Foundation, "r.io", &[("env", "prod")]);
+    harness
+        .credentials
+        .insert(&stored, &password("p1"))
+        .await
+        .unwrap();
+    let first = harness
+        .credentials
+        .lock(stored.guid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.current(), &stored);
+    let store = harness.credentials.clone();
+    let guid = stored.guid;
+    let second = tokio::spawn(async move {
+        let locked = store.lock(guid).await.unwrap().unwrap();
+        locked.current().clone()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second lock did not wait");
+    let mut changed = stored.clone();
+    changed.username = Username::parse("first-writer").unwrap();
+    changed.metadata = credential(ScopeTarget::Foundation, "r.io", &[("env", "qa")]).metadata;
+    first.write(&changed, None).await.unwrap();
+    let seen = second.await.unwrap();
+    changed.revision += 1;
+    assert_eq!(seen, changed);
+    // A lock dropped without a write changes nothing.
+    drop(
+        harness
+            .credentials
+            .lock(stored.guid)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        harness.credentials.get(stored.guid).await.unwrap().as_ref(),
+        Some(&changed)
+    );
 }
 
 #[tokio::test]
@@ -291,7 +350,7 @@ async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics
     // An update rewrites the labels: they must stay findable inside the organization.
     let mut changed = all[4].clone();
     changed.metadata = credential(changed.target, "x.io", &[("env", "qa")]).metadata;
-    harness.credentials.update(&changed, None).await.unwrap();
+    update(&harness.credentials, &changed, None).await.unwrap();
     changed.revision += 1;
     all[4] = changed;
     for selector in [
@@ -360,4 +419,59 @@ async fn totals_are_counted_in_the_database_at_any_page() {
         assert_eq!(result.items.len(), expected_items, "page {page}");
         assert_eq!(result.total_results, 23, "page {page}");
     }
+}
+
+/// When another transaction keeps the credential locked past the database's wait (SQLite's
+/// busy timeout; PostgreSQL's `lock_timeout`, set here for the test's database), `lock` is a
+/// `Conflict` (answered as a 422 upstream), not an unexpected error.
+#[tokio::test]
+async fn a_lock_not_had_in_time_is_a_conflict() {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys.clone()).await;
+    let stored = credential(ScopeTarget::Foundation, "r.io", &[]);
+    harness
+        .credentials
+        .insert(&stored, &password("p"))
+        .await
+        .unwrap();
+    let backend = harness.connection.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let name = harness.db.url().rsplit('/').next().unwrap().to_owned();
+        harness
+            .connection
+            .execute_unprepared(&format!("ALTER DATABASE {name} SET lock_timeout = '300ms'"))
+            .await
+            .unwrap();
+    }
+    // A store on new connections, which pick up the database's settings.
+    let store = berth_persistence::SeaOrmCredentialStore::new(
+        berth_persistence::connect(harness.db.url(), &Default::default())
+            .await
+            .unwrap(),
+        keys,
+    );
+    let holder = berth_persistence::connect(harness.db.url(), &Default::default())
+        .await
+        .unwrap();
+    let transaction = holder.begin().await.unwrap();
+    let hold = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT guid FROM registry_credentials WHERE guid = '{}' FOR UPDATE",
+            stored.guid
+        ),
+        // Any write takes SQLite's one write lock.
+        _ => format!(
+            "UPDATE registry_credentials SET revision = revision WHERE guid = '{}'",
+            stored.guid
+        ),
+    };
+    transaction.execute_unprepared(&hold).await.unwrap();
+    assert!(matches!(
+        store.lock(stored.guid).await,
+        Err(StoreError::Conflict)
+    ));
+    transaction.rollback().await.unwrap();
+    assert!(store.lock(stored.guid).await.unwrap().is_some());
 }

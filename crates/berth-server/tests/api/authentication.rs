@@ -1,4 +1,4 @@
-//! Bearer tokens on every route but `/healthz`.
+//! Bearer tokens on every route but the open ones (see `http_semantics.rs`).
 
 use std::time::Duration;
 

@@ -168,18 +168,22 @@ async fn unknown_routes_are_cf_not_found() {
 async fn unsupported_methods_are_405_with_allow_in_each_envelope() {
     let app = TestApp::spawn().await;
     for (method, path, allow) in [
-        (Method::PUT, "/v3/registry_credentials", "GET, POST"),
-        (Method::DELETE, "/v3/registry_credentials", "GET, POST"),
+        (Method::PUT, "/v3/registry_credentials", "GET, HEAD, POST"),
+        (
+            Method::DELETE,
+            "/v3/registry_credentials",
+            "GET, HEAD, POST",
+        ),
         (
             Method::POST,
             "/v3/registry_credentials/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
-            "GET, PATCH, DELETE",
+            "GET, HEAD, PATCH, DELETE",
         ),
-        (Method::POST, "/v3/organizations", "GET"),
+        (Method::POST, "/v3/organizations", "GET, HEAD"),
         (
             Method::PATCH,
             "/v3/spaces/6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11",
-            "GET, PUT, DELETE",
+            "GET, HEAD, PUT, DELETE",
         ),
     ] {
         let response = app
@@ -207,7 +211,10 @@ async fn unsupported_methods_are_405_with_allow_in_each_envelope() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(response.headers()["allow"], "GET, POST, PATCH, DELETE");
+    assert_eq!(
+        response.headers()["allow"],
+        "GET, HEAD, POST, PATCH, DELETE"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }

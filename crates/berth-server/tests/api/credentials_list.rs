@@ -372,3 +372,167 @@ async fn per_page_bounds_are_inclusive() {
         assert_eq!(body["pagination"]["total_pages"], 1);
     }
 }
+
+/// `count` random guids after `first` (when given), comma-separated.
+fn guid_list(first: Option<&str>, count: usize) -> String {
+    first
+        .map(str::to_owned)
+        .into_iter()
+        .chain(std::iter::repeat_with(|| uuid::Uuid::new_v4().to_string()))
+        .take(count)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `count` copies of `item`, comma-separated.
+fn repeated(item: &str, count: usize) -> String {
+    vec![item; count].join(",")
+}
+
+/// A selector of `requirements` requirements `k<i> in (v0,...)`, each list `values` long.
+fn selector(requirements: usize, values: usize) -> String {
+    let list = (0..values)
+        .map(|i| format!("v{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (0..requirements)
+        .map(|i| format!("k{i} in ({list})"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The list path with these parameters; commas stay as they are (an encoded comma would
+/// triple the length of a long list) and spaces become `+`.
+fn query(pairs: &[(&str, String)]) -> String {
+    let parameters: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.replace(' ', "+")))
+        .collect();
+    format!("/v3/registry_credentials?{}", parameters.join("&"))
+}
+
+const BOUND: usize = 200;
+const SELECTOR_VALUES: usize = 50;
+
+/// Every list filter at its bound at once, with a full selector of full `in` lists, is a 200
+/// on both databases (the worst statement stays under both bind-parameter limits); the
+/// filters still find what they should.
+#[tokio::test]
+async fn every_list_filter_at_its_bound_at_once_is_answered() {
+    let app = TestApp::spawn().await;
+    let organization = app.organization("o").await;
+    let labels: serde_json::Map<String, Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v7"))).collect();
+    let created = app
+        .credential(json!({"location": "r.io", "username": "u", "password": "p",
+            "relationships": {"organization": {"data": {"guid": organization}}},
+            "metadata": {"labels": labels}}))
+        .await;
+    let guid = created["guid"].as_str().unwrap();
+    let created_at = created["created_at"].as_str().unwrap();
+    let timestamps = |first: &str| {
+        std::iter::once(first.to_owned())
+            .chain((1..BOUND).map(|i| format!("2001-01-01T00:00:{:02}Z", i % 60)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let matching = vec![
+        ("guids", guid_list(Some(guid), BOUND)),
+        ("organization_guids", guid_list(Some(&organization), BOUND)),
+        ("scopes", repeated("organization", BOUND)),
+        ("locations", format!("r.io,{}", repeated("x.io", BOUND - 1))),
+        ("label_selector", selector(50, SELECTOR_VALUES)),
+        ("created_ats", timestamps(created_at)),
+        ("updated_ats", timestamps(created_at)),
+        ("created_ats[gte]", "2000-01-01T00:00:00Z".to_owned()),
+        ("created_ats[gt]", "2000-01-01T00:00:00Z".to_owned()),
+        ("created_ats[lte]", "2100-01-01T00:00:00Z".to_owned()),
+        ("created_ats[lt]", "2100-01-01T00:00:00Z".to_owned()),
+        ("updated_ats[gte]", "2000-01-01T00:00:00Z".to_owned()),
+        ("updated_ats[gt]", "2000-01-01T00:00:00Z".to_owned()),
+        ("updated_ats[lte]", "2100-01-01T00:00:00Z".to_owned()),
+        ("updated_ats[lt]", "2100-01-01T00:00:00Z".to_owned()),
+    ];
+    let (status, body) = app.get(&query(&matching)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(guids(&body), vec![guid.to_owned()]);
+
+    // The worst case: the space and app filters at their bound too (nothing matches them).
+    let mut worst = matching;
+    worst.push(("space_guids", guid_list(None, BOUND)));
+    worst.push(("app_guids", guid_list(None, BOUND)));
+    let (status, body) = app.get(&query(&worst)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["pagination"]["total_results"], 0, "{body}");
+}
+
+/// One value past any list bound is a 400 CF-BadQueryParameter naming the parameter and its
+/// maximum; so are the lists of the issue (tens of thousands of values, 1,300 organizations
+/// under a full selector) that reached the database and answered 500.
+#[tokio::test]
+async fn one_value_past_any_list_bound_is_400_naming_the_parameter() {
+    let app = TestApp::spawn().await;
+    let timestamp = "2001-01-01T00:00:00Z";
+    let mut cases: Vec<(Vec<(&str, String)>, String)> =
+        ["guids", "organization_guids", "space_guids", "app_guids"]
+            .into_iter()
+            .map(|name| {
+                (
+                    vec![(name, guid_list(None, BOUND + 1))],
+                    format!("Too many {name} values (maximum is 200)"),
+                )
+            })
+            .collect();
+    for (name, item) in [
+        ("scopes", "app"),
+        ("locations", "r.io"),
+        ("created_ats", timestamp),
+        ("updated_ats", timestamp),
+    ] {
+        cases.push((
+            vec![(name, repeated(item, BOUND + 1))],
+            format!("Too many {name} values (maximum is 200)"),
+        ));
+    }
+    let too_many_values =
+        "Too many values in a label_selector 'in' or 'notin' list (maximum is 50)".to_owned();
+    cases.push((
+        vec![("label_selector", selector(1, SELECTOR_VALUES + 1))],
+        too_many_values.clone(),
+    ));
+    cases.push((
+        vec![(
+            "label_selector",
+            format!("k notin ({})", repeated("v", SELECTOR_VALUES + 1)),
+        )],
+        too_many_values.clone(),
+    ));
+    // What the issue sent, as long as a URI may be (64 KiB).
+    cases.push((
+        vec![("locations", repeated("a", 30_000))],
+        "Too many locations values (maximum is 200)".to_owned(),
+    ));
+    cases.push((
+        vec![(
+            "label_selector",
+            format!("k in ({})", repeated("a", 30_000)),
+        )],
+        too_many_values,
+    ));
+    cases.push((
+        vec![
+            ("organization_guids", guid_list(None, 1_300)),
+            ("label_selector", selector(50, 1)),
+        ],
+        "Too many organization_guids values (maximum is 200)".to_owned(),
+    ));
+    for (pairs, message) in cases {
+        let (status, body) = app.get(&query(&pairs)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}: {body}");
+        assert_v3_error(&body, 10005, "CF-BadQueryParameter");
+        assert_eq!(
+            detail(&body),
+            format!("The query parameter is invalid: {message}")
+        );
+    }
+}

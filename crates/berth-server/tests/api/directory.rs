@@ -220,3 +220,86 @@ async fn directory_bodies_are_validated() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let _: Value = body;
 }
+
+/// The directory's list filters (`guids`, `names`, `organization_guids`, `space_guids`) hold
+/// up to 200 values, all at once; one more is a 400 naming the parameter and its maximum.
+#[tokio::test]
+async fn directory_list_filters_are_bounded() {
+    let app = TestApp::spawn().await;
+    let organization = app.organization("o").await;
+    let space = app.space(&organization, "s").await;
+    let app_guid = app.app(&space, "a").await;
+    let guids = |first: &str, count: usize| {
+        std::iter::once(first.to_owned())
+            .chain(std::iter::repeat_with(|| uuid::Uuid::new_v4().to_string()))
+            .take(count)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let names = |first: &str, count: usize| {
+        std::iter::once(first.to_owned())
+            .chain((1..count).map(|i| format!("n{i}")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let lists = [
+        ("/v3/organizations", None, organization.as_str(), "o"),
+        (
+            "/v3/spaces",
+            Some(("organization_guids", organization.as_str())),
+            space.as_str(),
+            "s",
+        ),
+        (
+            "/v3/apps",
+            Some(("space_guids", space.as_str())),
+            app_guid.as_str(),
+            "a",
+        ),
+    ];
+    for (path, parent, guid, name) in lists {
+        let mut query = vec![("guids", guids(guid, 200)), ("names", names(name, 200))];
+        if let Some((parameter, parent)) = parent {
+            query.push((parameter, guids(parent, 200)));
+        }
+        let url = |query: &[(&str, String)]| {
+            let parameters: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{path}?{}", parameters.join("&"))
+        };
+        let (status, body) = app.get(&url(&query)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["resources"][0]["guid"], guid, "{path}: {body}");
+        assert_eq!(body["pagination"]["total_results"], 1, "{path}: {body}");
+        for index in 0..query.len() {
+            let mut past = query.clone();
+            let (parameter, value) = &past[index];
+            let parameter = *parameter;
+            past[index] = (parameter, format!("{value},x"));
+            let (status, body) = app.get(&url(&past)).await;
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{path} {parameter}: {body}"
+            );
+            assert_v3_error(&body, 10005, "CF-BadQueryParameter");
+            assert_eq!(
+                detail(&body),
+                format!(
+                    "The query parameter is invalid: Too many {parameter} values (maximum is 200)"
+                )
+            );
+        }
+    }
+    // What the issue sent: tens of thousands of names.
+    let (status, body) = app
+        .get(&format!(
+            "/v3/organizations?names={}",
+            vec!["a"; 30_000].join(",")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        detail(&body),
+        "The query parameter is invalid: Too many names values (maximum is 200)"
+    );
+}

@@ -200,6 +200,52 @@ impl TestApp {
         resource
     }
 
+    /// Starts a second Berth on the same database, as another replica would be (its own pool
+    /// and workers), and returns its address.
+    pub async fn replica(&self) -> String {
+        let application = Application::build(runtime(self.db.url(), &self.key_spec, "k1"))
+            .await
+            .unwrap();
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        address
+    }
+
+    /// A request as the admin to the Berth at `address` (this app or a [`TestApp::replica`]).
+    pub async fn call_at(
+        &self,
+        address: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{address}{path}"))
+            .bearer_auth(&self.admin_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, value)
+    }
+
+    /// The credential store on this app's database and key ring, to check what is stored.
+    pub async fn credential_store(&self) -> berth_persistence::SeaOrmCredentialStore {
+        let keys = KeyRing::from_spec(&self.key_spec, "k1").unwrap();
+        berth_persistence::SeaOrmCredentialStore::new(
+            self.connect().await,
+            std::sync::Arc::new(keys),
+        )
+    }
+
     pub async fn connect(&self) -> sea_orm::DatabaseConnection {
         sea_orm::Database::connect(self.db.url()).await.unwrap()
     }

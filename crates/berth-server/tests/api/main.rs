@@ -10,6 +10,7 @@ mod credentials;
 mod credentials_list;
 mod directory;
 mod helpers;
+mod http_semantics;
 mod permissions;
 mod registries;
 mod sealing;

@@ -615,3 +615,263 @@ async fn metrics_count_requests_harbor_calls_pool_and_sealed_rows() {
     }
     assert!(!text.contains(&organization), "no series per resource");
 }
+
+/// Enables a fresh organization's registry; its path.
+async fn enabled_registry(app: &TestApp) -> String {
+    let organization = app.organization("acme").await;
+    let (status, body) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    path(&organization)
+}
+
+/// A 409 from a race on one registry: the name was taken, or another change held the registry.
+fn assert_race_conflict(status: StatusCode, body: &Value) {
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        code == "robot_name_taken" || code == "registry_busy",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_parallel_creates_of_one_name_give_one_robot_whose_secret_works() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let registry = enabled_registry(&app).await;
+    harbor.set_faults(Faults {
+        latency_ms: 10,
+        ..Faults::default()
+    });
+    let credentials = format!("{registry}/credentials");
+    let results = futures_util::future::join_all(
+        (0..20).map(|_| app.post(&credentials, json!({"name": "ci", "access": "pull"}))),
+    )
+    .await;
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_race_conflict(*status, body);
+    }
+    let issued = &created[0]["credentials"];
+    assert!(
+        robot_login_works(
+            &harbor,
+            issued["username"].as_str().unwrap(),
+            issued["password"].as_str().unwrap()
+        )
+        .await,
+        "the one answered secret works in Harbor"
+    );
+    let in_harbor = harbor
+        .state()
+        .robots
+        .iter()
+        .filter(|robot| robot.stored_name.ends_with("+ci"))
+        .count();
+    assert_eq!(in_harbor, 1);
+}
+
+/// Rotates `robot` once; the status, and whether the answered secret worked in Harbor the moment
+/// the answer arrived.
+async fn rotate_and_try(
+    app: &TestApp,
+    harbor: &RunningEmulator,
+    rotate: &str,
+) -> (StatusCode, Value, Option<bool>) {
+    let (status, body) = app.post(rotate, json!({})).await;
+    let works = if status == StatusCode::OK {
+        let issued = &body["credentials"];
+        Some(
+            robot_login_works(
+                harbor,
+                issued["username"].as_str().unwrap(),
+                issued["password"].as_str().unwrap(),
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    (status, body, works)
+}
+
+#[tokio::test]
+async fn parallel_rotations_are_serialized_so_every_answered_secret_is_current() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let registry = enabled_registry(&app).await;
+    let credentials = format!("{registry}/credentials");
+    let (status, created) = app
+        .post(&credentials, json!({"name": "ci", "access": "pull"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let rotate = format!(
+        "{credentials}/{}/rotate",
+        created["credential"]["id"].as_str().unwrap()
+    );
+    // Harbor takes its time before it changes the secret: the window in which an answered
+    // secret would already be stale if rotations overlapped.
+    let mut faults = Faults::default();
+    faults
+        .route_latency_ms
+        .insert("PATCH /robots/{id}".into(), 250);
+    harbor.set_faults(faults);
+    let results =
+        futures_util::future::join_all((0..5).map(|_| rotate_and_try(&app, &harbor, &rotate)))
+            .await;
+    let mut rotated = 0;
+    for (status, body, works) in &results {
+        if *status == StatusCode::OK {
+            rotated += 1;
+            assert_eq!(*works, Some(true), "a stale secret was answered: {body}");
+        } else {
+            assert_race_conflict(*status, body);
+        }
+    }
+    assert!(rotated >= 1, "{results:?}");
+}
+
+#[tokio::test]
+async fn thirty_parallel_quota_changes_leave_berth_and_harbor_agreeing() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let registry = enabled_registry(&app).await;
+    harbor.set_faults(Faults {
+        latency_ms: 5,
+        ..Faults::default()
+    });
+    for round in 0..5_u64 {
+        let results = futures_util::future::join_all(
+            (1..=30_u64).map(|gb| app.patch(&registry, json!({"quota_gb": gb + round * 30}))),
+        )
+        .await;
+        let mut changed = 0;
+        for (status, body) in &results {
+            if *status == StatusCode::OK {
+                changed += 1;
+            } else {
+                assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+                assert_v1_error(body, "registry_busy");
+            }
+        }
+        assert!(changed >= 1, "{results:?}");
+        let (status, shown) = app.get(&registry).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        let hard_bytes = harbor.state().quotas[0].hard_bytes;
+        assert_eq!(
+            shown["quota_gb"].as_i64().unwrap() * 1024 * 1024 * 1024,
+            hard_bytes,
+            "Berth says {} GB, Harbor holds {hard_bytes} bytes (round {round})",
+            shown["quota_gb"]
+        );
+    }
+}
+
+/// Disables the registry, retrying while another change holds it; never a 5xx.
+async fn disable_until_done(app: &TestApp, registry: &str) {
+    for _ in 0..100 {
+        let (status, body) = app.delete(registry).await;
+        match status {
+            StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => return,
+            _ => assert_race_conflict(status, &body),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the registry never became free to disable");
+}
+
+#[tokio::test]
+async fn robots_created_while_the_registry_is_disabled_never_survive() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let registry = enabled_registry(&app).await;
+    let project = harbor.state().projects[0].id;
+    let credentials = format!("{registry}/credentials");
+    for round in 0..4 {
+        if round > 0 {
+            let (status, body) = app.call(Method::POST, &registry, None).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        // Harbor is slow to create robots, so the disable arrives while they are being made.
+        let mut faults = Faults::default();
+        faults.route_latency_ms.insert("POST /robots".into(), 150);
+        harbor.set_faults(faults);
+        let creates = futures_util::future::join_all((0..3).map(|index| {
+            app.post(
+                &credentials,
+                json!({"name": format!("r{round}-{index}"), "access": "pull"}),
+            )
+        }));
+        let disable = async {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            app.delete(&registry).await
+        };
+        let (created, disabled) = tokio::join!(creates, disable);
+        harbor.set_faults(Faults::default());
+        for (status, body) in &created {
+            assert!(
+                [
+                    StatusCode::CREATED,
+                    StatusCode::NOT_FOUND,
+                    StatusCode::CONFLICT
+                ]
+                .contains(status),
+                "round {round}: {status} {body}"
+            );
+        }
+        if disabled.0 != StatusCode::NO_CONTENT {
+            assert_race_conflict(disabled.0, &disabled.1);
+            disable_until_done(&app, &registry).await;
+        }
+        let left: Vec<String> = harbor
+            .state()
+            .robots
+            .into_iter()
+            .filter(|robot| robot.project_id == project)
+            .map(|robot| robot.stored_name)
+            .collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: robots survived the disable: {left:?}"
+        );
+        let (status, shown) = app.get(&registry).await;
+        assert_eq!((status, &shown["enabled"]), (StatusCode::OK, &json!(false)));
+    }
+}
+
+#[tokio::test]
+async fn a_robot_made_after_its_lease_ran_out_and_a_disable_took_over_is_taken_back() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|runtime| {
+        runtime.registry.lease = time::Duration::seconds(1);
+        if let berth_server::startup::HarborChoice::Remote(settings) = &mut runtime.harbor {
+            settings.request_timeout = Duration::from_secs(10);
+        }
+    })
+    .await;
+    let registry = enabled_registry(&app).await;
+    let project = harbor.state().projects[0].id;
+    // Harbor makes the robot only after the creator's lease has run out and the disable (which
+    // searched Harbor and found nothing) has finished.
+    let mut faults = Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 4000);
+    harbor.set_faults(faults);
+    let credentials = format!("{registry}/credentials");
+    let create = app.post(&credentials, json!({"name": "late", "access": "pull"}));
+    let disable = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.delete(&registry).await
+    };
+    let ((created, body), (disabled, _)) = tokio::join!(create, disable);
+    assert_eq!(disabled, StatusCode::NO_CONTENT);
+    assert_eq!(created, StatusCode::CONFLICT, "{body}");
+    assert_v1_error(&body, "registry_busy");
+    let left: Vec<String> = harbor
+        .state()
+        .robots
+        .into_iter()
+        .filter(|robot| robot.project_id == project)
+        .map(|robot| robot.stored_name)
+        .collect();
+    assert!(left.is_empty(), "robots survived the disable: {left:?}");
+}

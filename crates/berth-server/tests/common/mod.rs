@@ -44,6 +44,7 @@ pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime 
         harbor: HarborChoice::None,
         registry: registry_settings(),
         reconcile_interval: Duration::from_secs(3600),
+        metrics_listen: None,
     }
 }
 
@@ -52,6 +53,7 @@ pub fn registry_settings() -> berth_domain::registry_service::RegistrySettings {
     berth_domain::registry_service::RegistrySettings {
         default_quota: berth_domain::registry::QuotaGb::new(10).unwrap(),
         lease: time::Duration::seconds(60),
+        lease_wait: time::Duration::seconds(2),
         usage_cache: time::Duration::ZERO,
         stale_after: time::Duration::seconds(3600),
         clock_skew: time::Duration::seconds(60),
