@@ -6,17 +6,16 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use berth_domain::ports::RegistryProvisioner;
-use berth_persistence::Connection;
-use berth_persistence::sealing::KeyRing;
 use serde::Serialize;
 
+use crate::ops::OpsProbe;
 use crate::state::AppState;
 
 /// What `/readyz` checks.
 #[derive(Clone)]
 pub struct Readiness {
-    pub db: Connection,
-    pub keys: Arc<KeyRing>,
+    /// The database and the key ring.
+    pub ops: Arc<dyn OpsProbe>,
     /// `None` when no Harbor is configured: then it is not checked.
     pub harbor: Option<Arc<dyn RegistryProvisioner>>,
 }
@@ -78,13 +77,13 @@ impl Readiness {
 
     /// The database's and the key ring's checks.
     async fn check_database(&self) -> (String, String) {
-        if berth_persistence::ping(&self.db).await.is_err() {
+        if self.ops.ping_database().await.is_err() {
             return (
                 UNREACHABLE.to_owned(),
                 "unknown: the database is unreachable".to_owned(),
             );
         }
-        let key_ring = match berth_persistence::keys::missing_labels(&self.db, &self.keys).await {
+        let key_ring = match self.ops.missing_key_labels().await {
             Ok(missing) if missing.is_empty() => OK.to_owned(),
             Ok(missing) => format!("labels missing from the ring: {}", missing.join(", ")),
             Err(_) => "unknown: the database is unreachable".to_owned(),

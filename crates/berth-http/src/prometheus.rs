@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use berth_persistence::{Connection, WorkerPools};
+use crate::ops::OpsProbe;
 
 /// Latency buckets in seconds, from a cache hit to a slow Harbor call.
 const BUCKETS: &[f64] = &[
@@ -54,35 +54,22 @@ pub async fn record_requests(
     response
 }
 
-/// What the scrape reads besides the recorder: the shared pool (sealed rows per label) and
-/// every worker's pools (their usage). It serves on the public port or on `metrics.listen`.
-#[derive(Clone)]
-pub struct MetricsSource {
-    pub db: Connection,
-    pub pools: WorkerPools,
-}
-
 /// `GET /metrics`, registered on whichever server serves the metrics.
 pub fn route(config: &mut web::ServiceConfig) {
     config.service(crate::v3::resource("/metrics", "GET").route(web::get().to(scrape)));
 }
 
 /// The scrape endpoint. Gauges that are read from the database are refreshed here.
-pub async fn scrape(source: web::Data<MetricsSource>) -> HttpResponse {
+pub async fn scrape(ops: web::Data<dyn OpsProbe>) -> HttpResponse {
     let Some(handle) = handle() else {
         return HttpResponse::ServiceUnavailable()
             .body("metrics are not available in this process\n");
     };
-    let db = &source.db;
-    let (open, idle) = source.pools.usage();
-    metrics::gauge!("berth_db_pool_connections", "state" => "open").set(f64::from(open));
-    metrics::gauge!("berth_db_pool_connections", "state" => "idle").set(idle as f64);
+    let usage = ops.pool_usage();
+    metrics::gauge!("berth_db_pool_connections", "state" => "open").set(f64::from(usage.open));
+    metrics::gauge!("berth_db_pool_connections", "state" => "idle").set(usage.idle as f64);
     // Bounded like `/readyz`: a database that stopped answering must not hold the scrape.
-    let counts = tokio::time::timeout(
-        crate::health::CHECK_DEADLINE,
-        berth_persistence::keys::label_counts(db),
-    )
-    .await;
+    let counts = tokio::time::timeout(crate::health::CHECK_DEADLINE, ops.sealed_rows()).await;
     if let Ok(Ok(counts)) = counts {
         for count in counts {
             metrics::gauge!("berth_sealed_rows", "table" => count.table, "label" => count.label)
