@@ -2,7 +2,8 @@
 //!
 //! - `test`: the whole suite, once on SQLite and once on PostgreSQL.
 //! - `ci`: formatting, lints, the dependency fences, then `test`.
-//! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them).
+//! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them), and
+//!   no source line over 150 characters.
 //! - `bench [--quick]`: speed and memory against the floors (docs/BENCHMARKS.md).
 //!
 //! Small on purpose: `std`, `anyhow`, and `serde_json` for the benchmark's results.
@@ -228,6 +229,48 @@ fn fences() -> anyhow::Result<()> {
     if !breaches.is_empty() {
         bail!("dependency fences broken:\n  {}", breaches.join("\n  "));
     }
+    source_line_lengths()
+}
+
+/// The longest line a library or binary source file may have: attributes and macros that
+/// rustfmt cannot break are broken by hand, one argument a line.
+const MAX_SOURCE_LINE: usize = 150;
+
+/// Checks every `crates/*/src/**/*.rs` against [`MAX_SOURCE_LINE`].
+fn source_line_lengths() -> anyhow::Result<()> {
+    let mut long = Vec::new();
+    let mut pending = vec![workspace_root().join("crates")];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                if path
+                    .file_name()
+                    .is_none_or(|name| name != "tests" && name != "target")
+                {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|ext| ext == "rs")
+                && path.components().any(|part| part.as_os_str() == "src")
+            {
+                let text = std::fs::read_to_string(&path)?;
+                for (index, line) in text.lines().enumerate() {
+                    if line.chars().count() > MAX_SOURCE_LINE {
+                        long.push(format!("{}:{}", path.display(), index + 1));
+                    }
+                }
+            }
+        }
+    }
+    if !long.is_empty() {
+        bail!(
+            "source lines over {MAX_SOURCE_LINE} characters (break them by hand):\n  {}",
+            long.join("\n  ")
+        );
+    }
+    eprintln!("==> no source line over {MAX_SOURCE_LINE} characters");
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Longest location accepted: a host (253) plus a port and a repository path, bounded so that an
 /// index on the column stays small on every database.
-const MAX_LOCATION_LEN: usize = 512;
+pub const MAX_LOCATION_LEN: usize = 512;
 
 /// Why a location was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

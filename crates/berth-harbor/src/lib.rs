@@ -171,7 +171,13 @@ impl HarborClient {
         let message = harbor_message(response).await;
         Err(match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                tracing::error!(%method, path, request_id, status = status.as_u16(), "Harbor refused Berth's credential (harbor.username, harbor.password)");
+                tracing::error!(
+                    %method,
+                    path,
+                    request_id,
+                    status = status.as_u16(),
+                    "Harbor refused Berth's credential (harbor.username, harbor.password)"
+                );
                 ProvisionError::Misconfigured
             }
             StatusCode::NOT_FOUND => ProvisionError::NotFound,

@@ -102,14 +102,31 @@ impl Readiness {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz", security(()), responses((status = 200, description = "The process serves", body = HealthBody)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "healthz",
+    security(()),
+    responses((status = 200, description = "The process serves", body = HealthBody)),
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthBody {
         status: "ok".into(),
     })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz", security(()), responses((status = 200, description = "Ready", body = Report), (status = 503, description = "Not ready; the body names what failed", body = Report)))]
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readyz",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Report),
+        (status = 503, description = "Not ready; the body names what failed", body = Report),
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let report = state.readiness.check().await;
     if report.status == "ready" {

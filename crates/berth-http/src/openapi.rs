@@ -81,17 +81,11 @@ pub struct MetadataRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateCredentialBody {
     /// `host[:port][/path]`, no scheme.
-    #[schema(min_length = 1, max_length = 512)]
     pub location: String,
     /// Not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
     pub username: String,
     /// Write-only: never returned.
-    #[schema(format = Password, min_length = 1, max_length = 16384)]
+    #[schema(format = Password)]
     pub password: String,
     pub relationships: Option<CredentialRelationshipsBody>,
     pub metadata: Option<MetadataRequest>,
@@ -102,11 +96,6 @@ pub struct CreateCredentialBody {
 #[serde(deny_unknown_fields)]
 pub struct UpdateCredentialBody {
     /// Not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
     pub username: Option<String>,
     #[schema(format = Password)]
     pub password: Option<String>,
@@ -117,11 +106,6 @@ pub struct UpdateCredentialBody {
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
     /// 1 to 255 characters, not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
     pub name: String,
 }
 
@@ -134,11 +118,6 @@ pub struct OrganizationRelationship {
 #[serde(deny_unknown_fields)]
 pub struct SpaceBody {
     /// 1 to 255 characters, not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
     pub name: String,
     pub relationships: OrganizationRelationship,
 }
@@ -152,11 +131,6 @@ pub struct SpaceRelationship {
 #[serde(deny_unknown_fields)]
 pub struct AppBody {
     /// 1 to 255 characters, not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
     pub name: String,
     pub relationships: SpaceRelationship,
 }
@@ -191,10 +165,8 @@ impl IntoParams for CredentialListQuery {
 #[into_params(parameter_in = Query)]
 struct CredentialListScalars {
     /// From 1.
-    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// 1 to 5000; default 50.
-    #[param(minimum = 1, maximum = 5000)]
     pub per_page: Option<u32>,
     /// `created_at`, `updated_at` or `location`, `-` first for descending.
     #[param(pattern = r"^[+-]?(created_at|updated_at|location)$")]
@@ -262,9 +234,7 @@ fn directory_params(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct DirectoryListScalars {
-    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
-    #[param(minimum = 1, maximum = 5000)]
     pub per_page: Option<u32>,
     /// `created_at`, `updated_at` or `name`, `-` first for descending.
     #[param(pattern = r"^[+-]?(created_at|updated_at|name)$")]
@@ -331,14 +301,12 @@ fn label_selector() -> Parameter {
 #[serde(deny_unknown_fields)]
 pub struct EnableRegistryBody {
     /// 1 to 1048576; default from `harbor.default_quota_gb`.
-    #[schema(minimum = 1, maximum = 1048576)]
     pub quota_gb: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaBody {
-    #[schema(minimum = 1, maximum = 1048576)]
     pub quota_gb: u32,
 }
 
@@ -381,6 +349,203 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The rules the validators enforce, written into the document from the same constants, so the
+/// two cannot drift: lengths, bounds and the "not blank, no control characters" pattern of
+/// names.
+struct DomainRules;
+
+/// Not blank (a non-space character somewhere), no control characters.
+const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// One field's rule.
+enum Rule {
+    /// 1 to `max` characters.
+    Text(usize),
+    /// 1 to `max` characters, not blank, no control characters.
+    Name(usize),
+    /// A whole number from 1 to `max`.
+    Whole(u64),
+}
+
+impl Rule {
+    fn apply(&self, object: &mut utoipa::openapi::schema::Object) {
+        match *self {
+            Rule::Text(max) | Rule::Name(max) => {
+                object.min_length = Some(1);
+                object.max_length = Some(max);
+                if matches!(self, Rule::Name(_)) {
+                    object.pattern = Some(NAME_PATTERN.to_owned());
+                }
+            }
+            Rule::Whole(max) => {
+                object.minimum = Some(utoipa::Number::UInt(1));
+                object.maximum = Some(utoipa::Number::UInt(
+                    usize::try_from(max).unwrap_or(usize::MAX),
+                ));
+            }
+        }
+    }
+}
+
+impl Modify for DomainRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use berth_domain::credential::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+        use berth_domain::directory::MAX_NAME_LEN;
+        use berth_domain::listing::{MAX_PAGE, MAX_PER_PAGE};
+        use berth_domain::location::MAX_LOCATION_LEN;
+        use berth_domain::registry::MAX_QUOTA_GB;
+        use utoipa::openapi::{RefOr, schema::Schema};
+
+        let fields = [
+            (
+                "CreateCredentialBody",
+                "location",
+                Rule::Text(MAX_LOCATION_LEN),
+            ),
+            (
+                "CreateCredentialBody",
+                "username",
+                Rule::Name(MAX_USERNAME_LEN),
+            ),
+            (
+                "CreateCredentialBody",
+                "password",
+                Rule::Text(MAX_PASSWORD_LEN),
+            ),
+            (
+                "UpdateCredentialBody",
+                "username",
+                Rule::Name(MAX_USERNAME_LEN),
+            ),
+            ("OrganizationBody", "name", Rule::Name(MAX_NAME_LEN)),
+            ("SpaceBody", "name", Rule::Name(MAX_NAME_LEN)),
+            ("AppBody", "name", Rule::Name(MAX_NAME_LEN)),
+            ("EnableRegistryBody", "quota_gb", Rule::Whole(MAX_QUOTA_GB)),
+            ("QuotaBody", "quota_gb", Rule::Whole(MAX_QUOTA_GB)),
+        ];
+        if let Some(components) = openapi.components.as_mut() {
+            for (schema, field, rule) in &fields {
+                if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(*schema)
+                    && let Some(RefOr::T(Schema::Object(property))) =
+                        body.properties.get_mut(*field)
+                {
+                    rule.apply(property);
+                }
+            }
+        }
+        let paging = [
+            ("page", Rule::Whole(u64::from(MAX_PAGE))),
+            ("per_page", Rule::Whole(u64::from(MAX_PER_PAGE))),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let Some(list) = item.get.as_mut() else {
+                continue;
+            };
+            for parameter in list.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && let Some((_, rule)) = paging.iter().find(|(name, _)| parameter.name == *name)
+                    && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                {
+                    rule.apply(schema);
+                }
+            }
+        }
+    }
+}
+
+// Answers many operations share, written once and named in each operation's `responses(...)`.
+
+/// Every V3 operation: the caller is not authenticated, or the database is down.
+#[derive(utoipa::IntoResponses)]
+pub enum V3Unauthenticated {
+    #[response(status = 401, description = "No token, or an invalid one")]
+    NotAuthenticated(V3ErrorBody),
+    #[response(status = 503, description = "The database is unavailable")]
+    Unavailable(V3ErrorBody),
+}
+
+/// V3 operations with a body: not a JSON object, too large, or a field refused.
+#[derive(utoipa::IntoResponses)]
+pub enum V3BodyRefused {
+    #[response(status = 400, description = "The body is not a JSON object")]
+    NotAnObject(V3ErrorBody),
+    #[response(status = 413, description = "The body is over 1 MiB")]
+    TooLarge(V3ErrorBody),
+    #[response(
+        status = 422,
+        description = "A field is invalid, unknown, or a uniqueness rule is broken"
+    )]
+    Unprocessable(V3ErrorBody),
+}
+
+/// V3 lists: a query parameter refused.
+#[derive(utoipa::IntoResponses)]
+pub enum V3QueryRefused {
+    #[response(status = 400, description = "A query parameter is invalid")]
+    BadQueryParameter(V3ErrorBody),
+}
+
+/// V3 operations on one resource: unknown, or not visible to the caller.
+#[derive(utoipa::IntoResponses)]
+pub enum V3NotVisible {
+    #[response(status = 404, description = "Not found, or not visible to the caller")]
+    NotFound(V3ErrorBody),
+}
+
+/// V3 writes: the caller may read the resource but not change it.
+#[derive(utoipa::IntoResponses)]
+pub enum V3NotWritable {
+    #[response(status = 403, description = "Readable but not writable")]
+    NotAuthorized(V3ErrorBody),
+}
+
+/// Every v1 operation: not authenticated, an unknown or invisible organization, registry or
+/// robot, or Harbor or the database down.
+#[derive(utoipa::IntoResponses)]
+pub enum V1Always {
+    #[response(status = 401, description = "unauthorized")]
+    Unauthorized(V1ErrorBody),
+    #[response(
+        status = 404,
+        description = "organization_not_found, registry_not_found or robot_credential_not_found"
+    )]
+    NotFound(V1ErrorBody),
+    #[response(
+        status = 503,
+        description = "harbor_unavailable or database_unavailable"
+    )]
+    Unavailable(V1ErrorBody),
+}
+
+/// v1 operations with a body: not JSON, too large, or a field refused.
+#[derive(utoipa::IntoResponses)]
+pub enum V1BodyRefused {
+    #[response(status = 400, description = "invalid_json")]
+    InvalidJson(V1ErrorBody),
+    #[response(status = 413, description = "payload_too_large")]
+    PayloadTooLarge(V1ErrorBody),
+    #[response(status = 422, description = "validation_failed")]
+    ValidationFailed(V1ErrorBody),
+}
+
+/// v1 writes: the caller may read the registry but not change it.
+#[derive(utoipa::IntoResponses)]
+pub enum V1NotWritable {
+    #[response(status = 403, description = "forbidden")]
+    Forbidden(V1ErrorBody),
+}
+
+/// v1 writes that meet the registry in another state, or another request holding it.
+#[derive(utoipa::IntoResponses)]
+pub enum V1Conflict {
+    #[response(
+        status = 409,
+        description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, \
+                       robot_name_taken or registry_busy"
+    )]
+    Conflict(V1ErrorBody),
 }
 
 /// What every operation shares, said once: its path ids are guids (anything else is a 404, as
@@ -475,7 +640,9 @@ impl Modify for SharedAnswers {
         crate::health::healthz,
         crate::health::readyz,
     ),
-    modifiers(&BearerAuth, &SharedAnswers),
+    // The error envelopes are named by the shared answers above, which do not collect schemas.
+    components(schemas(V3ErrorBody, V1ErrorBody)),
+    modifiers(&BearerAuth, &SharedAnswers, &DomainRules),
     security(("bearer" = [])),
     tags(
         (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),

@@ -187,7 +187,13 @@ fn insert_with_labels(row: credentials::ActiveModel, credential: &RegistryCreden
         .map(|values| values.0)
         .unwrap_or_default();
     let mut sql = format!(
-        r#"WITH "credential" AS ({} RETURNING "guid", "organization_guid") INSERT INTO "registry_credential_labels" ("credential_guid", "organization_guid", "key", "value") SELECT "credential"."guid", "credential"."organization_guid", "label"."key", "label"."value" FROM "credential" CROSS JOIN (VALUES "#,
+        concat!(
+            r#"WITH "credential" AS ({} RETURNING "guid", "organization_guid") "#,
+            r#"INSERT INTO "registry_credential_labels" "#,
+            r#"("credential_guid", "organization_guid", "key", "value") "#,
+            r#"SELECT "credential"."guid", "credential"."organization_guid", "label"."key", "#,
+            r#""label"."value" FROM "credential" CROSS JOIN (VALUES "#,
+        ),
         statement.sql
     );
     for (index, (key, value)) in labels.iter().enumerate() {

@@ -481,10 +481,18 @@ async fn create_project(
         }
         let mut metadata = BTreeMap::new();
         if let Some(value) = body.get("metadata") {
-            let object = value.as_object().ok_or_else(|| error(422, "UNPROCESSABLE_ENTITY", "validation failure list:\nmetadata in body must be of type object"))?;
+            let object = value.as_object().ok_or_else(|| error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "validation failure list:\nmetadata in body must be of type object",
+            ))?;
             for (key, value) in object {
                 let Value::String(text) = value else {
-                    return Err(error(422, "UNPROCESSABLE_ENTITY", format!("validation failure list:\nmetadata.{key} in body must be of type string")));
+                    return Err(error(
+                        422,
+                        "UNPROCESSABLE_ENTITY",
+                        format!("validation failure list:\nmetadata.{key} in body must be of type string"),
+                    ));
                 };
                 metadata.insert(key.clone(), text.clone());
             }
@@ -495,7 +503,11 @@ async fn create_project(
         }
         let limit = match body.get("storage_limit") {
             None | Some(Value::Null) => -1,
-            Some(value) => value.as_i64().ok_or_else(|| error(422, "UNPROCESSABLE_ENTITY", "validation failure list:\nstorage_limit in body must be of type int64"))?,
+            Some(value) => value.as_i64().ok_or_else(|| error(
+                    422,
+                    "UNPROCESSABLE_ENTITY",
+                    "validation failure list:\nstorage_limit in body must be of type int64",
+                ))?,
         };
         let limit = match limit {
             0 | -1 => -1,
@@ -980,18 +992,40 @@ async fn refresh_robot(
     run(&shared, "PATCH /robots/{id}", || {
         authorized?;
         let id = integer_path(&id, "robot_id")?;
-        let body = body.ok_or_else(|| error(422, "UNPROCESSABLE_ENTITY", "validation failure list:\nrobotSec in body is required"))?;
-        let wanted = body.get("secret").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let body = body.ok_or_else(|| {
+            error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "validation failure list:\nrobotSec in body is required",
+            )
+        })?;
+        let wanted = body
+            .get("secret")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if !wanted.is_empty() && !strong_secret(&wanted) {
-            return Err(error(400, "BAD_REQUEST", "the secret must be 8-128, inclusively, characters long with at least 1 uppercase letter, 1 lowercase letter and 1 number"));
+            return Err(error(
+                400,
+                "BAD_REQUEST",
+                "the secret must be 8-128, inclusively, characters long with at least 1 \
+                 uppercase letter, 1 lowercase letter and 1 number",
+            ));
         }
         let mut state = lock(&shared.state);
-        let robot = state.robots.get_mut(&id).ok_or_else(|| error(404, "NOT_FOUND", format!("robot {id} not found")))?;
+        let robot = state
+            .robots
+            .get_mut(&id)
+            .ok_or_else(|| error(404, "NOT_FOUND", format!("robot {id} not found")))?;
         let generated = wanted.is_empty();
         let secret = if generated { random_secret() } else { wanted };
         robot.secret_hash = hash_secret(&robot.salt, &secret);
         robot.update_time = OffsetDateTime::now_utc();
-        Ok(HttpResponse::Ok().json(if generated { json!({"secret": secret}) } else { json!({}) }))
+        Ok(HttpResponse::Ok().json(if generated {
+            json!({"secret": secret})
+        } else {
+            json!({})
+        }))
     })
     .await
 }

@@ -14,6 +14,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::error::{Detail, V1Error};
 use super::{OptionalObject, V1Caller};
+use crate::openapi::{
+    CreateRobotBody, EnableRegistryBody, QuotaBody, V1Always, V1BodyRefused, V1Conflict,
+    V1NotWritable,
+};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -250,7 +254,21 @@ fn finish<T>(details: Vec<Detail>, value: Option<T>) -> Result<T, V1Error> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "enable_registry", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = Option<crate::openapi::EnableRegistryBody>, content_type = "application/json"), responses((status = 201, description = "Enabled; the robot secret is shown only here", body = EnableResponse), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{org_id}/registry",
+    tag = "registries",
+    operation_id = "enable_registry",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    request_body(content = Option<EnableRegistryBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Enabled; the robot secret is shown only here", body = EnableResponse),
+        V1Always,
+        V1BodyRefused,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
 pub(crate) async fn enable(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -276,7 +294,14 @@ pub(crate) async fn enable(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "get_registry", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 200, description = "The registry", body = RegistryBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{org_id}/registry",
+    tag = "registries",
+    operation_id = "get_registry",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    responses((status = 200, description = "The registry", body = RegistryBody), V1Always),
+)]
 pub(crate) async fn show(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -288,7 +313,21 @@ pub(crate) async fn show(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "update_registry_quota", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::QuotaBody, content_type = "application/json"), responses((status = 200, description = "Quota changed", body = RegistryBody), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/organizations/{org_id}/registry",
+    tag = "registries",
+    operation_id = "update_registry_quota",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    request_body(content = QuotaBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Quota changed", body = RegistryBody),
+        V1Always,
+        V1BodyRefused,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -307,7 +346,19 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry", tag = "registries", operation_id = "disable_registry", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 204, description = "Disabled: robots deleted, project kept"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/organizations/{org_id}/registry",
+    tag = "registries",
+    operation_id = "disable_registry",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    responses(
+        (status = 204, description = "Disabled: robots deleted, project kept"),
+        V1Always,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
 pub(crate) async fn disable(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -319,7 +370,17 @@ pub(crate) async fn disable(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/registry/credentials", tag = "registries", operation_id = "list_robot_credentials", params(("org_id" = String, Path, description = "Organization guid")), responses((status = 200, description = "Robot credentials, never their secrets", body = RobotList), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{org_id}/registry/credentials",
+    tag = "registries",
+    operation_id = "list_robot_credentials",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    responses(
+        (status = 200, description = "Robot credentials, never their secrets", body = RobotList),
+        V1Always,
+    ),
+)]
 pub(crate) async fn list_robots(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -333,7 +394,21 @@ pub(crate) async fn list_robots(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials", tag = "registries", operation_id = "create_robot_credential", params(("org_id" = String, Path, description = "Organization guid")), request_body(content = crate::openapi::CreateRobotBody, content_type = "application/json"), responses((status = 201, description = "Created; the secret is shown only here", body = RobotIssued), (status = 400, description = "invalid_json", body = crate::openapi::V1ErrorBody), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::V1ErrorBody), (status = 422, description = "validation_failed", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{org_id}/registry/credentials",
+    tag = "registries",
+    operation_id = "create_robot_credential",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    request_body(content = CreateRobotBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; the secret is shown only here", body = RobotIssued),
+        V1Always,
+        V1BodyRefused,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
 pub(crate) async fn create_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -406,7 +481,22 @@ fn robot_id(text: &str) -> Result<RobotId, V1Error> {
         .map_err(|_| V1Error::from(berth_domain::registry_service::RegistryError::RobotNotFound))
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate", tag = "registries", operation_id = "rotate_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 200, description = "Rotated; the new secret is shown only here", body = RobotIssued), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
+    tag = "registries",
+    operation_id = "rotate_robot_credential",
+    params(
+        ("org_id" = String, Path, description = "Organization guid"),
+        ("credential_id" = String, Path, description = "Robot credential id"),
+    ),
+    responses(
+        (status = 200, description = "Rotated; the new secret is shown only here", body = RobotIssued),
+        V1Always,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
 pub(crate) async fn rotate_robot(
     state: web::Data<AppState>,
     caller: V1Caller,
@@ -424,7 +514,22 @@ pub(crate) async fn rotate_robot(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}", tag = "registries", operation_id = "delete_robot_credential", params(("org_id" = String, Path, description = "Organization guid"), ("credential_id" = String, Path, description = "Robot credential id")), responses((status = 204, description = "Deleted in Harbor and in Berth"), (status = 401, description = "unauthorized", body = crate::openapi::V1ErrorBody), (status = 403, description = "forbidden", body = crate::openapi::V1ErrorBody), (status = 404, description = "organization_not_found, registry_not_found or robot_credential_not_found", body = crate::openapi::V1ErrorBody), (status = 409, description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, robot_name_taken or registry_busy", body = crate::openapi::V1ErrorBody), (status = 503, description = "harbor_unavailable or database_unavailable", body = crate::openapi::V1ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
+    tag = "registries",
+    operation_id = "delete_robot_credential",
+    params(
+        ("org_id" = String, Path, description = "Organization guid"),
+        ("credential_id" = String, Path, description = "Robot credential id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted in Harbor and in Berth"),
+        V1Always,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
 pub(crate) async fn delete_robot(
     state: web::Data<AppState>,
     caller: V1Caller,

@@ -13,6 +13,10 @@ use super::body::{JsonObject, Problems, reject_unknown_fields, required_parent, 
 use super::error::V3Error;
 use super::presenters::{AppResource, Links, ListBody, OrganizationResource, SpaceResource};
 use super::query::ListQuery;
+use crate::openapi::{
+    AppBody, AppListQuery, OrganizationBody, OrganizationListQuery, SpaceBody, SpaceListQuery,
+    V3BodyRefused, V3ErrorBody, V3NotVisible, V3NotWritable, V3QueryRefused, V3Unauthenticated,
+};
 use crate::state::AppState;
 
 const ORDER_FIELDS: &[(&str, DirectoryOrderField)] = &[
@@ -195,7 +199,22 @@ async fn delete<E: V3Entry>(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(put, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "put_organization", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::OrganizationBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = OrganizationResource), (status = 201, description = "Created", body = OrganizationResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    put,
+    path = "/v3/organizations/{guid}",
+    tag = "directory",
+    operation_id = "put_organization",
+    params(("guid" = String, Path, description = "The resource guid")),
+    request_body(content = OrganizationBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = OrganizationResource),
+        (status = 201, description = "Created", body = OrganizationResource),
+        V3Unauthenticated,
+        V3BodyRefused,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn put_organization(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -213,7 +232,18 @@ pub(crate) async fn put_organization(
     Ok(upserted(outcome).json(organization.present(&state.links)))
 }
 
-#[utoipa::path(get, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "get_organization", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = OrganizationResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/organizations/{guid}",
+    tag = "directory",
+    operation_id = "get_organization",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 200, description = "Found", body = OrganizationResource),
+        V3Unauthenticated,
+        V3NotVisible,
+    ),
+)]
 pub(crate) async fn show_organization(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -222,7 +252,18 @@ pub(crate) async fn show_organization(
     show::<Organization>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(get, path = "/v3/organizations", tag = "directory", operation_id = "list_organizations", params(crate::openapi::OrganizationListQuery), responses((status = 200, description = "One page", body = ListBody<OrganizationResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/organizations",
+    tag = "directory",
+    operation_id = "list_organizations",
+    params(OrganizationListQuery),
+    responses(
+        (status = 200, description = "One page", body = ListBody<OrganizationResource>),
+        V3Unauthenticated,
+        V3QueryRefused,
+    ),
+)]
 pub(crate) async fn list_organizations(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -231,7 +272,20 @@ pub(crate) async fn list_organizations(
     list::<Organization>(&state, &caller, &request).await
 }
 
-#[utoipa::path(delete, path = "/v3/organizations/{guid}", tag = "directory", operation_id = "delete_organization", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/v3/organizations/{guid}",
+    tag = "directory",
+    operation_id = "delete_organization",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 422, description = "Still in use: nothing was deleted", body = V3ErrorBody),
+        V3Unauthenticated,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn delete_organization(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -240,7 +294,22 @@ pub(crate) async fn delete_organization(
     delete::<Organization>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(put, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "put_space", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::SpaceBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = SpaceResource), (status = 201, description = "Created", body = SpaceResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    put,
+    path = "/v3/spaces/{guid}",
+    tag = "directory",
+    operation_id = "put_space",
+    params(("guid" = String, Path, description = "The resource guid")),
+    request_body(content = SpaceBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = SpaceResource),
+        (status = 201, description = "Created", body = SpaceResource),
+        V3Unauthenticated,
+        V3BodyRefused,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn put_space(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -265,7 +334,18 @@ pub(crate) async fn put_space(
     Ok(upserted(outcome).json(space.present(&state.links)))
 }
 
-#[utoipa::path(get, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "get_space", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = SpaceResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/spaces/{guid}",
+    tag = "directory",
+    operation_id = "get_space",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 200, description = "Found", body = SpaceResource),
+        V3Unauthenticated,
+        V3NotVisible,
+    ),
+)]
 pub(crate) async fn show_space(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -274,7 +354,18 @@ pub(crate) async fn show_space(
     show::<Space>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(get, path = "/v3/spaces", tag = "directory", operation_id = "list_spaces", params(crate::openapi::SpaceListQuery), responses((status = 200, description = "One page", body = ListBody<SpaceResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/spaces",
+    tag = "directory",
+    operation_id = "list_spaces",
+    params(SpaceListQuery),
+    responses(
+        (status = 200, description = "One page", body = ListBody<SpaceResource>),
+        V3Unauthenticated,
+        V3QueryRefused,
+    ),
+)]
 pub(crate) async fn list_spaces(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -283,7 +374,20 @@ pub(crate) async fn list_spaces(
     list::<Space>(&state, &caller, &request).await
 }
 
-#[utoipa::path(delete, path = "/v3/spaces/{guid}", tag = "directory", operation_id = "delete_space", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/v3/spaces/{guid}",
+    tag = "directory",
+    operation_id = "delete_space",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 422, description = "Still in use: nothing was deleted", body = V3ErrorBody),
+        V3Unauthenticated,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn delete_space(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -292,7 +396,22 @@ pub(crate) async fn delete_space(
     delete::<Space>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(put, path = "/v3/apps/{guid}", tag = "directory", operation_id = "put_app", params(("guid" = String, Path, description = "The resource guid")), request_body(content = crate::openapi::AppBody, content_type = "application/json"), responses((status = 200, description = "Updated", body = AppResource), (status = 201, description = "Created", body = AppResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    put,
+    path = "/v3/apps/{guid}",
+    tag = "directory",
+    operation_id = "put_app",
+    params(("guid" = String, Path, description = "The resource guid")),
+    request_body(content = AppBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = AppResource),
+        (status = 201, description = "Created", body = AppResource),
+        V3Unauthenticated,
+        V3BodyRefused,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn put_app(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -317,7 +436,18 @@ pub(crate) async fn put_app(
     Ok(upserted(outcome).json(app.present(&state.links)))
 }
 
-#[utoipa::path(get, path = "/v3/apps/{guid}", tag = "directory", operation_id = "get_app", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "Found", body = AppResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/apps/{guid}",
+    tag = "directory",
+    operation_id = "get_app",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 200, description = "Found", body = AppResource),
+        V3Unauthenticated,
+        V3NotVisible,
+    ),
+)]
 pub(crate) async fn show_app(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -326,7 +456,18 @@ pub(crate) async fn show_app(
     show::<App>(&state, &caller, &guid).await
 }
 
-#[utoipa::path(get, path = "/v3/apps", tag = "directory", operation_id = "list_apps", params(crate::openapi::AppListQuery), responses((status = 200, description = "One page", body = ListBody<AppResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/apps",
+    tag = "directory",
+    operation_id = "list_apps",
+    params(AppListQuery),
+    responses(
+        (status = 200, description = "One page", body = ListBody<AppResource>),
+        V3Unauthenticated,
+        V3QueryRefused,
+    ),
+)]
 pub(crate) async fn list_apps(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -335,7 +476,20 @@ pub(crate) async fn list_apps(
     list::<App>(&state, &caller, &request).await
 }
 
-#[utoipa::path(delete, path = "/v3/apps/{guid}", tag = "directory", operation_id = "delete_app", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 422, description = "Still in use: nothing was deleted", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/v3/apps/{guid}",
+    tag = "directory",
+    operation_id = "delete_app",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 422, description = "Still in use: nothing was deleted", body = V3ErrorBody),
+        V3Unauthenticated,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn delete_app(
     state: web::Data<AppState>,
     caller: V3Caller,

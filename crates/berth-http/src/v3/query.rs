@@ -289,7 +289,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             error.detail(),
-            "The query parameter is invalid: Unknown query parameter(s): 'foo', 'bar'. Valid parameters are: 'page', 'per_page', 'order_by', 'guids', 'created_ats'"
+            "The query parameter is invalid: Unknown query parameter(s): 'foo', 'bar'. \
+             Valid parameters are: 'page', 'per_page', 'order_by', 'guids', 'created_ats'"
         );
     }
 

@@ -18,6 +18,10 @@ use super::body::{
 use super::error::V3Error;
 use super::presenters::{CredentialResource, ListBody};
 use super::query::ListQuery;
+use crate::openapi::{
+    CreateCredentialBody, CredentialListQuery, UpdateCredentialBody, V3BodyRefused, V3NotVisible,
+    V3NotWritable, V3QueryRefused, V3Unauthenticated,
+};
 use crate::state::AppState;
 
 const PATH: &str = "/v3/registry_credentials";
@@ -56,7 +60,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-#[utoipa::path(post, path = "/v3/registry_credentials", tag = "registry_credentials", operation_id = "create_registry_credential", request_body(content = crate::openapi::CreateCredentialBody, content_type = "application/json"), responses((status = 201, description = "Created", body = CredentialResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/v3/registry_credentials",
+    tag = "registry_credentials",
+    operation_id = "create_registry_credential",
+    request_body(content = CreateCredentialBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = CredentialResource),
+        V3Unauthenticated,
+        V3BodyRefused,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -67,7 +83,18 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(CredentialResource::new(&credential, &state.links)))
 }
 
-#[utoipa::path(get, path = "/v3/registry_credentials", tag = "registry_credentials", operation_id = "list_registry_credentials", params(crate::openapi::CredentialListQuery), responses((status = 200, description = "One page", body = ListBody<CredentialResource>), (status = 400, description = "A query parameter is invalid", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/registry_credentials",
+    tag = "registry_credentials",
+    operation_id = "list_registry_credentials",
+    params(CredentialListQuery),
+    responses(
+        (status = 200, description = "One page", body = ListBody<CredentialResource>),
+        V3Unauthenticated,
+        V3QueryRefused,
+    ),
+)]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -87,7 +114,18 @@ pub(crate) async fn list(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[utoipa::path(get, path = "/v3/registry_credentials/{guid}", tag = "registry_credentials", operation_id = "get_registry_credential", params(("guid" = String, Path, description = "The resource guid")), responses((status = 200, description = "The credential", body = CredentialResource), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/v3/registry_credentials/{guid}",
+    tag = "registry_credentials",
+    operation_id = "get_registry_credential",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 200, description = "The credential", body = CredentialResource),
+        V3Unauthenticated,
+        V3NotVisible,
+    ),
+)]
 pub(crate) async fn show(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -97,7 +135,21 @@ pub(crate) async fn show(
     Ok(HttpResponse::Ok().json(CredentialResource::new(&credential, &state.links)))
 }
 
-#[utoipa::path(patch, path = "/v3/registry_credentials/{guid}", tag = "registry_credentials", operation_id = "update_registry_credential", params(("guid" = String, Path, description = "The resource guid")), request_body(content = Option<crate::openapi::UpdateCredentialBody>, content_type = "application/json"), responses((status = 200, description = "Updated", body = CredentialResource), (status = 400, description = "The body is not a JSON object", body = crate::openapi::V3ErrorBody), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 413, description = "The body is over 1 MiB", body = crate::openapi::V3ErrorBody), (status = 422, description = "A field is invalid, unknown, or a uniqueness rule is broken", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    patch,
+    path = "/v3/registry_credentials/{guid}",
+    tag = "registry_credentials",
+    operation_id = "update_registry_credential",
+    params(("guid" = String, Path, description = "The resource guid")),
+    request_body(content = Option<UpdateCredentialBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = CredentialResource),
+        V3Unauthenticated,
+        V3BodyRefused,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: V3Caller,
@@ -110,7 +162,19 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(CredentialResource::new(&credential, &state.links)))
 }
 
-#[utoipa::path(delete, path = "/v3/registry_credentials/{guid}", tag = "registry_credentials", operation_id = "delete_registry_credential", params(("guid" = String, Path, description = "The resource guid")), responses((status = 204, description = "Deleted"), (status = 401, description = "No token, or an invalid one", body = crate::openapi::V3ErrorBody), (status = 403, description = "Readable but not writable", body = crate::openapi::V3ErrorBody), (status = 404, description = "Not found, or not visible to the caller", body = crate::openapi::V3ErrorBody), (status = 503, description = "The database is unavailable", body = crate::openapi::V3ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/v3/registry_credentials/{guid}",
+    tag = "registry_credentials",
+    operation_id = "delete_registry_credential",
+    params(("guid" = String, Path, description = "The resource guid")),
+    responses(
+        (status = 204, description = "Deleted"),
+        V3Unauthenticated,
+        V3NotVisible,
+        V3NotWritable,
+    ),
+)]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: V3Caller,
