@@ -3,11 +3,10 @@
 //! - `test`: the whole suite, once on SQLite and once on PostgreSQL.
 //! - `ci`: formatting, lints, the dependency fences, then `test`.
 //! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them).
-//! - `bench [--quick]`: speed and memory against the floors (docs/BENCHMARKS.md).
+//! - `bench [--quick]`: speed and memory against the floors: builds in release mode and starts
+//!   `berth-bench drive` (bench/README.md).
 //!
-//! Small on purpose: `std`, `anyhow`, and `serde_json` for the benchmark's results.
-
-mod bench;
+//! Small on purpose: `std` and `anyhow`.
 
 use std::env;
 use std::net::{SocketAddr, TcpStream};
@@ -58,7 +57,14 @@ const FENCES: &[Fence] = &[
         package: "berth-http",
         args: &[],
         forbidden: &[
-            &["sea-orm", "sqlx", "figment", "config", "clap", "opentelemetry-otlp"],
+            &[
+                "sea-orm",
+                "sqlx",
+                "figment",
+                "config",
+                "clap",
+                "opentelemetry-otlp",
+            ],
             ADAPTERS,
         ],
         why: "the wire layer reaches the world through ports; only berth-server builds adapters",
@@ -72,7 +78,13 @@ const FENCES: &[Fence] = &[
     Fence {
         package: "berth-harbor",
         args: &[],
-        forbidden: &[&["actix-web", "sea-orm", "sqlx", "berth-persistence", "harbor-emulator"]],
+        forbidden: &[&[
+            "actix-web",
+            "sea-orm",
+            "sqlx",
+            "berth-persistence",
+            "harbor-emulator",
+        ]],
         why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
     },
     Fence {
@@ -90,7 +102,7 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("fences") => fences(),
         Some("openapi") => openapi(),
-        Some("bench") => bench::bench(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | bench [--quick]>"
@@ -238,6 +250,35 @@ fn dependency_names(package: &str, args: &[&str]) -> anyhow::Result<Vec<String>>
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_owned)
         .collect())
+}
+
+/// `cargo xtask bench [--quick]`: the release build, then the driver (`berth-bench drive`),
+/// which seeds, starts the processes, runs wrk and writes `bench/results/`.
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => bail!("usage: cargo xtask bench [--quick]"),
+    };
+    let server_url = postgres_url()?;
+    eprintln!("==> release build");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "berth-server",
+        "-p",
+        "harbor-emulator",
+        "-p",
+        "berth-bench",
+    ]))?;
+    let mut drive = Command::new(workspace_root().join("target/release/berth-bench"));
+    drive.args(["drive", "--server-url", &server_url]);
+    if quick {
+        drive.arg("--quick");
+    }
+    run(&mut drive)
 }
 
 /// Rewrites `docs/openapi.json` from the code (a test fails while the two differ).
