@@ -4,11 +4,10 @@
 //! - `ci`: formatting, lints, the dependency fences, then `test`.
 //! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them), and
 //!   no source line over 150 characters.
-//! - `bench [--quick]`: speed and memory against the floors (docs/BENCHMARKS.md).
+//! - `bench [--quick]`: speed and memory against the floors: builds in release mode and starts
+//!   `berth-bench drive` (bench/README.md).
 //!
-//! Small on purpose: `std`, `anyhow`, and `serde_json` for the benchmark's results.
-
-mod bench;
+//! Small on purpose: `std` and `anyhow`.
 
 use std::env;
 use std::net::{SocketAddr, TcpStream};
@@ -104,7 +103,7 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("fences") => fences(),
         Some("openapi") => openapi(),
-        Some("bench") => bench::bench(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | bench [--quick]>"
@@ -294,6 +293,35 @@ fn dependency_names(package: &str, args: &[&str]) -> anyhow::Result<Vec<String>>
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_owned)
         .collect())
+}
+
+/// `cargo xtask bench [--quick]`: the release build, then the driver (`berth-bench drive`),
+/// which seeds, starts the processes, runs wrk and writes `bench/results/`.
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => bail!("usage: cargo xtask bench [--quick]"),
+    };
+    let server_url = postgres_url()?;
+    eprintln!("==> release build");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "berth-server",
+        "-p",
+        "harbor-emulator",
+        "-p",
+        "berth-bench",
+    ]))?;
+    let mut drive = Command::new(workspace_root().join("target/release/berth-bench"));
+    drive.args(["drive", "--server-url", &server_url]);
+    if quick {
+        drive.arg("--quick");
+    }
+    run(&mut drive)
 }
 
 /// Rewrites `docs/openapi.json` from the code (a test fails while the two differ).

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::entities::{registry_credential as credentials, registry_credential_label as labels};
 use crate::errors::{corrupt, lock_error, store_error};
-use crate::paging::fetch_page;
+use crate::paging::{fetch_page, fetch_page_keys_first};
 use crate::sealing::{KeyRing, SealBinding};
 
 pub(crate) const TABLE: &str = "registry_credentials";
@@ -623,15 +623,16 @@ impl CredentialStore for SeaOrmCredentialStore {
             CredentialOrderField::Location => credentials::Column::Location,
         };
         let filtered = credentials::Entity::find().filter(query_condition(query));
-        let page = fetch_page(
-            &self.db,
-            filtered,
-            column,
-            credentials::Column::Guid,
-            order.direction,
-            query.page,
-        )
-        .await?;
+        // A label selector is a join whose match rate the planner underestimates (it takes the
+        // organization-narrowed label rows as independent of the organization's credentials),
+        // so it would read every match whole before keeping a page: find the page's guids first.
+        let direction = order.direction;
+        let guid = credentials::Column::Guid;
+        let page = if query.label_selector.is_some() {
+            fetch_page_keys_first(&self.db, filtered, column, guid, direction, query.page).await?
+        } else {
+            fetch_page(&self.db, filtered, column, guid, direction, query.page).await?
+        };
         let total_results = page.total_results;
         let items = page
             .items

@@ -127,7 +127,7 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 ///
 /// On PostgreSQL every worker thread opens its own pool, so a query's connection is driven by
 /// the thread that awaits it: one pool shared by all workers costs a cross-thread wake-up per
-/// query, about half the throughput on a small machine (docs/BENCHMARKS.md). SQLite keeps the
+/// query, about half the throughput on a small machine (bench/README.md). SQLite keeps the
 /// one shared pool (it has a single writer anyway, and an in-memory database lives in one pool).
 #[derive(Clone)]
 pub struct WorkerPools {

@@ -168,7 +168,7 @@ impl RootSpanBuilder for BerthRootSpan {
 /// Span fields for JSON log lines, kept as one JSON object that recorded values are appended to.
 /// tracing-subscriber's `JsonFields` parses and rewrites the whole object each time a field is
 /// recorded, several times per request, for log lines that are seldom written: the benchmark's
-/// profile showed it as the largest single cost of a `GET` (docs/BENCHMARKS.md). A key recorded
+/// profile showed it as the largest single cost of a `GET` (bench/README.md). A key recorded
 /// twice appears twice; JSON readers keep the last value.
 struct AppendJsonFields;
 

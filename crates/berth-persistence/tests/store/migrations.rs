@@ -111,3 +111,41 @@ async fn label_rows_get_their_credentials_organization() {
         assert_eq!(copied, owner);
     }
 }
+
+/// Whether the database holds an index of that name (PostgreSQL's catalog or SQLite's schema).
+async fn has_index(connection: &sea_orm::DatabaseConnection, name: &str) -> bool {
+    let sql = match connection.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "SELECT count(*) AS n FROM pg_indexes WHERE indexname = $1",
+        _ => "SELECT count(*) AS n FROM sqlite_master WHERE type = 'index' AND name = $1",
+    };
+    let row = connection
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            sql,
+            [name.into()],
+        ))
+        .await
+        .unwrap()
+        .expect("a count");
+    row.try_get::<i64>("", "n").unwrap() == 1
+}
+
+#[tokio::test]
+async fn organization_list_index_comes_and_goes_with_its_migration() {
+    let db = TestDatabase::new().await;
+    let connection = berth_persistence::connect(db.url(), &Default::default())
+        .await
+        .unwrap();
+    let index = "idx_registry_credentials_organization_created_at";
+    Migrator::up(&connection, Some(4)).await.unwrap();
+    assert!(!has_index(&connection, index).await);
+
+    Migrator::up(&connection, None).await.unwrap();
+    assert!(
+        has_index(&connection, index).await,
+        "the organization list's index exists after the migrations"
+    );
+
+    Migrator::down(&connection, Some(1)).await.unwrap();
+    assert!(!has_index(&connection, index).await);
+}

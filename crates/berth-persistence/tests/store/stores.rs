@@ -475,3 +475,86 @@ async fn a_lock_not_had_in_time_is_a_conflict() {
     transaction.rollback().await.unwrap();
     assert!(store.lock(stored.guid).await.unwrap().is_some());
 }
+
+/// A list under a label selector finds its page's guids first (`fetch_page_keys_first`): its
+/// pages, in every order and direction, are the matching credentials in that order, cut where
+/// the plain page would cut them, and each page knows the total.
+#[tokio::test]
+async fn selector_pages_keep_order_offsets_and_totals() {
+    use berth_domain::listing::{CredentialOrderField, Direction, Ordering};
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let listed = organization(&harness).await;
+    let other = organization(&harness).await;
+    let mut matching = Vec::new();
+    for index in 0..7 {
+        // Locations out of creation order, so the orders differ.
+        let mut stored = credential(
+            ScopeTarget::Organization(listed),
+            &format!("r{}.io", (index * 3) % 7),
+            &[("env", "prod")],
+        );
+        stored.created_at -= time::Duration::seconds(i64::from(index % 3));
+        stored.updated_at = stored.created_at;
+        harness
+            .credentials
+            .insert(&stored, &password("p"))
+            .await
+            .unwrap();
+        matching.push(stored);
+    }
+    for (target, labels) in [
+        (ScopeTarget::Organization(listed), &[("tier", "web")][..]),
+        (ScopeTarget::Organization(other), &[("env", "prod")][..]),
+    ] {
+        let stored = credential(target, "x.io", labels);
+        harness
+            .credentials
+            .insert(&stored, &password("p"))
+            .await
+            .unwrap();
+    }
+    let selector = LabelSelector::parse("env").unwrap();
+    for field in [
+        CredentialOrderField::CreatedAt,
+        CredentialOrderField::Location,
+    ] {
+        for direction in [Direction::Ascending, Direction::Descending] {
+            let mut expected = matching.clone();
+            expected.sort_by(|a, b| {
+                let by_field = match field {
+                    CredentialOrderField::Location => {
+                        a.location.to_string().cmp(&b.location.to_string())
+                    }
+                    _ => a.created_at.cmp(&b.created_at),
+                };
+                by_field.then(a.guid.as_uuid().cmp(&b.guid.as_uuid()))
+            });
+            if direction == Direction::Descending {
+                expected.reverse();
+            }
+            let expected: Vec<CredentialGuid> = expected.iter().map(|c| c.guid).collect();
+            let mut found = Vec::new();
+            for number in 1..=3 {
+                let page = harness
+                    .credentials
+                    .list(&CredentialQuery {
+                        label_selector: Some(selector.clone()),
+                        organization_guids: Some(vec![listed]),
+                        visibility: CredentialVisibility::Everything,
+                        order: Some(Ordering { field, direction }),
+                        page: PageRequest::new(number, 3).unwrap(),
+                        ..CredentialQuery::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    page.total_results, 7,
+                    "{field:?} {direction:?} page {number}"
+                );
+                found.extend(page.items.iter().map(|c| c.guid));
+            }
+            assert_eq!(found, expected, "{field:?} {direction:?}");
+        }
+    }
+}

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod drive;
 mod floor;
 mod queries;
 mod seed;
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// One benchmark run, end to end (what `cargo xtask bench` starts after the build).
+    Drive(drive::DriveArgs),
     Seed(seed::SeedArgs),
     Floor(floor::FloorArgs),
     Token(token::TokenArgs),
@@ -33,6 +36,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Drive(args) => drive::drive(args),
         Command::Seed(args) => runtime()?.block_on(seed::run(args)),
         Command::Floor(args) => floor::run(args),
         Command::Token(args) => token::run(&args),

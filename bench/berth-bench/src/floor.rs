@@ -1,11 +1,13 @@
 //! `floor`: the least an actix-web service over the same pool can do, per route. Berth's
-//! figures are read against these, measured in the same run by the same load generator.
+//! figures are read against these, measured in the same run by the same load generator. Two
+//! floors run side by side: one on the statements Berth's store issues, one on the best
+//! statements for the same answer (`--statements`, see `queries.rs`).
 //!
 //! - `GET /static`: a static JSON body the size of one credential resource;
 //! - `GET /v3/registry_credentials/{guid}`: one primary-key `SELECT`;
 //! - `POST /v3/registry_credentials`: one `INSERT` of a credential row;
 //! - `GET /v3/registry_credentials?organization_guids=..&label_selector=..&per_page=..`: the
-//!   page query and its count.
+//!   page query and its count (counted only when the page is full, as Berth's store does).
 //!
 //! No authentication, no permission rules, no sealing, no validation: that is Berth's work,
 //! and what the ratios show the price of.
@@ -18,7 +20,7 @@ use berth_persistence::{PoolSettings, WorkerPools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 use uuid::Uuid;
 
-use crate::queries;
+use crate::queries::{self, Statements};
 
 #[derive(Debug, clap::Args)]
 pub struct FloorArgs {
@@ -29,6 +31,9 @@ pub struct FloorArgs {
     /// Server workers (default: one per core, as Berth).
     #[arg(long)]
     workers: Option<usize>,
+    /// Berth's statements, or the best ones for the same answers.
+    #[arg(long, value_enum, default_value = "berth")]
+    statements: Statements,
 }
 
 /// A credential resource's worth of JSON (590 bytes), as `dependencies.md` section 10 measured.
@@ -46,9 +51,11 @@ pub fn run(args: FloorArgs) -> anyhow::Result<()> {
             .await
             .context("connecting to the benchmark database")?;
         let pools = WorkerPools::new(shared, &args.database_url, &settings, workers);
+        let statements = args.statements;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(pools.open()))
+                .app_data(web::Data::new(statements))
                 .route("/static", web::get().to(static_body))
                 .route("/v3/registry_credentials/{guid}", web::get().to(select_one))
                 .route("/v3/registry_credentials", web::post().to(insert_one))
@@ -57,7 +64,10 @@ pub fn run(args: FloorArgs) -> anyhow::Result<()> {
         .workers(workers)
         .bind(&args.listen)
         .with_context(|| format!("binding {}", args.listen))?;
-        println!("floor listening on {}", args.listen);
+        println!(
+            "floor ({:?} statements) listening on {}",
+            args.statements, args.listen
+        );
         server.run().await.context("serving")
     })
 }
@@ -88,8 +98,12 @@ fn failed(error: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::InternalServerError().body(error.to_string())
 }
 
-async fn select_one(db: web::Data<DatabaseConnection>, guid: web::Path<Uuid>) -> HttpResponse {
-    match db.query_one_raw(queries::get_by_guid(*guid)).await {
+async fn select_one(
+    db: web::Data<DatabaseConnection>,
+    statements: web::Data<Statements>,
+    guid: web::Path<Uuid>,
+) -> HttpResponse {
+    match db.query_one_raw(statements.get_by_guid(*guid)).await {
         Ok(Some(row)) => match row_json(&row) {
             Ok(json) => HttpResponse::Ok().json(json),
             Err(error) => failed(error),
@@ -140,6 +154,7 @@ async fn insert_one(
 
 async fn list_page(
     db: web::Data<DatabaseConnection>,
+    statements: web::Data<Statements>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let Some(organization) = query
@@ -154,17 +169,20 @@ async fn list_page(
         .and_then(|text| text.parse().ok())
         .unwrap_or(50);
     let rows = match db
-        .query_all_raw(queries::list_page(organization, &selector, per_page))
+        .query_all_raw(statements.list_page(organization, &selector, per_page))
         .await
     {
         Ok(rows) => rows,
         Err(error) => return failed(error),
     };
-    let count = match db
-        .query_one_raw(queries::list_count(organization, &selector))
-        .await
-        .and_then(|row| row.map_or(Ok(0), |row| row.try_get::<i64>("", "num_items")))
-    {
+    let count = if (rows.len() as u64) < per_page {
+        Ok(rows.len() as i64)
+    } else {
+        db.query_one_raw(statements.list_count(organization, &selector))
+            .await
+            .and_then(|row| row.map_or(Ok(0), |row| row.try_get::<i64>("", "num_items")))
+    };
+    let count = match count {
         Ok(count) => count,
         Err(error) => return failed(error),
     };
