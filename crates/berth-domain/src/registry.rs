@@ -724,8 +724,8 @@ impl RobotCredential {
 
 /// A robot's login, shown once: at creation, enablement or rotation.
 pub struct IssuedSecret {
-    pub username: String,
-    pub password: SecretString,
+    username: String,
+    password: SecretString,
 }
 
 impl fmt::Debug for IssuedSecret {
@@ -738,6 +738,15 @@ impl fmt::Debug for IssuedSecret {
 }
 
 impl IssuedSecret {
+    /// `username` is the full login name the backend returned.
+    pub fn new(username: String, password: SecretString) -> Self {
+        Self { username, password }
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     pub fn expose_password(&self) -> &str {
         self.password.expose_secret()
     }
@@ -769,6 +778,70 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_changes_only_by_the_saga_s_steps() {
+        let organization = OrganizationGuid::from_uuid(Uuid::from_u128(1));
+        let at = crate::now();
+        let quota = QuotaGb::new(10).unwrap();
+        let mut registry = Registry::claim(organization, "r.example".into(), quota, at);
+        assert_eq!(registry.state(), RegistryState::Provisioning);
+        assert_eq!(
+            registry.project_requested_at(),
+            Some(at),
+            "asked with the claim"
+        );
+        assert_eq!(
+            registry.project_name(),
+            &ProjectName::for_organization(organization)
+        );
+        assert!(!registry.ever_enabled() && !registry.enabled());
+
+        registry.record_project(ProvisionedProjectId::new(7));
+        registry.record_quota(ProvisionedQuotaId::new(9), 512, at);
+        registry.mark_ready();
+        assert!(registry.enabled() && registry.ever_enabled());
+        assert_eq!(registry.quota_id(), Some(ProvisionedQuotaId::new(9)));
+        assert_eq!(registry.used_bytes(), Some(512));
+
+        registry.start_disabling();
+        registry.mark_disabled();
+        registry.start_reenabling(Some(QuotaGb::new(20).unwrap()));
+        assert_eq!(registry.state(), RegistryState::Provisioning);
+        assert_eq!(registry.quota_gb().get(), 20);
+        assert!(
+            registry.ever_enabled(),
+            "a re-enable rolls back to disabled"
+        );
+
+        let mut first = Registry::claim(organization, "r.example".into(), quota, at);
+        first.keep_project_disabled(ProvisionedProjectId::new(3));
+        assert_eq!(first.state(), RegistryState::Disabled);
+        assert!(
+            first.ever_enabled(),
+            "the kept project stays in Berth's record"
+        );
+        assert_eq!(first.project_id(), Some(ProvisionedProjectId::new(3)));
+    }
+
+    #[test]
+    fn a_robot_is_recorded_before_it_exists_and_activated_after() {
+        let registry = RegistryId::generate();
+        let mut robot =
+            RobotCredential::creating(registry, RobotSpec::default_robot(), crate::now());
+        assert_eq!(robot.state(), RobotState::Creating);
+        assert_eq!((robot.provisioned_id(), robot.username()), (None, None));
+        assert!(robot.is_default() && robot.access() == RobotAccess::PushPull);
+        robot.activate(
+            ProvisionedRobotId::new(5),
+            "robot$org+berth-default".into(),
+            None,
+            crate::now(),
+        );
+        assert_eq!(robot.state(), RobotState::Active);
+        assert_eq!(robot.username(), Some("robot$org+berth-default"));
+        assert_eq!(RobotId::parse(&robot.id().to_string()), Ok(robot.id()));
+    }
+
+    #[test]
     fn names_follow_harbor_rules() {
         let organization = OrganizationGuid::parse("2489E9AD-2EE2-8E00-8EC9-32D5F69181C0").unwrap();
         let project = ProjectName::for_organization(organization);
@@ -781,10 +854,7 @@ mod tests {
         for bad in ["", "CI", "a--b", "-a", "a+b", "robot$x", &"a".repeat(65)] {
             assert!(RobotName::parse(bad).is_err(), "{bad:?}");
         }
-        let secret = IssuedSecret {
-            username: "robot$x+y".into(),
-            password: SecretString::from("hunter2"),
-        };
+        let secret = IssuedSecret::new("robot$x+y".into(), SecretString::from("hunter2"));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

@@ -298,12 +298,6 @@ impl RegistryService {
             }
             Err(error) => return Err(error.into()),
         }
-        Ok((
-            robot,
-            IssuedSecret {
-                username: provisioned.username,
-                password: secret,
-            },
-        ))
+        Ok((robot, IssuedSecret::new(provisioned.username, secret)))
     }
 }

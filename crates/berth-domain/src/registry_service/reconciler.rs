@@ -50,8 +50,9 @@ impl RegistryService {
     /// leased before it is touched.
     ///
     /// # Errors
-    /// [`RegistryError::Store`] when the stalled rows cannot even be listed or leased; a row
-    /// that fails is reported in [`ReconcileReport::failures`] and the pass goes on.
+    /// [`RegistryError::Store`] when the store cannot list the stalled rows, read a stalled
+    /// robot's registry or take a lease (the pass stops; the next one starts over); a row that
+    /// fails once leased is reported in [`ReconcileReport::failures`] and the pass goes on.
     pub async fn reconcile(&self) -> Result<ReconcileReport, RegistryError> {
         let mut report = ReconcileReport::default();
         let cutoff = now() - self.settings.stale_after;

@@ -101,13 +101,7 @@ impl RegistryService {
                 Err(error) => return Err(error.into()),
             }
             let username = robot.username().unwrap_or_default().to_owned();
-            Ok((
-                robot,
-                IssuedSecret {
-                    username,
-                    password: secret,
-                },
-            ))
+            Ok((robot, IssuedSecret::new(username, secret)))
         })
         .await
     }

@@ -132,7 +132,7 @@ pub struct SecretBody {
 impl From<&IssuedSecret> for SecretBody {
     fn from(secret: &IssuedSecret) -> Self {
         Self {
-            username: secret.username.clone(),
+            username: secret.username().to_owned(),
             password: secret.expose_password().to_owned(),
         }
     }
