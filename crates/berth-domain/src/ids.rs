@@ -28,49 +28,52 @@ pub trait TypedGuid: Copy + Eq + fmt::Debug + fmt::Display + Send + Sync + 'stat
     fn as_uuid(&self) -> Uuid;
 }
 
+/// Declares a guid newtype: private field, hyphenated parsing, [`TypedGuid`], `Display`.
 macro_rules! guid_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Uuid);
+        pub struct $name(::uuid::Uuid);
 
         impl $name {
-            pub fn from_uuid(uuid: Uuid) -> Self {
+            pub fn from_uuid(uuid: ::uuid::Uuid) -> Self {
                 Self(uuid)
             }
 
             /// # Errors
-            /// [`InvalidGuid`] unless `text` is a hyphenated UUID.
-            pub fn parse(text: &str) -> Result<Self, InvalidGuid> {
-                parse_hyphenated_uuid(text).map(Self)
+            /// [`InvalidGuid`]($crate::ids::InvalidGuid) unless `text` is a hyphenated UUID.
+            pub fn parse(text: &str) -> Result<Self, $crate::ids::InvalidGuid> {
+                $crate::ids::parse_hyphenated_uuid(text).map(Self)
             }
 
-            pub fn as_uuid(&self) -> Uuid {
+            pub fn as_uuid(&self) -> ::uuid::Uuid {
                 self.0
             }
         }
 
-        impl TypedGuid for $name {
-            fn from_uuid(uuid: Uuid) -> Self {
+        impl $crate::ids::TypedGuid for $name {
+            fn from_uuid(uuid: ::uuid::Uuid) -> Self {
                 Self(uuid)
             }
 
-            fn parse(text: &str) -> Result<Self, InvalidGuid> {
-                parse_hyphenated_uuid(text).map(Self)
+            fn parse(text: &str) -> Result<Self, $crate::ids::InvalidGuid> {
+                $crate::ids::parse_hyphenated_uuid(text).map(Self)
             }
 
-            fn as_uuid(&self) -> Uuid {
+            fn as_uuid(&self) -> ::uuid::Uuid {
                 self.0
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.hyphenated().fmt(f)
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0.hyphenated(), f)
             }
         }
     };
 }
+
+pub(crate) use guid_newtype;
 
 guid_newtype!(
     /// The guid of an organization in the directory.

@@ -7,6 +7,10 @@ use crate::credential::{Password, RegistryCredential};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
 use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
+use crate::registry::{
+    ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
+    QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId, RobotName,
+};
 
 /// Any error an adapter wants to keep as the cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -173,10 +177,10 @@ pub enum ProvisionError {
     Rejected(String),
 }
 
-/// A Harbor project as the provisioner reports it.
+/// A project as the provisioner reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionedProject {
-    pub id: i64,
+    pub id: ProvisionedProjectId,
     pub owner_name: String,
     pub creation_time: time::OffsetDateTime,
     pub repo_count: u64,
@@ -185,7 +189,7 @@ pub struct ProvisionedProject {
 /// A project's quota: its id (not the project's), the limit and the usage, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProvisionedQuota {
-    pub id: i64,
+    pub id: ProvisionedQuotaId,
     pub hard_bytes: i64,
     pub used_bytes: i64,
 }
@@ -193,7 +197,7 @@ pub struct ProvisionedQuota {
 /// A robot as the provisioner reports it (never with a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionedRobot {
-    pub id: i64,
+    pub id: ProvisionedRobotId,
     /// The full login name, as returned by the backend, never built by Berth.
     pub username: String,
     pub expires_at: Option<time::OffsetDateTime>,
@@ -220,44 +224,56 @@ pub trait RegistryProvisioner: Send + Sync {
     /// [`ProvisionError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), ProvisionError>;
 
-    /// Creates a project with a storage limit in bytes; returns its id.
+    /// Creates a project with a storage limit; returns its id.
     ///
     /// # Errors
     /// MUST return [`ProvisionError::Conflict`] when the name is taken; otherwise
     /// [`ProvisionError::Unavailable`], [`ProvisionError::Misconfigured`] or [`ProvisionError::Rejected`].
-    async fn create_project(&self, name: &str, quota_bytes: i64) -> Result<i64, ProvisionError>;
+    async fn create_project(
+        &self,
+        name: &ProjectName,
+        quota: QuotaGb,
+    ) -> Result<ProvisionedProjectId, ProvisionError>;
 
     /// # Errors
     /// As [`RegistryProvisioner::create_project`], never `Conflict`.
-    async fn find_project(&self, name: &str) -> Result<Option<ProvisionedProject>, ProvisionError>;
+    async fn find_project(
+        &self,
+        name: &ProjectName,
+    ) -> Result<Option<ProvisionedProject>, ProvisionError>;
 
     /// # Errors
     /// MUST return [`ProvisionError::NotFound`] for an unknown id and
     /// [`ProvisionError::Precondition`] while repositories remain.
-    async fn delete_project(&self, id: i64) -> Result<(), ProvisionError>;
+    async fn delete_project(&self, id: ProvisionedProjectId) -> Result<(), ProvisionError>;
 
     /// The quota of a project.
     ///
     /// # Errors
     /// [`ProvisionError::NotFound`] when the project has no quota.
-    async fn project_quota(&self, project_id: i64) -> Result<ProvisionedQuota, ProvisionError>;
+    async fn project_quota(
+        &self,
+        project: ProvisionedProjectId,
+    ) -> Result<ProvisionedQuota, ProvisionError>;
 
-    /// Sets a quota's limit, in bytes (idempotent).
+    /// Sets a quota's limit (idempotent).
     ///
     /// # Errors
     /// [`ProvisionError::NotFound`] for an unknown quota.
-    async fn set_quota(&self, quota_id: i64, bytes: i64) -> Result<(), ProvisionError>;
+    async fn set_quota(&self, id: ProvisionedQuotaId, quota: QuotaGb)
+    -> Result<(), ProvisionError>;
 
-    /// Creates a project robot with pull (and push) access to that project only.
+    /// Creates a project robot with `access` to that project only; it never expires without
+    /// `expires_in_days`.
     ///
     /// # Errors
     /// MUST return [`ProvisionError::Conflict`] when the project has a robot of that name.
     async fn create_robot(
         &self,
-        project: &str,
-        name: &str,
-        push: bool,
-        duration_days: Option<u32>,
+        project: &ProjectName,
+        name: &RobotName,
+        access: RobotAccess,
+        expires_in_days: Option<ExpiresInDays>,
     ) -> Result<CreatedRobot, ProvisionError>;
 
     /// A project's robot by short name.
@@ -266,9 +282,9 @@ pub trait RegistryProvisioner: Send + Sync {
     /// [`ProvisionError::Unavailable`] and the like.
     async fn find_robot(
         &self,
-        project_id: i64,
-        project: &str,
-        name: &str,
+        project_id: ProvisionedProjectId,
+        project: &ProjectName,
+        name: &RobotName,
     ) -> Result<Option<ProvisionedRobot>, ProvisionError>;
 
     /// Gives a robot a new secret; the old one stops working at once.
@@ -277,18 +293,33 @@ pub trait RegistryProvisioner: Send + Sync {
     /// [`ProvisionError::NotFound`] for an unknown robot.
     async fn refresh_robot_secret(
         &self,
-        robot_id: i64,
+        id: ProvisionedRobotId,
     ) -> Result<secrecy::SecretString, ProvisionError>;
 
     /// # Errors
     /// MUST return [`ProvisionError::NotFound`] for an unknown robot.
-    async fn delete_robot(&self, robot_id: i64) -> Result<(), ProvisionError>;
+    async fn delete_robot(&self, id: ProvisionedRobotId) -> Result<(), ProvisionError>;
+}
+
+/// Who holds a registry's lease: one per attempt to change it, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseHolder(uuid::Uuid);
+
+impl LeaseHolder {
+    /// A new holder, unlike any other.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
 }
 
 /// A lease on a registry row: who works on it, until when. Only the holder changes the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
-    pub holder: uuid::Uuid,
+    pub holder: LeaseHolder,
     pub until: time::OffsetDateTime,
 }
 
@@ -300,25 +331,18 @@ pub trait RegistryStore: Send + Sync {
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when the organization already has a registry row
     /// (enforced by the database) and [`StoreError::MissingParent`] for an unknown organization.
-    async fn claim(
-        &self,
-        registry: &crate::registry::Registry,
-        lease: Lease,
-    ) -> Result<(), StoreError>;
+    async fn claim(&self, registry: &Registry, lease: Lease) -> Result<(), StoreError>;
 
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn get(
-        &self,
-        id: crate::registry::RegistryId,
-    ) -> Result<Option<crate::registry::Registry>, StoreError>;
+    async fn get(&self, id: RegistryId) -> Result<Option<Registry>, StoreError>;
 
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn get_by_organization(
         &self,
-        organization: crate::ids::OrganizationGuid,
-    ) -> Result<Option<crate::registry::Registry>, StoreError>;
+        organization: OrganizationGuid,
+    ) -> Result<Option<Registry>, StoreError>;
 
     /// Takes the lease if it is free or expired (at `now`); `false` when someone else holds it.
     ///
@@ -326,7 +350,7 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn acquire(
         &self,
-        id: crate::registry::RegistryId,
+        id: RegistryId,
         lease: Lease,
         now: time::OffsetDateTime,
     ) -> Result<bool, StoreError>;
@@ -339,7 +363,7 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn acquire_within(
         &self,
-        id: crate::registry::RegistryId,
+        id: RegistryId,
         lease: Lease,
         wait: time::Duration,
     ) -> Result<bool, StoreError>;
@@ -348,11 +372,7 @@ pub trait RegistryStore: Send + Sync {
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
-    async fn save(
-        &self,
-        registry: &crate::registry::Registry,
-        holder: uuid::Uuid,
-    ) -> Result<(), StoreError>;
+    async fn save(&self, registry: &Registry, holder: LeaseHolder) -> Result<(), StoreError>;
 
     /// Writes the registry's final state and gives the lease up, in one write.
     ///
@@ -360,39 +380,28 @@ pub trait RegistryStore: Send + Sync {
     /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
     async fn save_and_release(
         &self,
-        registry: &crate::registry::Registry,
-        holder: uuid::Uuid,
+        registry: &Registry,
+        holder: LeaseHolder,
     ) -> Result<(), StoreError>;
 
     /// Gives the lease up.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn release(
-        &self,
-        id: crate::registry::RegistryId,
-        holder: uuid::Uuid,
-    ) -> Result<(), StoreError>;
+    async fn release(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
 
     /// Deletes a registry row and its robots, while holding the lease.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when `holder` no longer holds the lease.
-    async fn delete(
-        &self,
-        id: crate::registry::RegistryId,
-        holder: uuid::Uuid,
-    ) -> Result<(), StoreError>;
+    async fn delete(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
 
     /// Registries provisioning or disabling whose lease is free or expired and that have not
     /// changed since `before`.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn stalled(
-        &self,
-        before: time::OffsetDateTime,
-    ) -> Result<Vec<crate::registry::Registry>, StoreError>;
+    async fn stalled(&self, before: time::OffsetDateTime) -> Result<Vec<Registry>, StoreError>;
 
     /// Records the last known usage (no lease needed: it is only a cache).
     ///
@@ -400,17 +409,14 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn record_usage(
         &self,
-        id: crate::registry::RegistryId,
+        id: RegistryId,
         used_bytes: i64,
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError>;
 
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when the registry has a robot of that name.
-    async fn insert_robot(
-        &self,
-        robot: &crate::registry::RobotCredential,
-    ) -> Result<(), StoreError>;
+    async fn insert_robot(&self, robot: &RobotCredential) -> Result<(), StoreError>;
 
     /// Records a robot's progress, only while `holder` holds its registry's lease (checked and
     /// written in one transaction), so a robot is never recorded by a change that lost the
@@ -421,22 +427,19 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::NotFound`] for an unknown robot.
     async fn update_robot(
         &self,
-        robot: &crate::registry::RobotCredential,
-        holder: uuid::Uuid,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
     ) -> Result<(), StoreError>;
 
     /// # Errors
     /// MUST return [`StoreError::NotFound`] for an unknown robot.
-    async fn delete_robot(&self, id: crate::registry::RobotId) -> Result<(), StoreError>;
+    async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError>;
 
     /// Robots of a registry, oldest first.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn robots(
-        &self,
-        registry: crate::registry::RegistryId,
-    ) -> Result<Vec<crate::registry::RobotCredential>, StoreError>;
+    async fn robots(&self, registry: RegistryId) -> Result<Vec<RobotCredential>, StoreError>;
 
     /// Robots stuck in `Creating` since before `before`, for the reconciler.
     ///
@@ -445,5 +448,5 @@ pub trait RegistryStore: Send + Sync {
     async fn stalled_robots(
         &self,
         before: time::OffsetDateTime,
-    ) -> Result<Vec<crate::registry::RobotCredential>, StoreError>;
+    ) -> Result<Vec<RobotCredential>, StoreError>;
 }

@@ -1,4 +1,5 @@
-//! Organization registries: a Harbor project with a storage quota, and its robot credentials.
+//! Organization registries: a project in the registry backend (Harbor) with a storage quota,
+//! and its robot credentials.
 
 use std::fmt;
 
@@ -51,11 +52,96 @@ pub fn used_gb(bytes: i64) -> f64 {
     thousandths as f64 / 1000.0
 }
 
-/// The Harbor project name of an organization: deterministic, and within Harbor's name rules
-/// (`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`).
-pub fn harbor_project_name(organization: OrganizationGuid) -> String {
-    format!("org-{organization}")
+/// Whether `text` follows the registry backend's name rules
+/// (`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`) and is at most `max` bytes long.
+fn follows_name_rules(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text.split(['.', '_', '-']).all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
+
+/// The name of an organization's project in the registry backend: deterministic, and within
+/// the backend's name rules.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProjectName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a project name is 1 to 255 lowercase letters and digits, separated by single '.', '_' or '-'"
+)]
+pub struct ProjectNameError;
+
+impl ProjectName {
+    /// The project name of an organization.
+    pub fn for_organization(organization: OrganizationGuid) -> Self {
+        Self(format!("org-{organization}"))
+    }
+
+    /// A project name as stored or given by an operator.
+    ///
+    /// # Errors
+    /// [`ProjectNameError`] when the name breaks the backend's rules.
+    pub fn parse(text: &str) -> Result<Self, ProjectNameError> {
+        if follows_name_rules(text, 255) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(ProjectNameError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Declares the id of an object in the registry backend: the backend's number, opaque to Berth.
+macro_rules! provisioned_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(i64);
+
+        impl $name {
+            pub fn new(id: i64) -> Self {
+                Self(id)
+            }
+
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+provisioned_id!(
+    /// A project's id in the registry backend.
+    ProvisionedProjectId
+);
+provisioned_id!(
+    /// A quota's id in the registry backend (not its project's).
+    ProvisionedQuotaId
+);
+provisioned_id!(
+    /// A robot account's id in the registry backend.
+    ProvisionedRobotId
+);
 
 /// A robot's short name, by Harbor's rules: lowercase alphanumerics separated by single `.`,
 /// `_` or `-`, at most 64 characters (Berth's bound, well inside Harbor's).
@@ -70,15 +156,7 @@ impl RobotName {
     /// # Errors
     /// [`RobotNameError`] when the name breaks Harbor's rules.
     pub fn parse(text: &str) -> Result<Self, RobotNameError> {
-        let valid = !text.is_empty()
-            && text.len() <= 64
-            && text.split(['.', '_', '-']).all(|part| {
-                !part.is_empty()
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            });
-        if valid {
+        if follows_name_rules(text, 64) {
             Ok(Self(text.to_owned()))
         } else {
             Err(RobotNameError)
@@ -91,6 +169,12 @@ impl RobotName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl fmt::Display for RobotName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -177,45 +261,63 @@ impl RegistryState {
     }
 }
 
-/// The id of a registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RegistryId(pub Uuid);
+crate::ids::guid_newtype!(
+    /// The id of a registry.
+    RegistryId
+);
+crate::ids::guid_newtype!(
+    /// The id of a robot credential.
+    RobotId
+);
 
-impl fmt::Display for RegistryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+impl RegistryId {
+    /// A new time-ordered id (UUIDv7).
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
     }
 }
 
-/// The id of a robot credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RobotId(pub Uuid);
-
-impl fmt::Display for RobotId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+impl RobotId {
+    /// A new time-ordered id (UUIDv7).
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
     }
 }
 
-/// An organization's registry and the saga's record of what exists in Harbor.
+/// An organization's registry and the saga's record of what exists in the registry backend.
+/// Built new by [`Registry::claim`], rebuilt from storage by [`Registry::restore`]; the saga
+/// changes it only through its named steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
+    id: RegistryId,
+    organization: OrganizationGuid,
+    project_name: ProjectName,
+    project_id: Option<ProvisionedProjectId>,
+    quota_id: Option<ProvisionedQuotaId>,
+    project_requested_at: Option<OffsetDateTime>,
+    endpoint: String,
+    state: RegistryState,
+    ever_enabled: bool,
+    quota_gb: QuotaGb,
+    used_bytes: Option<i64>,
+    used_checked_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+/// A registry as a store keeps it: every field, for [`Registry::restore`] only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryRecord {
     pub id: RegistryId,
     pub organization: OrganizationGuid,
-    pub harbor_project: String,
-    /// Recorded once Harbor created (or Berth adopted) the project.
-    pub harbor_project_id: Option<i64>,
-    pub harbor_quota_id: Option<i64>,
-    /// When Berth first asked Harbor to create the project: the proof of ownership a later 409
-    /// is checked against.
+    pub project_name: ProjectName,
+    pub project_id: Option<ProvisionedProjectId>,
+    pub quota_id: Option<ProvisionedQuotaId>,
     pub project_requested_at: Option<OffsetDateTime>,
     pub endpoint: String,
     pub state: RegistryState,
-    /// Whether this registry was ever ready: a stalled re-enable rolls back to `Disabled`, a
-    /// stalled first enable removes everything.
     pub ever_enabled: bool,
     pub quota_gb: QuotaGb,
-    /// Last known used storage, and when it was read from Harbor.
     pub used_bytes: Option<i64>,
     pub used_checked_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
@@ -223,8 +325,195 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A first claim of an organization's registry, provisioning. The project request is
+    /// recorded with the claim (at `at`): the claim is immediately followed by that request, so
+    /// this saves a write, and the record is there before the backend is asked.
+    pub fn claim(
+        organization: OrganizationGuid,
+        endpoint: String,
+        quota_gb: QuotaGb,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: RegistryId::generate(),
+            organization,
+            project_name: ProjectName::for_organization(organization),
+            project_id: None,
+            quota_id: None,
+            project_requested_at: Some(at),
+            endpoint,
+            state: RegistryState::Provisioning,
+            ever_enabled: false,
+            quota_gb,
+            used_bytes: None,
+            used_checked_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// A registry as it was stored.
+    pub fn restore(record: RegistryRecord) -> Self {
+        let RegistryRecord {
+            id,
+            organization,
+            project_name,
+            project_id,
+            quota_id,
+            project_requested_at,
+            endpoint,
+            state,
+            ever_enabled,
+            quota_gb,
+            used_bytes,
+            used_checked_at,
+            created_at,
+            updated_at,
+        } = record;
+        Self {
+            id,
+            organization,
+            project_name,
+            project_id,
+            quota_id,
+            project_requested_at,
+            endpoint,
+            state,
+            ever_enabled,
+            quota_gb,
+            used_bytes,
+            used_checked_at,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn id(&self) -> RegistryId {
+        self.id
+    }
+
+    pub fn organization(&self) -> OrganizationGuid {
+        self.organization
+    }
+
+    pub fn project_name(&self) -> &ProjectName {
+        &self.project_name
+    }
+
+    /// Recorded once the backend created (or Berth adopted) the project.
+    pub fn project_id(&self) -> Option<ProvisionedProjectId> {
+        self.project_id
+    }
+
+    pub fn quota_id(&self) -> Option<ProvisionedQuotaId> {
+        self.quota_id
+    }
+
+    /// When Berth first asked the backend to create the project: the proof of ownership a later
+    /// 409 is checked against.
+    pub fn project_requested_at(&self) -> Option<OffsetDateTime> {
+        self.project_requested_at
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn state(&self) -> RegistryState {
+        self.state
+    }
+
+    /// Whether this registry was ever ready: a stalled re-enable rolls back to `Disabled`, a
+    /// stalled first enable removes everything.
+    pub fn ever_enabled(&self) -> bool {
+        self.ever_enabled
+    }
+
+    pub fn quota_gb(&self) -> QuotaGb {
+        self.quota_gb
+    }
+
+    /// Last known used storage in bytes.
+    pub fn used_bytes(&self) -> Option<i64> {
+        self.used_bytes
+    }
+
+    /// When [`Self::used_bytes`] was read from the backend.
+    pub fn used_checked_at(&self) -> Option<OffsetDateTime> {
+        self.used_checked_at
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
     pub fn enabled(&self) -> bool {
         self.state == RegistryState::Ready
+    }
+
+    /// Marks a change made at `at`.
+    pub fn touch(&mut self, at: OffsetDateTime) {
+        self.updated_at = at;
+    }
+
+    /// Records that Berth asks the backend for the project now (before it does).
+    pub fn record_project_request(&mut self, at: OffsetDateTime) {
+        self.project_requested_at = Some(at);
+    }
+
+    /// Records the project the backend made (or Berth adopted).
+    pub fn record_project(&mut self, id: ProvisionedProjectId) {
+        self.project_id = Some(id);
+    }
+
+    /// Records the project's quota and its usage read at `at`.
+    pub fn record_quota(&mut self, id: ProvisionedQuotaId, used_bytes: i64, at: OffsetDateTime) {
+        self.quota_id = Some(id);
+        self.record_usage(used_bytes, at);
+    }
+
+    /// Records the usage read from the backend at `at`.
+    pub fn record_usage(&mut self, used_bytes: i64, at: OffsetDateTime) {
+        self.used_bytes = Some(used_bytes);
+        self.used_checked_at = Some(at);
+    }
+
+    pub fn set_quota(&mut self, quota: QuotaGb) {
+        self.quota_gb = quota;
+    }
+
+    /// A disabled registry being enabled again, with a new quota when one is given.
+    pub fn start_reenabling(&mut self, quota: Option<QuotaGb>) {
+        self.state = RegistryState::Provisioning;
+        if let Some(quota) = quota {
+            self.quota_gb = quota;
+        }
+    }
+
+    /// The saga's last step.
+    pub fn mark_ready(&mut self) {
+        self.state = RegistryState::Ready;
+        self.ever_enabled = true;
+    }
+
+    pub fn start_disabling(&mut self) {
+        self.state = RegistryState::Disabling;
+    }
+
+    pub fn mark_disabled(&mut self) {
+        self.state = RegistryState::Disabled;
+    }
+
+    /// A rolled-back first enablement whose project cannot be deleted (images were pushed into
+    /// it): Berth keeps the project and its record of it, disabled.
+    pub fn keep_project_disabled(&mut self, id: ProvisionedProjectId) {
+        self.project_id = Some(id);
+        self.ever_enabled = true;
+        self.state = RegistryState::Disabled;
     }
 }
 
@@ -253,17 +542,34 @@ impl RobotState {
     }
 }
 
-/// A Harbor robot account of a registry, as Berth records it (never its secret).
+/// A robot account of a registry, as Berth records it (never its secret). Built new by
+/// [`RobotCredential::creating`], rebuilt from storage by [`RobotCredential::restore`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RobotCredential {
+    id: RobotId,
+    registry: RegistryId,
+    name: RobotName,
+    access: RobotAccess,
+    is_default: bool,
+    expires_in_days: Option<ExpiresInDays>,
+    provisioned_id: Option<ProvisionedRobotId>,
+    username: Option<String>,
+    expires_at: Option<OffsetDateTime>,
+    state: RobotState,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+/// A robot credential as a store keeps it: every field, for [`RobotCredential::restore`] only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RobotRecord {
     pub id: RobotId,
     pub registry: RegistryId,
     pub name: RobotName,
     pub access: RobotAccess,
     pub is_default: bool,
     pub expires_in_days: Option<ExpiresInDays>,
-    pub harbor_robot_id: Option<i64>,
-    /// The full login name Harbor returned, such as `robot$org-…+berth-default`.
+    pub provisioned_id: Option<ProvisionedRobotId>,
     pub username: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
     pub state: RobotState,
@@ -271,10 +577,155 @@ pub struct RobotCredential {
     pub updated_at: OffsetDateTime,
 }
 
+/// What a new robot is to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RobotSpec {
+    pub name: RobotName,
+    pub access: RobotAccess,
+    pub expires_in_days: Option<ExpiresInDays>,
+    /// The registry's default robot, made by enabling.
+    pub is_default: bool,
+}
+
+impl RobotSpec {
+    /// The push-and-pull robot every enabled registry has, which never expires.
+    pub fn default_robot() -> Self {
+        Self {
+            name: RobotName::default_robot(),
+            access: RobotAccess::PushPull,
+            expires_in_days: None,
+            is_default: true,
+        }
+    }
+}
+
+impl RobotCredential {
+    /// A robot recorded before the backend is asked for it, so a crash never leaves an unknown
+    /// robot.
+    pub fn creating(registry: RegistryId, spec: RobotSpec, at: OffsetDateTime) -> Self {
+        Self {
+            id: RobotId::generate(),
+            registry,
+            name: spec.name,
+            access: spec.access,
+            is_default: spec.is_default,
+            expires_in_days: spec.expires_in_days,
+            provisioned_id: None,
+            username: None,
+            expires_at: None,
+            state: RobotState::Creating,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// A robot credential as it was stored.
+    pub fn restore(record: RobotRecord) -> Self {
+        let RobotRecord {
+            id,
+            registry,
+            name,
+            access,
+            is_default,
+            expires_in_days,
+            provisioned_id,
+            username,
+            expires_at,
+            state,
+            created_at,
+            updated_at,
+        } = record;
+        Self {
+            id,
+            registry,
+            name,
+            access,
+            is_default,
+            expires_in_days,
+            provisioned_id,
+            username,
+            expires_at,
+            state,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn id(&self) -> RobotId {
+        self.id
+    }
+
+    pub fn registry(&self) -> RegistryId {
+        self.registry
+    }
+
+    pub fn name(&self) -> &RobotName {
+        &self.name
+    }
+
+    pub fn access(&self) -> RobotAccess {
+        self.access
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.is_default
+    }
+
+    pub fn expires_in_days(&self) -> Option<ExpiresInDays> {
+        self.expires_in_days
+    }
+
+    /// The robot's id in the backend, once it exists there.
+    pub fn provisioned_id(&self) -> Option<ProvisionedRobotId> {
+        self.provisioned_id
+    }
+
+    /// The full login name the backend returned, such as `robot$org-…+berth-default`.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
+    }
+
+    pub fn state(&self) -> RobotState {
+        self.state
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    /// Marks a change made at `at`.
+    pub fn touch(&mut self, at: OffsetDateTime) {
+        self.updated_at = at;
+    }
+
+    /// Records the robot the backend made (or Berth recovered), which is now usable.
+    pub fn activate(
+        &mut self,
+        id: ProvisionedRobotId,
+        username: String,
+        expires_at: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) {
+        self.provisioned_id = Some(id);
+        self.username = Some(username);
+        self.expires_at = expires_at;
+        self.state = RobotState::Active;
+        self.updated_at = at;
+    }
+}
+
 /// A robot's login, shown once: at creation, enablement or rotation.
 pub struct IssuedSecret {
-    pub username: String,
-    pub password: SecretString,
+    username: String,
+    password: SecretString,
 }
 
 impl fmt::Debug for IssuedSecret {
@@ -287,6 +738,15 @@ impl fmt::Debug for IssuedSecret {
 }
 
 impl IssuedSecret {
+    /// `username` is the full login name the backend returned.
+    pub fn new(username: String, password: SecretString) -> Self {
+        Self { username, password }
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     pub fn expose_password(&self) -> &str {
         self.password.expose_secret()
     }
@@ -318,20 +778,83 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_changes_only_by_the_saga_s_steps() {
+        let organization = OrganizationGuid::from_uuid(Uuid::from_u128(1));
+        let at = crate::now();
+        let quota = QuotaGb::new(10).unwrap();
+        let mut registry = Registry::claim(organization, "r.example".into(), quota, at);
+        assert_eq!(registry.state(), RegistryState::Provisioning);
+        assert_eq!(
+            registry.project_requested_at(),
+            Some(at),
+            "asked with the claim"
+        );
+        assert_eq!(
+            registry.project_name(),
+            &ProjectName::for_organization(organization)
+        );
+        assert!(!registry.ever_enabled() && !registry.enabled());
+
+        registry.record_project(ProvisionedProjectId::new(7));
+        registry.record_quota(ProvisionedQuotaId::new(9), 512, at);
+        registry.mark_ready();
+        assert!(registry.enabled() && registry.ever_enabled());
+        assert_eq!(registry.quota_id(), Some(ProvisionedQuotaId::new(9)));
+        assert_eq!(registry.used_bytes(), Some(512));
+
+        registry.start_disabling();
+        registry.mark_disabled();
+        registry.start_reenabling(Some(QuotaGb::new(20).unwrap()));
+        assert_eq!(registry.state(), RegistryState::Provisioning);
+        assert_eq!(registry.quota_gb().get(), 20);
+        assert!(
+            registry.ever_enabled(),
+            "a re-enable rolls back to disabled"
+        );
+
+        let mut first = Registry::claim(organization, "r.example".into(), quota, at);
+        first.keep_project_disabled(ProvisionedProjectId::new(3));
+        assert_eq!(first.state(), RegistryState::Disabled);
+        assert!(
+            first.ever_enabled(),
+            "the kept project stays in Berth's record"
+        );
+        assert_eq!(first.project_id(), Some(ProvisionedProjectId::new(3)));
+    }
+
+    #[test]
+    fn a_robot_is_recorded_before_it_exists_and_activated_after() {
+        let registry = RegistryId::generate();
+        let mut robot =
+            RobotCredential::creating(registry, RobotSpec::default_robot(), crate::now());
+        assert_eq!(robot.state(), RobotState::Creating);
+        assert_eq!((robot.provisioned_id(), robot.username()), (None, None));
+        assert!(robot.is_default() && robot.access() == RobotAccess::PushPull);
+        robot.activate(
+            ProvisionedRobotId::new(5),
+            "robot$org+berth-default".into(),
+            None,
+            crate::now(),
+        );
+        assert_eq!(robot.state(), RobotState::Active);
+        assert_eq!(robot.username(), Some("robot$org+berth-default"));
+        assert_eq!(RobotId::parse(&robot.id().to_string()), Ok(robot.id()));
+    }
+
+    #[test]
     fn names_follow_harbor_rules() {
         let organization = OrganizationGuid::parse("2489E9AD-2EE2-8E00-8EC9-32D5F69181C0").unwrap();
-        assert_eq!(
-            harbor_project_name(organization),
-            "org-2489e9ad-2ee2-8e00-8ec9-32d5f69181c0"
-        );
+        let project = ProjectName::for_organization(organization);
+        assert_eq!(project.as_str(), "org-2489e9ad-2ee2-8e00-8ec9-32d5f69181c0");
+        assert_eq!(ProjectName::parse(project.as_str()), Ok(project));
+        for bad in ["", "Org-1", "org--1", "org/1", &"a".repeat(256)] {
+            assert!(ProjectName::parse(bad).is_err(), "{bad:?}");
+        }
         assert!(RobotName::parse("ci-push.1").is_ok());
         for bad in ["", "CI", "a--b", "-a", "a+b", "robot$x", &"a".repeat(65)] {
             assert!(RobotName::parse(bad).is_err(), "{bad:?}");
         }
-        let secret = IssuedSecret {
-            username: "robot$x+y".into(),
-            password: SecretString::from("hunter2"),
-        };
+        let secret = IssuedSecret::new("robot$x+y".into(), SecretString::from("hunter2"));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

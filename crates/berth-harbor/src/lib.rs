@@ -7,6 +7,10 @@ use berth_domain::ports::{
     CreatedRobot, ProvisionError, ProvisionedProject, ProvisionedQuota, ProvisionedRobot,
     RegistryProvisioner,
 };
+use berth_domain::registry::{
+    ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
+    QuotaGb, RobotAccess, RobotName,
+};
 use reqwest::{Method, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -317,8 +321,12 @@ impl RegistryProvisioner for HarborClient {
             .map(drop)
     }
 
-    async fn create_project(&self, name: &str, quota_bytes: i64) -> Result<i64, ProvisionError> {
-        let body = json!({"project_name": name, "metadata": {"public": "false"}, "storage_limit": quota_bytes});
+    async fn create_project(
+        &self,
+        name: &ProjectName,
+        quota: QuotaGb,
+    ) -> Result<ProvisionedProjectId, ProvisionError> {
+        let body = json!({"project_name": name.as_str(), "metadata": {"public": "false"}, "storage_limit": quota.bytes()});
         let response = self
             .call(Method::POST, "/projects", Some(&body), false)
             .await?;
@@ -328,12 +336,16 @@ impl RegistryProvisioner for HarborClient {
             .and_then(|value| value.to_str().ok())
             .and_then(|location| location.rsplit('/').next())
             .and_then(|id| id.parse::<i64>().ok())
+            .map(ProvisionedProjectId::new)
             .ok_or_else(|| {
                 ProvisionError::Unavailable("Harbor's answer had no project Location".into())
             })
     }
 
-    async fn find_project(&self, name: &str) -> Result<Option<ProvisionedProject>, ProvisionError> {
+    async fn find_project(
+        &self,
+        name: &ProjectName,
+    ) -> Result<Option<ProvisionedProject>, ProvisionError> {
         match self
             .call(Method::GET, &format!("/projects/{name}"), None, true)
             .await
@@ -341,7 +353,7 @@ impl RegistryProvisioner for HarborClient {
             Ok(response) => {
                 let project: ProjectBody = Self::json(response).await?;
                 Ok(Some(ProvisionedProject {
-                    id: project.project_id,
+                    id: ProvisionedProjectId::new(project.project_id),
                     owner_name: project.owner_name,
                     creation_time: parse_time(project.creation_time.as_deref()),
                     repo_count: project.repo_count,
@@ -352,26 +364,33 @@ impl RegistryProvisioner for HarborClient {
         }
     }
 
-    async fn delete_project(&self, id: i64) -> Result<(), ProvisionError> {
+    async fn delete_project(&self, id: ProvisionedProjectId) -> Result<(), ProvisionError> {
         self.call(Method::DELETE, &format!("/projects/{id}"), None, false)
             .await
             .map(drop)
     }
 
-    async fn project_quota(&self, project_id: i64) -> Result<ProvisionedQuota, ProvisionError> {
+    async fn project_quota(
+        &self,
+        project_id: ProvisionedProjectId,
+    ) -> Result<ProvisionedQuota, ProvisionError> {
         let path = format!("/quotas?reference=project&reference_id={project_id}");
         let quotas: Vec<QuotaBody> =
             Self::json(self.call(Method::GET, &path, None, false).await?).await?;
         let quota = quotas.into_iter().next().ok_or(ProvisionError::NotFound)?;
         Ok(ProvisionedQuota {
-            id: quota.id,
+            id: ProvisionedQuotaId::new(quota.id),
             hard_bytes: quota.hard.storage,
             used_bytes: quota.used.map_or(0, |u| u.storage),
         })
     }
 
-    async fn set_quota(&self, quota_id: i64, bytes: i64) -> Result<(), ProvisionError> {
-        let body = json!({"hard": {"storage": bytes}});
+    async fn set_quota(
+        &self,
+        quota_id: ProvisionedQuotaId,
+        quota: QuotaGb,
+    ) -> Result<(), ProvisionError> {
+        let body = json!({"hard": {"storage": quota.bytes()}});
         self.call(
             Method::PUT,
             &format!("/quotas/{quota_id}"),
@@ -384,22 +403,22 @@ impl RegistryProvisioner for HarborClient {
 
     async fn create_robot(
         &self,
-        project: &str,
-        name: &str,
-        push: bool,
-        duration_days: Option<u32>,
+        project: &ProjectName,
+        name: &RobotName,
+        access: RobotAccess,
+        expires_in_days: Option<ExpiresInDays>,
     ) -> Result<CreatedRobot, ProvisionError> {
-        let mut access = vec![json!({"resource": "repository", "action": "pull"})];
-        if push {
-            access.push(json!({"resource": "repository", "action": "push"}));
+        let mut actions = vec![json!({"resource": "repository", "action": "pull"})];
+        if access == RobotAccess::PushPull {
+            actions.push(json!({"resource": "repository", "action": "push"}));
         }
         let body = json!({
-            "name": name,
+            "name": name.as_str(),
             "description": DEFAULT_ROBOT_DESCRIPTION,
             "level": "project",
-            "duration": duration_days.map_or(-1, i64::from),
+            "duration": expires_in_days.map_or(-1, |days| i64::from(days.get())),
             "disable": false,
-            "permissions": [{"kind": "project", "namespace": project, "access": access}],
+            "permissions": [{"kind": "project", "namespace": project.as_str(), "access": actions}],
         });
         let created: RobotCreatedBody = Self::json(
             self.call(Method::POST, "/robots", Some(&body), false)
@@ -408,7 +427,7 @@ impl RegistryProvisioner for HarborClient {
         .await?;
         Ok(CreatedRobot {
             robot: ProvisionedRobot {
-                id: created.id,
+                id: ProvisionedRobotId::new(created.id),
                 username: created.name,
                 expires_at: expiry(created.expires_at),
             },
@@ -418,9 +437,9 @@ impl RegistryProvisioner for HarborClient {
 
     async fn find_robot(
         &self,
-        project_id: i64,
-        project: &str,
-        name: &str,
+        project_id: ProvisionedProjectId,
+        project: &ProjectName,
+        name: &RobotName,
     ) -> Result<Option<ProvisionedRobot>, ProvisionError> {
         // Harbor's full name is `<prefix><project>+<name>`; the prefix is Harbor's setting, so
         // match the known tail and take the whole name from Harbor.
@@ -434,7 +453,7 @@ impl RegistryProvisioner for HarborClient {
             let count = robots.len();
             if let Some(robot) = robots.into_iter().find(|robot| robot.name.ends_with(&tail)) {
                 return Ok(Some(ProvisionedRobot {
-                    id: robot.id,
+                    id: ProvisionedRobotId::new(robot.id),
                     username: robot.name,
                     expires_at: expiry(robot.expires_at),
                 }));
@@ -446,7 +465,10 @@ impl RegistryProvisioner for HarborClient {
         Ok(None)
     }
 
-    async fn refresh_robot_secret(&self, robot_id: i64) -> Result<SecretString, ProvisionError> {
+    async fn refresh_robot_secret(
+        &self,
+        robot_id: ProvisionedRobotId,
+    ) -> Result<SecretString, ProvisionError> {
         let body: Value = Self::json(
             self.call(
                 Method::PATCH,
@@ -465,7 +487,7 @@ impl RegistryProvisioner for HarborClient {
             })
     }
 
-    async fn delete_robot(&self, robot_id: i64) -> Result<(), ProvisionError> {
+    async fn delete_robot(&self, robot_id: ProvisionedRobotId) -> Result<(), ProvisionError> {
         self.call(Method::DELETE, &format!("/robots/{robot_id}"), None, false)
             .await
             .map(drop)

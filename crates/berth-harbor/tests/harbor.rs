@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use berth_domain::ports::{ProvisionError, RegistryProvisioner};
+use berth_domain::registry::{ExpiresInDays, ProjectName, QuotaGb, RobotAccess, RobotName};
 use berth_harbor::{HarborClient, HarborSettings};
 use harbor_emulator::{DropRule, EmulatorConfig, FailRule, Faults, RunningEmulator, start};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +13,18 @@ fn emulator() -> RunningEmulator {
     let (emulator, server) = start(EmulatorConfig::default(), "127.0.0.1:0").unwrap();
     tokio::spawn(server);
     emulator
+}
+
+fn project(name: &str) -> ProjectName {
+    ProjectName::parse(name).unwrap()
+}
+
+fn robot(name: &str) -> RobotName {
+    RobotName::parse(name).unwrap()
+}
+
+fn gb(quota: u64) -> QuotaGb {
+    QuotaGb::new(quota).unwrap()
 }
 
 fn client(url: &str, password: &str, timeout: Duration) -> HarborClient {
@@ -32,29 +45,41 @@ async fn provisions_a_project_quota_and_robots() {
     let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
     assert_eq!(client.endpoint(), format!("127.0.0.1:{}", harbor.port()));
     let id = client
-        .create_project("org-1", 10 * 1024 * 1024 * 1024)
+        .create_project(&project("org-1"), gb(10))
         .await
         .unwrap();
     assert_eq!(
-        client.create_project("org-1", 1).await,
+        client.create_project(&project("org-1"), gb(1)).await,
         Err(ProvisionError::Conflict)
     );
-    let found = client.find_project("org-1").await.unwrap().unwrap();
+    let found = client
+        .find_project(&project("org-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((found.id, found.owner_name.as_str()), (id, "admin"));
-    assert!(client.find_project("org-2").await.unwrap().is_none());
+    assert!(
+        client
+            .find_project(&project("org-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let quota = client.project_quota(id).await.unwrap();
     assert_eq!(quota.hard_bytes, 10 * 1024 * 1024 * 1024);
-    client
-        .set_quota(quota.id, 20 * 1024 * 1024 * 1024)
-        .await
-        .unwrap();
+    client.set_quota(quota.id, gb(20)).await.unwrap();
     assert_eq!(harbor.state().quotas[0].hard_bytes, 20 * 1024 * 1024 * 1024);
     harbor.set_usage("org-1", 1234);
     assert_eq!(client.project_quota(id).await.unwrap().used_bytes, 1234);
 
     let created = client
-        .create_robot("org-1", "berth-default", true, None)
+        .create_robot(
+            &project("org-1"),
+            &robot("berth-default"),
+            RobotAccess::PushPull,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -66,25 +91,35 @@ async fn provisions_a_project_quota_and_robots() {
     assert_eq!(permissions[0]["access"].as_array().unwrap().len(), 2);
     assert!(matches!(
         client
-            .create_robot("org-1", "berth-default", true, None)
+            .create_robot(
+                &project("org-1"),
+                &robot("berth-default"),
+                RobotAccess::PushPull,
+                None
+            )
             .await,
         Err(ProvisionError::Conflict)
     ));
     let pull = client
-        .create_robot("org-1", "ci", false, Some(30))
+        .create_robot(
+            &project("org-1"),
+            &robot("ci"),
+            RobotAccess::Pull,
+            Some(ExpiresInDays::new(30).unwrap()),
+        )
         .await
         .unwrap();
     assert!(pull.robot.expires_at.is_some());
 
     let found = client
-        .find_robot(id, "org-1", "berth-default")
+        .find_robot(id, &project("org-1"), &robot("berth-default"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found.id, created.robot.id);
     assert!(
         client
-            .find_robot(id, "org-1", "nope")
+            .find_robot(id, &project("org-1"), &robot("nope"))
             .await
             .unwrap()
             .is_none()
@@ -109,13 +144,13 @@ async fn harbor_failures_become_domain_errors() {
     let harbor = emulator();
     let wrong = client(harbor.url(), "wrong-password", Duration::from_secs(5));
     assert_eq!(
-        wrong.create_project("org-1", 1).await,
+        wrong.create_project(&project("org-1"), gb(1)).await,
         Err(ProvisionError::Misconfigured)
     );
 
     let unreachable = client("http://127.0.0.1:1", "x", Duration::from_secs(2));
     assert!(matches!(
-        unreachable.create_project("org-1", 1).await,
+        unreachable.create_project(&project("org-1"), gb(1)).await,
         Err(ProvisionError::Unavailable(_))
     ));
 
@@ -125,7 +160,7 @@ async fn harbor_failures_become_domain_errors() {
         ..Faults::default()
     });
     assert_eq!(
-        good.create_project("org-1", 1).await,
+        good.create_project(&project("org-1"), gb(1)).await,
         Err(ProvisionError::Unavailable("timed out".into()))
     );
     harbor.set_faults(Faults {
@@ -137,7 +172,7 @@ async fn harbor_failures_become_domain_errors() {
         ..Faults::default()
     });
     // An idempotent read is retried once, so a single 502 is absorbed.
-    assert!(good.find_project("org-1").await.is_ok());
+    assert!(good.find_project(&project("org-1")).await.is_ok());
     harbor.set_faults(Faults {
         fail: vec![FailRule {
             route: "POST /projects".into(),
@@ -147,25 +182,39 @@ async fn harbor_failures_become_domain_errors() {
         ..Faults::default()
     });
     assert!(matches!(
-        good.create_project("org-9", 1).await,
+        good.create_project(&project("org-9"), gb(1)).await,
         Err(ProvisionError::Unavailable(_))
     ));
     assert!(
         harbor.state().projects.iter().all(|p| p.name != "org-9"),
         "a POST is never retried"
     );
-    let rejected = good.create_project("Bad Name", 1).await;
-    assert!(
-        matches!(rejected, Err(ProvisionError::Rejected(_))),
-        "{rejected:?}"
-    );
+    // Berth's types cannot carry a name Harbor refuses, so Harbor's refusals are scripted.
+    for status in [400, 422] {
+        harbor.set_faults(Faults {
+            fail: vec![FailRule {
+                route: "POST /projects".into(),
+                nth: 1,
+                status,
+            }],
+            ..Faults::default()
+        });
+        let rejected = good.create_project(&project("org-10"), gb(1)).await;
+        assert!(
+            matches!(rejected, Err(ProvisionError::Rejected(_))),
+            "{status}: {rejected:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_dropped_answer_is_unavailable_although_the_work_was_done() {
     let harbor = emulator();
     let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
-    client.create_project("org-1", 1).await.unwrap();
+    client
+        .create_project(&project("org-1"), gb(1))
+        .await
+        .unwrap();
     harbor.set_faults(Faults {
         drop: vec![DropRule {
             route: "POST /robots".into(),
@@ -174,7 +223,12 @@ async fn a_dropped_answer_is_unavailable_although_the_work_was_done() {
         ..Faults::default()
     });
     let result = client
-        .create_robot("org-1", "berth-default", true, None)
+        .create_robot(
+            &project("org-1"),
+            &robot("berth-default"),
+            RobotAccess::PushPull,
+            None,
+        )
         .await;
     assert!(
         matches!(result, Err(ProvisionError::Unavailable(_))),
@@ -194,7 +248,7 @@ async fn the_request_id_travels_to_harbor() {
     let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
     berth_harbor::request_id::REQUEST_ID
         .scope("req-4242".to_owned(), async {
-            client.find_project("x").await.unwrap()
+            client.find_project(&project("x")).await.unwrap()
         })
         .await;
     assert!(harbor.state().request_ids.contains(&"req-4242".to_owned()));

@@ -16,8 +16,8 @@ use berth_domain::directory::{App, DirectoryEntry, Organization, Space};
 use berth_domain::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{CredentialQuery, DirectoryQuery, Page};
 use berth_domain::ports::{
-    CredentialStore, DirectoryEntries, DirectoryStore, Lease, LockedCredential, RegistryStore,
-    StoreError,
+    CredentialStore, DirectoryEntries, DirectoryStore, Lease, LeaseHolder, LockedCredential,
+    RegistryStore, StoreError,
 };
 use berth_domain::registry::{Registry, RegistryId, RobotCredential, RobotId};
 use time::OffsetDateTime;
@@ -162,14 +162,14 @@ bounded!(RegistryStore {
     fn get(&self, id: RegistryId) -> Option<Registry>;
     fn get_by_organization(&self, organization: OrganizationGuid) -> Option<Registry>;
     fn acquire(&self, id: RegistryId, lease: Lease, now: OffsetDateTime) -> bool;
-    fn save(&self, registry: &Registry, holder: uuid::Uuid) -> ();
-    fn save_and_release(&self, registry: &Registry, holder: uuid::Uuid) -> ();
-    fn release(&self, id: RegistryId, holder: uuid::Uuid) -> ();
-    fn delete(&self, id: RegistryId, holder: uuid::Uuid) -> ();
+    fn save(&self, registry: &Registry, holder: LeaseHolder) -> ();
+    fn save_and_release(&self, registry: &Registry, holder: LeaseHolder) -> ();
+    fn release(&self, id: RegistryId, holder: LeaseHolder) -> ();
+    fn delete(&self, id: RegistryId, holder: LeaseHolder) -> ();
     fn stalled(&self, before: OffsetDateTime) -> Vec<Registry>;
     fn record_usage(&self, id: RegistryId, used_bytes: i64, at: OffsetDateTime) -> ();
     fn insert_robot(&self, robot: &RobotCredential) -> ();
-    fn update_robot(&self, robot: &RobotCredential, holder: uuid::Uuid) -> ();
+    fn update_robot(&self, robot: &RobotCredential, holder: LeaseHolder) -> ();
     fn delete_robot(&self, id: RobotId) -> ();
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;

@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use berth_domain::ids::OrganizationGuid;
-use berth_domain::ports::{Lease, RegistryStore, StoreError};
+use berth_domain::ports::{Lease, LeaseHolder, RegistryStore, StoreError};
 use berth_domain::registry::{
-    ExpiresInDays, QuotaGb, Registry, RegistryId, RegistryState, RobotAccess, RobotCredential,
-    RobotId, RobotName, RobotState,
+    ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
+    QuotaGb, Registry, RegistryId, RegistryRecord, RegistryState, RobotAccess, RobotCredential,
+    RobotId, RobotName, RobotRecord, RobotState,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -37,47 +38,47 @@ impl SeaOrmRegistryStore {
     async fn write_progress(
         &self,
         registry: &Registry,
-        holder: Uuid,
+        holder: LeaseHolder,
         release: bool,
     ) -> Result<(), StoreError> {
         let mut update = registry::Entity::update_many()
             .col_expr(
                 registry::Column::HarborProjectId,
-                Expr::value(registry.harbor_project_id),
+                Expr::value(registry.project_id().map(ProvisionedProjectId::get)),
             )
             .col_expr(
                 registry::Column::HarborQuotaId,
-                Expr::value(registry.harbor_quota_id),
+                Expr::value(registry.quota_id().map(ProvisionedQuotaId::get)),
             )
             .col_expr(
                 registry::Column::ProjectRequestedAt,
-                Expr::value(registry.project_requested_at),
+                Expr::value(registry.project_requested_at()),
             )
             .col_expr(
                 registry::Column::State,
-                Expr::value(registry.state.as_str()),
+                Expr::value(registry.state().as_str()),
             )
             .col_expr(
                 registry::Column::EverEnabled,
-                Expr::value(registry.ever_enabled),
+                Expr::value(registry.ever_enabled()),
             )
             .col_expr(
                 registry::Column::QuotaGb,
-                Expr::value(i64::from(registry.quota_gb.get())),
+                Expr::value(i64::from(registry.quota_gb().get())),
             )
             .col_expr(
                 registry::Column::UsedBytes,
-                Expr::value(registry.used_bytes),
+                Expr::value(registry.used_bytes()),
             )
             .col_expr(
                 registry::Column::UsedCheckedAt,
-                Expr::value(registry.used_checked_at),
+                Expr::value(registry.used_checked_at()),
             )
             .col_expr(
                 registry::Column::UpdatedAt,
-                Expr::value(registry.updated_at),
+                Expr::value(registry.updated_at()),
             )
-            .filter(registry::Column::Id.eq(registry.id.0))
+            .filter(registry::Column::Id.eq(registry.id().as_uuid()))
             .filter(held_by(holder));
         if release {
             update = update
@@ -100,12 +101,13 @@ impl SeaOrmRegistryStore {
 }
 
 fn registry_from(model: registry::Model) -> Result<Registry, StoreError> {
-    Ok(Registry {
-        id: RegistryId(model.id),
+    Ok(Registry::restore(RegistryRecord {
+        id: RegistryId::from_uuid(model.id),
         organization: OrganizationGuid::from_uuid(model.organization_guid),
-        harbor_project: model.harbor_project,
-        harbor_project_id: model.harbor_project_id,
-        harbor_quota_id: model.harbor_quota_id,
+        project_name: ProjectName::parse(&model.harbor_project)
+            .map_err(|_| corrupt("project name"))?,
+        project_id: model.harbor_project_id.map(ProvisionedProjectId::new),
+        quota_id: model.harbor_quota_id.map(ProvisionedQuotaId::new),
         project_requested_at: model.project_requested_at,
         endpoint: model.endpoint,
         state: RegistryState::parse(&model.state).ok_or_else(|| corrupt("registry state"))?,
@@ -118,13 +120,13 @@ fn registry_from(model: registry::Model) -> Result<Registry, StoreError> {
         used_checked_at: model.used_checked_at,
         created_at: model.created_at,
         updated_at: model.updated_at,
-    })
+    }))
 }
 
 fn robot_from(model: robot::Model) -> Result<RobotCredential, StoreError> {
-    Ok(RobotCredential {
-        id: RobotId(model.id),
-        registry: RegistryId(model.registry_id),
+    Ok(RobotCredential::restore(RobotRecord {
+        id: RobotId::from_uuid(model.id),
+        registry: RegistryId::from_uuid(model.registry_id),
         name: RobotName::parse(&model.name).map_err(|_| corrupt("robot name"))?,
         access: RobotAccess::parse(&model.access).ok_or_else(|| corrupt("robot access"))?,
         is_default: model.is_default,
@@ -137,34 +139,34 @@ fn robot_from(model: robot::Model) -> Result<RobotCredential, StoreError> {
                     .ok_or_else(|| corrupt("robot expiry"))
             })
             .transpose()?,
-        harbor_robot_id: model.harbor_robot_id,
+        provisioned_id: model.harbor_robot_id.map(ProvisionedRobotId::new),
         username: model.username,
         expires_at: model.expires_at,
         state: RobotState::parse(&model.state).ok_or_else(|| corrupt("robot state"))?,
         created_at: model.created_at,
         updated_at: model.updated_at,
-    })
+    }))
 }
 
 fn robot_row(robot: &RobotCredential) -> robot::ActiveModel {
     robot::ActiveModel {
-        id: ActiveValue::Set(robot.id.0),
-        registry_id: ActiveValue::Set(robot.registry.0),
-        name: ActiveValue::Set(robot.name.as_str().to_owned()),
-        access: ActiveValue::Set(robot.access.as_str().to_owned()),
-        is_default: ActiveValue::Set(robot.is_default),
-        expires_in_days: ActiveValue::Set(robot.expires_in_days.map(|d| i64::from(d.get()))),
-        harbor_robot_id: ActiveValue::Set(robot.harbor_robot_id),
-        username: ActiveValue::Set(robot.username.clone()),
-        expires_at: ActiveValue::Set(robot.expires_at),
-        state: ActiveValue::Set(robot.state.as_str().to_owned()),
-        created_at: ActiveValue::Set(robot.created_at),
-        updated_at: ActiveValue::Set(robot.updated_at),
+        id: ActiveValue::Set(robot.id().as_uuid()),
+        registry_id: ActiveValue::Set(robot.registry().as_uuid()),
+        name: ActiveValue::Set(robot.name().as_str().to_owned()),
+        access: ActiveValue::Set(robot.access().as_str().to_owned()),
+        is_default: ActiveValue::Set(robot.is_default()),
+        expires_in_days: ActiveValue::Set(robot.expires_in_days().map(|d| i64::from(d.get()))),
+        harbor_robot_id: ActiveValue::Set(robot.provisioned_id().map(ProvisionedRobotId::get)),
+        username: ActiveValue::Set(robot.username().map(str::to_owned)),
+        expires_at: ActiveValue::Set(robot.expires_at()),
+        state: ActiveValue::Set(robot.state().as_str().to_owned()),
+        created_at: ActiveValue::Set(robot.created_at()),
+        updated_at: ActiveValue::Set(robot.updated_at()),
     }
 }
 
-fn held_by(holder: Uuid) -> Condition {
-    Condition::all().add(registry::Column::LeaseHolder.eq(holder))
+fn held_by(holder: LeaseHolder) -> Condition {
+    Condition::all().add(registry::Column::LeaseHolder.eq(holder.as_uuid()))
 }
 
 #[async_trait]
@@ -172,22 +174,24 @@ impl RegistryStore for SeaOrmRegistryStore {
     #[tracing::instrument(name = "db.registries.claim", skip_all, fields(otel.kind = "client"))]
     async fn claim(&self, registry: &Registry, lease: Lease) -> Result<(), StoreError> {
         let row = registry::ActiveModel {
-            id: ActiveValue::Set(registry.id.0),
-            organization_guid: ActiveValue::Set(registry.organization.as_uuid()),
-            harbor_project: ActiveValue::Set(registry.harbor_project.clone()),
-            harbor_project_id: ActiveValue::Set(registry.harbor_project_id),
-            harbor_quota_id: ActiveValue::Set(registry.harbor_quota_id),
-            project_requested_at: ActiveValue::Set(registry.project_requested_at),
-            endpoint: ActiveValue::Set(registry.endpoint.clone()),
-            state: ActiveValue::Set(registry.state.as_str().to_owned()),
-            ever_enabled: ActiveValue::Set(registry.ever_enabled),
-            quota_gb: ActiveValue::Set(i64::from(registry.quota_gb.get())),
-            used_bytes: ActiveValue::Set(registry.used_bytes),
-            used_checked_at: ActiveValue::Set(registry.used_checked_at),
-            lease_holder: ActiveValue::Set(Some(lease.holder)),
+            id: ActiveValue::Set(registry.id().as_uuid()),
+            organization_guid: ActiveValue::Set(registry.organization().as_uuid()),
+            harbor_project: ActiveValue::Set(registry.project_name().as_str().to_owned()),
+            harbor_project_id: ActiveValue::Set(
+                registry.project_id().map(ProvisionedProjectId::get),
+            ),
+            harbor_quota_id: ActiveValue::Set(registry.quota_id().map(ProvisionedQuotaId::get)),
+            project_requested_at: ActiveValue::Set(registry.project_requested_at()),
+            endpoint: ActiveValue::Set(registry.endpoint().to_owned()),
+            state: ActiveValue::Set(registry.state().as_str().to_owned()),
+            ever_enabled: ActiveValue::Set(registry.ever_enabled()),
+            quota_gb: ActiveValue::Set(i64::from(registry.quota_gb().get())),
+            used_bytes: ActiveValue::Set(registry.used_bytes()),
+            used_checked_at: ActiveValue::Set(registry.used_checked_at()),
+            lease_holder: ActiveValue::Set(Some(lease.holder.as_uuid())),
             lease_until: ActiveValue::Set(Some(lease.until)),
-            created_at: ActiveValue::Set(registry.created_at),
-            updated_at: ActiveValue::Set(registry.updated_at),
+            created_at: ActiveValue::Set(registry.created_at()),
+            updated_at: ActiveValue::Set(registry.updated_at()),
         };
         registry::Entity::insert(row)
             .exec_without_returning(&self.db)
@@ -198,7 +202,7 @@ impl RegistryStore for SeaOrmRegistryStore {
 
     #[tracing::instrument(name = "db.registries.get", skip_all, fields(otel.kind = "client"))]
     async fn get(&self, id: RegistryId) -> Result<Option<Registry>, StoreError> {
-        registry::Entity::find_by_id(id.0)
+        registry::Entity::find_by_id(id.as_uuid())
             .one(&self.db)
             .await
             .map_err(store_error)?
@@ -232,9 +236,12 @@ impl RegistryStore for SeaOrmRegistryStore {
             .add(registry::Column::LeaseUntil.is_null())
             .add(registry::Column::LeaseUntil.lt(now));
         let result = registry::Entity::update_many()
-            .col_expr(registry::Column::LeaseHolder, Expr::value(lease.holder))
+            .col_expr(
+                registry::Column::LeaseHolder,
+                Expr::value(lease.holder.as_uuid()),
+            )
             .col_expr(registry::Column::LeaseUntil, Expr::value(lease.until))
-            .filter(registry::Column::Id.eq(id.0))
+            .filter(registry::Column::Id.eq(id.as_uuid()))
             .filter(free)
             .exec(&self.db)
             .await
@@ -262,17 +269,21 @@ impl RegistryStore for SeaOrmRegistryStore {
     }
 
     #[tracing::instrument(name = "db.registries.save", skip_all, fields(otel.kind = "client"))]
-    async fn save(&self, registry: &Registry, holder: Uuid) -> Result<(), StoreError> {
+    async fn save(&self, registry: &Registry, holder: LeaseHolder) -> Result<(), StoreError> {
         self.write_progress(registry, holder, false).await
     }
 
     #[tracing::instrument(name = "db.registries.save_and_release", skip_all, fields(otel.kind = "client"))]
-    async fn save_and_release(&self, registry: &Registry, holder: Uuid) -> Result<(), StoreError> {
+    async fn save_and_release(
+        &self,
+        registry: &Registry,
+        holder: LeaseHolder,
+    ) -> Result<(), StoreError> {
         self.write_progress(registry, holder, true).await
     }
 
     #[tracing::instrument(name = "db.registries.release", skip_all, fields(otel.kind = "client"))]
-    async fn release(&self, id: RegistryId, holder: Uuid) -> Result<(), StoreError> {
+    async fn release(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError> {
         registry::Entity::update_many()
             .col_expr(
                 registry::Column::LeaseHolder,
@@ -282,7 +293,7 @@ impl RegistryStore for SeaOrmRegistryStore {
                 registry::Column::LeaseUntil,
                 Expr::value(Option::<OffsetDateTime>::None),
             )
-            .filter(registry::Column::Id.eq(id.0))
+            .filter(registry::Column::Id.eq(id.as_uuid()))
             .filter(held_by(holder))
             .exec(&self.db)
             .await
@@ -291,10 +302,10 @@ impl RegistryStore for SeaOrmRegistryStore {
     }
 
     #[tracing::instrument(name = "db.registries.delete", skip_all, fields(otel.kind = "client"))]
-    async fn delete(&self, id: RegistryId, holder: Uuid) -> Result<(), StoreError> {
+    async fn delete(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         let result = registry::Entity::delete_many()
-            .filter(registry::Column::Id.eq(id.0))
+            .filter(registry::Column::Id.eq(id.as_uuid()))
             .filter(held_by(holder))
             .exec(&transaction)
             .await
@@ -303,7 +314,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             return Err(StoreError::Conflict);
         }
         robot::Entity::delete_many()
-            .filter(robot::Column::RegistryId.eq(id.0))
+            .filter(robot::Column::RegistryId.eq(id.as_uuid()))
             .exec(&transaction)
             .await
             .map_err(store_error)?;
@@ -341,7 +352,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         registry::Entity::update_many()
             .col_expr(registry::Column::UsedBytes, Expr::value(used_bytes))
             .col_expr(registry::Column::UsedCheckedAt, Expr::value(at))
-            .filter(registry::Column::Id.eq(id.0))
+            .filter(registry::Column::Id.eq(id.as_uuid()))
             .exec(&self.db)
             .await
             .map_err(store_error)?;
@@ -358,13 +369,17 @@ impl RegistryStore for SeaOrmRegistryStore {
     }
 
     #[tracing::instrument(name = "db.registries.update_robot", skip_all, fields(otel.kind = "client"))]
-    async fn update_robot(&self, robot: &RobotCredential, holder: Uuid) -> Result<(), StoreError> {
+    async fn update_robot(
+        &self,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
+    ) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         // A no-op write on the registry row: it proves the lease is still ours and, on
         // PostgreSQL, locks the row until commit, so no one can take the lease in between.
         let held = registry::Entity::update_many()
-            .col_expr(registry::Column::LeaseHolder, Expr::value(holder))
-            .filter(registry::Column::Id.eq(robot.registry.0))
+            .col_expr(registry::Column::LeaseHolder, Expr::value(holder.as_uuid()))
+            .filter(registry::Column::Id.eq(robot.registry().as_uuid()))
             .filter(held_by(holder))
             .exec(&transaction)
             .await
@@ -375,13 +390,16 @@ impl RegistryStore for SeaOrmRegistryStore {
         let result = robot::Entity::update_many()
             .col_expr(
                 robot::Column::HarborRobotId,
-                Expr::value(robot.harbor_robot_id),
+                Expr::value(robot.provisioned_id().map(ProvisionedRobotId::get)),
             )
-            .col_expr(robot::Column::Username, Expr::value(robot.username.clone()))
-            .col_expr(robot::Column::ExpiresAt, Expr::value(robot.expires_at))
-            .col_expr(robot::Column::State, Expr::value(robot.state.as_str()))
-            .col_expr(robot::Column::UpdatedAt, Expr::value(robot.updated_at))
-            .filter(robot::Column::Id.eq(robot.id.0))
+            .col_expr(
+                robot::Column::Username,
+                Expr::value(robot.username().map(str::to_owned)),
+            )
+            .col_expr(robot::Column::ExpiresAt, Expr::value(robot.expires_at()))
+            .col_expr(robot::Column::State, Expr::value(robot.state().as_str()))
+            .col_expr(robot::Column::UpdatedAt, Expr::value(robot.updated_at()))
+            .filter(robot::Column::Id.eq(robot.id().as_uuid()))
             .exec(&transaction)
             .await
             .map_err(store_error)?;
@@ -393,7 +411,7 @@ impl RegistryStore for SeaOrmRegistryStore {
 
     #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]
     async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError> {
-        let result = robot::Entity::delete_by_id(id.0)
+        let result = robot::Entity::delete_by_id(id.as_uuid())
             .exec(&self.db)
             .await
             .map_err(store_error)?;
@@ -407,7 +425,7 @@ impl RegistryStore for SeaOrmRegistryStore {
     #[tracing::instrument(name = "db.registries.robots", skip_all, fields(otel.kind = "client"))]
     async fn robots(&self, registry: RegistryId) -> Result<Vec<RobotCredential>, StoreError> {
         robot::Entity::find()
-            .filter(robot::Column::RegistryId.eq(registry.0))
+            .filter(robot::Column::RegistryId.eq(registry.as_uuid()))
             .order_by_asc(robot::Column::CreatedAt)
             .order_by_asc(robot::Column::Id)
             .all(&self.db)

@@ -355,6 +355,17 @@ async fn replica(
     harbor_url: &str,
     extra: &[(&str, &str)],
 ) -> Replica {
+    replica_logging_to(db, keys, harbor_url, extra, Stdio::null()).await
+}
+
+/// A replica whose log (its standard output) goes to `log`.
+async fn replica_logging_to(
+    db: &TestDatabase,
+    keys: &str,
+    harbor_url: &str,
+    extra: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> Replica {
     let port = free_port();
     let mut command = berth();
     production_env(&mut command, db, keys, harbor_url);
@@ -362,7 +373,7 @@ async fn replica(
     for (key, value) in extra {
         command.env(key, value);
     }
-    let mut child = command.stdout(Stdio::null()).spawn().unwrap();
+    let mut child = command.stdout(log).spawn().unwrap();
     wait_healthy(port, &mut child).await;
     Replica { port, child }
 }
@@ -573,7 +584,17 @@ async fn after_a_sigkill_the_reconciler_leaves_nothing_behind() {
     let keys = keys.expose_secret();
     let harbor = emulator();
     kill_during_robot_creation(&db, keys, &harbor).await;
-    let mut survivor = replica(
+    // The first attempt to delete the project fails; the pass after it succeeds.
+    harbor.set_faults(harbor_emulator::Faults {
+        fail: vec![harbor_emulator::FailRule {
+            route: "DELETE /projects/{project}".into(),
+            nth: 1,
+            status: 502,
+        }],
+        ..harbor_emulator::Faults::default()
+    });
+    let log = temp_dir().join("survivor.log");
+    let mut survivor = replica_logging_to(
         &db,
         keys,
         harbor.url(),
@@ -581,6 +602,7 @@ async fn after_a_sigkill_the_reconciler_leaves_nothing_behind() {
             ("BERTH_HARBOR__STALE_AFTER_SECONDS", "1"),
             ("BERTH_HARBOR__RECONCILE_INTERVAL_SECONDS", "1"),
         ],
+        std::fs::File::create(&log).unwrap(),
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -594,6 +616,15 @@ async fn after_a_sigkill_the_reconciler_leaves_nothing_behind() {
     }
     survivor.child.kill().unwrap();
     let _ = survivor.child.wait();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let failure = log
+        .lines()
+        .find(|line| line.contains("reconciler could not settle a registry"))
+        .unwrap_or_else(|| panic!("the failed pass is logged:\n{log}"));
+    assert!(
+        failure.contains("Harbor answered 502"),
+        "the log line keeps Harbor's answer as the cause: {failure}"
+    );
 }
 
 #[tokio::test]

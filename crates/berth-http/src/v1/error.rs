@@ -170,7 +170,7 @@ impl ResponseError for V1Error {
 impl From<RegistryError> for V1Error {
     fn from(error: RegistryError) -> Self {
         use RegistryError as E;
-        let conflict = |code| Self::new(StatusCode::CONFLICT, code, error.to_string());
+        let conflict = |code, message: &str| Self::new(StatusCode::CONFLICT, code, message);
         match &error {
             E::OrganizationNotFound => Self::organization_not_found(),
             E::NotFound => Self::new(
@@ -183,18 +183,37 @@ impl From<RegistryError> for V1Error {
                 "robot_credential_not_found",
                 "No such robot credential.",
             ),
-            E::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
-            E::AlreadyEnabled => conflict("registry_already_enabled"),
-            E::Busy => conflict("registry_provisioning"),
-            E::ProjectConflict => conflict("harbor_project_conflict"),
-            E::RobotNameTaken => conflict("robot_name_taken"),
-            E::Contended => conflict("registry_busy"),
-            E::Harbor(ProvisionError::Misconfigured) => Self::unavailable(
+            E::Forbidden => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only the organization's managers may change its registry",
+            ),
+            E::AlreadyEnabled => conflict(
+                "registry_already_enabled",
+                "the organization's registry is already enabled",
+            ),
+            E::Busy => conflict(
+                "registry_provisioning",
+                "the organization's registry is being provisioned or disabled; retry shortly",
+            ),
+            E::ProjectConflict => conflict(
+                "harbor_project_conflict",
+                "a Harbor project with this organization's name exists and Berth did not create it",
+            ),
+            E::RobotNameTaken => conflict(
+                "robot_name_taken",
+                "the registry already has a robot credential with this name",
+            ),
+            E::Contended => conflict(
+                "registry_busy",
+                "another change to the organization's registry is in progress; retry shortly",
+            ),
+            E::Provisioner(ProvisionError::Misconfigured) => Self::unavailable(
                 "harbor_unavailable",
                 "Harbor refused Berth's credential; an operator must fix it.",
                 &error,
             ),
-            E::Harbor(_) => Self::unavailable(
+            E::Provisioner(_) => Self::unavailable(
                 "harbor_unavailable",
                 "Harbor is unreachable or failing; retry later.",
                 &error,

@@ -3,10 +3,10 @@
 use actix_web::{HttpResponse, web};
 use berth_domain::ids::OrganizationGuid;
 use berth_domain::registry::{
-    ExpiresInDays, IssuedSecret, QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential,
-    RobotId, RobotName, used_gb,
+    ExpiresInDays, IssuedSecret, QuotaGb, Registry, RobotAccess, RobotCredential, RobotId,
+    RobotName, used_gb,
 };
-use berth_domain::registry_service::RegistryService;
+use berth_domain::registry_service::{RegistryError, RegistryService};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -110,17 +110,16 @@ pub struct RegistryBody {
 
 impl From<&Registry> for RegistryBody {
     fn from(registry: &Registry) -> Self {
-        let RegistryId(id) = registry.id;
         Self {
-            id: id.to_string(),
-            org_id: registry.organization.to_string(),
-            harbor_project: registry.harbor_project.clone(),
-            endpoint: registry.endpoint.clone(),
+            id: registry.id().to_string(),
+            org_id: registry.organization().to_string(),
+            harbor_project: registry.project_name().to_string(),
+            endpoint: registry.endpoint().to_owned(),
             enabled: registry.enabled(),
-            quota_gb: registry.quota_gb.get(),
-            used_gb: registry.used_bytes.map(used_gb),
-            created_at: timestamp(registry.created_at),
-            updated_at: timestamp(registry.updated_at),
+            quota_gb: registry.quota_gb().get(),
+            used_gb: registry.used_bytes().map(used_gb),
+            created_at: timestamp(registry.created_at()),
+            updated_at: timestamp(registry.updated_at()),
         }
     }
 }
@@ -137,7 +136,7 @@ pub struct SecretBody {
 impl From<&IssuedSecret> for SecretBody {
     fn from(secret: &IssuedSecret) -> Self {
         Self {
-            username: secret.username.clone(),
+            username: secret.username().to_owned(),
             password: secret.expose_password().to_owned(),
         }
     }
@@ -182,13 +181,13 @@ pub struct RobotBody {
 impl From<&RobotCredential> for RobotBody {
     fn from(robot: &RobotCredential) -> Self {
         Self {
-            id: robot.id.to_string(),
-            name: robot.name.as_str().to_owned(),
-            username: robot.username.clone(),
-            access: robot.access.as_str(),
-            default: robot.is_default,
-            expires_at: robot.expires_at.map(timestamp),
-            created_at: timestamp(robot.created_at),
+            id: robot.id().to_string(),
+            name: robot.name().to_string(),
+            username: robot.username().map(str::to_owned),
+            access: robot.access().as_str(),
+            default: robot.is_default(),
+            expires_at: robot.expires_at().map(timestamp),
+            created_at: timestamp(robot.created_at()),
         }
     }
 }
@@ -476,9 +475,7 @@ pub(crate) async fn create_robot(
 
 /// A credential id that is not a UUID names no credential.
 fn robot_id(text: &str) -> Result<RobotId, V1Error> {
-    berth_domain::ids::parse_hyphenated_uuid(text)
-        .map(RobotId)
-        .map_err(|_| V1Error::from(berth_domain::registry_service::RegistryError::RobotNotFound))
+    RobotId::parse(text).map_err(|_| V1Error::from(RegistryError::RobotNotFound))
 }
 
 #[utoipa::path(

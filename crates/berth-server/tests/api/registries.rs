@@ -538,6 +538,77 @@ async fn the_reconciler_rolls_back_a_stalled_provisioning() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
+/// A reconciler pass reports each row it could not settle with its cause (which the binary logs),
+/// and the next pass settles it.
+#[tokio::test]
+async fn the_reconciler_reports_each_failure_with_its_cause() {
+    use std::sync::Arc;
+
+    use berth_domain::ports::ProvisionError;
+    use berth_domain::registry_service::{RegistryError, RegistryService, RegistrySettings};
+
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = app.organization("acme").await;
+    harbor.set_faults(Faults {
+        drop: vec![DropRule {
+            route: "POST /robots".into(),
+            nth: 1,
+        }],
+        ..Faults::default()
+    });
+    let (status, _) = app.call(Method::POST, &path(&organization), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // A reconciler of this test's own, for which anything untouched is stalled.
+    let db = app.connect().await;
+    let reconciler = RegistryService::new(
+        Arc::new(berth_persistence::SeaOrmRegistryStore::new(db.clone())),
+        Arc::new(berth_persistence::SeaOrmDirectoryStore::new(db)),
+        Arc::new(
+            berth_harbor::HarborClient::new(crate::helpers::harbor_settings(harbor.url())).unwrap(),
+        ),
+        RegistrySettings {
+            stale_after: time::Duration::ZERO,
+            ..crate::common::registry_settings()
+        },
+    );
+    // The robot Harbor made cannot be deleted this time.
+    harbor.set_faults(Faults {
+        fail: vec![FailRule {
+            route: "DELETE /robots/{id}".into(),
+            nth: 1,
+            status: 502,
+        }],
+        ..Faults::default()
+    });
+    let report = reconciler.reconcile().await.unwrap();
+    assert_eq!(report.rolled_back, 0, "{report:?}");
+    let [failure] = report.failures.as_slice() else {
+        panic!("one failure expected: {report:?}");
+    };
+    assert_eq!(failure.robot, None, "{failure:?}");
+    assert!(
+        matches!(
+            failure.cause,
+            RegistryError::Provisioner(ProvisionError::Unavailable(_))
+        ),
+        "the cause is kept: {failure:?}"
+    );
+
+    let report = reconciler.reconcile().await.unwrap();
+    assert_eq!(
+        (report.rolled_back, report.failures.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(registry_rows(&app).await, (0, 0));
+    let state = harbor.state();
+    assert!(
+        state.projects.is_empty() && state.robots.is_empty(),
+        "{state:?}"
+    );
+}
+
 #[tokio::test]
 async fn readyz_names_what_failed() {
     let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;

@@ -1,0 +1,130 @@
+//! The robot credentials of a ready registry: list, create, rotate, delete. Every change holds
+//! the registry's lease ([`RegistryService::under_lease`]).
+
+use crate::actor::Actor;
+use crate::ids::OrganizationGuid;
+use crate::now;
+use crate::ports::{ProvisionError, StoreError};
+use crate::registry::{
+    ExpiresInDays, IssuedSecret, Registry, RobotAccess, RobotCredential, RobotId, RobotName,
+    RobotSpec, RobotState,
+};
+
+use super::{Need, RegistryError, RegistryService};
+
+impl RegistryService {
+    /// The registry's robot credentials (never their secrets).
+    ///
+    /// # Errors
+    /// As [`RegistryService::get`].
+    pub async fn robots(
+        &self,
+        actor: &Actor,
+        organization: OrganizationGuid,
+    ) -> Result<Vec<RobotCredential>, RegistryError> {
+        self.authorize(actor, organization, Need::Read).await?;
+        let registry = self.shown(organization).await?;
+        Ok(self
+            .registries
+            .robots(registry.id())
+            .await?
+            .into_iter()
+            .filter(|robot| robot.state() == RobotState::Active)
+            .collect())
+    }
+
+    /// Creates a robot credential; its secret is returned here only.
+    ///
+    /// # Errors
+    /// As [`RegistryService::update_quota`], plus [`RegistryError::RobotNameTaken`].
+    pub async fn create_robot(
+        &self,
+        actor: &Actor,
+        organization: OrganizationGuid,
+        name: RobotName,
+        access: RobotAccess,
+        expires_in_days: Option<ExpiresInDays>,
+    ) -> Result<(RobotCredential, IssuedSecret), RegistryError> {
+        self.authorize(actor, organization, Need::Write).await?;
+        let spec = RobotSpec {
+            name,
+            access,
+            expires_in_days,
+            is_default: false,
+        };
+        self.under_lease(organization, async move |registry, holder| {
+            self.issue_robot(&registry, holder, spec).await
+        })
+        .await
+    }
+
+    async fn active_robot(
+        &self,
+        registry: &Registry,
+        id: RobotId,
+    ) -> Result<RobotCredential, RegistryError> {
+        self.registries
+            .robots(registry.id())
+            .await?
+            .into_iter()
+            .find(|robot| robot.id() == id && robot.state() == RobotState::Active)
+            .ok_or(RegistryError::RobotNotFound)
+    }
+
+    /// Gives a robot a new secret, shown here only; the old one stops working.
+    ///
+    /// # Errors
+    /// As [`RegistryService::update_quota`], plus [`RegistryError::RobotNotFound`].
+    pub async fn rotate_robot(
+        &self,
+        actor: &Actor,
+        organization: OrganizationGuid,
+        id: RobotId,
+    ) -> Result<(RobotCredential, IssuedSecret), RegistryError> {
+        self.authorize(actor, organization, Need::Write).await?;
+        // Serialized under the lease: no other rotation can replace this secret before it is
+        // answered.
+        self.under_lease(organization, async |registry, holder| {
+            let mut robot = self.active_robot(&registry, id).await?;
+            let provisioned = robot.provisioned_id().ok_or(RegistryError::RobotNotFound)?;
+            let secret = match self.provisioner.refresh_robot_secret(provisioned).await {
+                Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
+                other => other?,
+            };
+            // Recorded under the lease: had it run out during a slow provisioner call, another
+            // rotation may have replaced this secret already, so it is not answered.
+            robot.touch(now());
+            match self.registries.update_robot(&robot, holder).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Err(RegistryError::Contended),
+                Err(StoreError::NotFound) => return Err(RegistryError::RobotNotFound),
+                Err(error) => return Err(error.into()),
+            }
+            let username = robot.username().unwrap_or_default().to_owned();
+            Ok((robot, IssuedSecret::new(username, secret)))
+        })
+        .await
+    }
+
+    /// Deletes a robot credential in the provisioner and in Berth.
+    ///
+    /// # Errors
+    /// As [`RegistryService::rotate_robot`].
+    pub async fn delete_robot(
+        &self,
+        actor: &Actor,
+        organization: OrganizationGuid,
+        id: RobotId,
+    ) -> Result<(), RegistryError> {
+        self.authorize(actor, organization, Need::Write).await?;
+        self.under_lease(organization, async |registry, _| {
+            let robot = self.active_robot(&registry, id).await?;
+            self.delete_provisioned_robot(&registry, &robot).await?;
+            match self.registries.delete_robot(robot.id()).await {
+                Ok(()) | Err(StoreError::NotFound) => Ok(()),
+                Err(error) => Err(error.into()),
+            }
+        })
+        .await
+    }
+}
