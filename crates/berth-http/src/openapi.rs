@@ -12,7 +12,9 @@ use berth_domain::listing::MAX_LIST_FILTER_VALUES;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
-use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
@@ -249,13 +251,20 @@ fn list_param(name: &str, description: String, items: ObjectBuilder) -> Paramete
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
         .description(Some(format!(
-            "{description}, comma-separated; at most {MAX_LIST_FILTER_VALUES}."
+            "{description}, comma-separated; at most {MAX_LIST_FILTER_VALUES}; \
+             an empty value matches nothing."
         )))
         .style(Some(ParameterStyle::Form))
         .explode(Some(false))
         .schema(Some(
             ArrayBuilder::new()
-                .items(items)
+                .items(
+                    AnyOfBuilder::new().item(items).item(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .max_length(Some(0)),
+                    ),
+                )
                 .max_items(Some(MAX_LIST_FILTER_VALUES)),
         ))
         .build()

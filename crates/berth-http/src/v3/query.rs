@@ -154,9 +154,6 @@ impl ListQuery {
     /// More than [`MAX_LIST_FILTER_VALUES`] values is a problem named after the parameter.
     pub fn list(&mut self, name: &str) -> Option<Vec<String>> {
         let text = self.params.get(name)?;
-        if text.is_empty() {
-            return Some(Vec::new());
-        }
         // Counted before anything is copied or parsed.
         if text.split(',').nth(MAX_LIST_FILTER_VALUES).is_some() {
             self.problems.push(format!(
@@ -164,9 +161,13 @@ impl ListQuery {
             ));
             return None;
         }
+        // An empty value matches nothing, as Cloud Foundry's `x=` matches only "" (or NULL),
+        // which no guid, location, name or timestamp is.
         Some(
             text.split(',')
-                .map(|item| item.trim_start().to_owned())
+                .map(str::trim_start)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
                 .collect(),
         )
     }
