@@ -98,11 +98,14 @@ pub(crate) mod connection_failure {
     /// Whether a connection that went back to its pool `idle_for` ago may have seen a failure
     /// since: it was idle when (or after) a connection last failed.
     pub(crate) fn since_idle(idle_for: Duration) -> bool {
-        let last = LAST.load(Ordering::Relaxed);
+        failed_while_idle(LAST.load(Ordering::Relaxed), epoch().elapsed(), idle_for)
+    }
+
+    /// [`since_idle`] on explicit readings: `last` as `LAST` holds it, `now` since `EPOCH`.
+    pub(super) fn failed_while_idle(last: u64, now: Duration, idle_for: Duration) -> bool {
         if last == 0 {
             return false;
         }
-        let now = epoch().elapsed();
         let released = now.saturating_sub(idle_for);
         Duration::from_millis(last - 1) >= released.saturating_sub(Duration::from_millis(1))
     }
@@ -238,11 +241,32 @@ mod tests {
 
     #[test]
     fn a_failure_marks_connections_idle_since_before_it() {
-        connection_failure::note();
-        assert!(connection_failure::since_idle(
-            std::time::Duration::from_secs(5)
+        use std::time::Duration;
+        // Read off explicit clocks: the process-wide mark is shared with every test that
+        // meets a failure, so a test of it by wall clock would race them.
+        let failed_at_1s = 1_000 + 1;
+        let at = Duration::from_millis;
+        assert!(!connection_failure::failed_while_idle(
+            0,
+            at(5_000),
+            at(5_000)
         ));
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert!(!connection_failure::since_idle(std::time::Duration::ZERO));
+        assert!(connection_failure::failed_while_idle(
+            failed_at_1s,
+            at(1_000),
+            at(0)
+        ));
+        assert!(connection_failure::failed_while_idle(
+            failed_at_1s,
+            at(3_000),
+            at(2_500)
+        ));
+        assert!(!connection_failure::failed_while_idle(
+            failed_at_1s,
+            at(3_000),
+            at(1_000)
+        ));
+        connection_failure::note();
+        assert!(connection_failure::since_idle(Duration::from_secs(3_600)));
     }
 }

@@ -320,6 +320,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_item_matches_nothing() {
+        let guid = "6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11";
+        let mut parsed = ListQuery::parse(&format!("guids=,{guid},"), ALLOWED).unwrap();
+        assert_eq!(
+            parsed.guid_list("guids", "Guids").unwrap(),
+            vec![Uuid::parse_str(guid).unwrap()]
+        );
+        let mut parsed = ListQuery::parse("guids=", ALLOWED).unwrap();
+        assert_eq!(parsed.guid_list("guids", "Guids"), Some(Vec::new()));
+        assert!(parsed.finish(()).is_ok());
+    }
+
+    #[test]
     fn timestamps_are_strict() {
         let mut parsed = ListQuery::parse(
             "created_ats[gte]=2026-01-02T03:04:05Z&created_ats=2026-01-01T00:00:00Z,2026-01-01T00:00:01Z",

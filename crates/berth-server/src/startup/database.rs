@@ -30,6 +30,8 @@ pub(super) async fn prepare(runtime: &Runtime) -> anyhow::Result<Connection> {
             berth_persistence::migrate(&migrating)
                 .await
                 .context("applying migrations")?;
+            // The migrations are applied; a failure to close this pool changes nothing for the
+            // serving one, and its connections end with the process anyway.
             let _ = migrating.close().await;
         } else {
             berth_persistence::migrate(&db)
