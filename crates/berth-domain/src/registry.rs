@@ -148,15 +148,21 @@ provisioned_id!(
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RobotName(String);
 
+/// The longest robot name Berth accepts.
+pub const MAX_ROBOT_NAME_LEN: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("name must be 1 to 64 lowercase letters and digits, separated by single '.', '_' or '-'")]
+#[error(
+    "name must be 1 to {MAX_ROBOT_NAME_LEN} lowercase letters and digits, separated by single \
+     '.', '_' or '-'"
+)]
 pub struct RobotNameError;
 
 impl RobotName {
     /// # Errors
     /// [`RobotNameError`] when the name breaks Harbor's rules.
     pub fn parse(text: &str) -> Result<Self, RobotNameError> {
-        if follows_name_rules(text, 64) {
+        if follows_name_rules(text, MAX_ROBOT_NAME_LEN) {
             Ok(Self(text.to_owned()))
         } else {
             Err(RobotNameError)
@@ -202,19 +208,23 @@ impl RobotAccess {
     }
 }
 
-/// A robot's lifetime in days, 1 to 3650; `None` where used means never expires.
+/// The longest robot lifetime Berth accepts, in days (ten years).
+pub const MAX_EXPIRES_IN_DAYS: u64 = 3650;
+
+/// A robot's lifetime in days, 1 to [`MAX_EXPIRES_IN_DAYS`]; `None` where used means never
+/// expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiresInDays(u32);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expires_in_days must be a whole number from 1 to 3650")]
+#[error("expires_in_days must be a whole number from 1 to {MAX_EXPIRES_IN_DAYS}")]
 pub struct ExpiresInDaysError;
 
 impl ExpiresInDays {
     /// # Errors
-    /// [`ExpiresInDaysError`] outside 1 to 3650.
+    /// [`ExpiresInDaysError`] outside 1 to [`MAX_EXPIRES_IN_DAYS`].
     pub fn new(days: u64) -> Result<Self, ExpiresInDaysError> {
-        if (1..=3650).contains(&days) {
+        if (1..=MAX_EXPIRES_IN_DAYS).contains(&days) {
             u32::try_from(days)
                 .map(Self)
                 .map_err(|_| ExpiresInDaysError)

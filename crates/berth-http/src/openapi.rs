@@ -323,15 +323,10 @@ pub struct QuotaBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateRobotBody {
     /// Lowercase letters and digits separated by single `.`, `_` or `-`.
-    #[schema(
-        pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*$",
-        min_length = 1,
-        max_length = 64
-    )]
+    #[schema(pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*$")]
     pub name: String,
     pub access: RobotAccessName,
     /// 1 to 3650; none means never.
-    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -404,7 +399,7 @@ impl Modify for DomainRules {
         use berth_domain::directory::MAX_NAME_LEN;
         use berth_domain::listing::{MAX_PAGE, MAX_PER_PAGE};
         use berth_domain::location::MAX_LOCATION_LEN;
-        use berth_domain::registry::MAX_QUOTA_GB;
+        use berth_domain::registry::{MAX_EXPIRES_IN_DAYS, MAX_QUOTA_GB, MAX_ROBOT_NAME_LEN};
         use utoipa::openapi::{RefOr, schema::Schema};
 
         let fields = [
@@ -433,6 +428,12 @@ impl Modify for DomainRules {
             ("AppBody", "name", Rule::Name(MAX_NAME_LEN)),
             ("EnableRegistryBody", "quota_gb", Rule::Whole(MAX_QUOTA_GB)),
             ("QuotaBody", "quota_gb", Rule::Whole(MAX_QUOTA_GB)),
+            ("CreateRobotBody", "name", Rule::Text(MAX_ROBOT_NAME_LEN)),
+            (
+                "CreateRobotBody",
+                "expires_in_days",
+                Rule::Whole(MAX_EXPIRES_IN_DAYS),
+            ),
         ];
         if let Some(components) = openapi.components.as_mut() {
             for (schema, field, rule) in &fields {
