@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use berth_domain::RelationshipKind;
 use berth_domain::directory::{App, DirectoryEntry, Organization, ResourceName, Space, Upserted};
-use berth_domain::ids::{OrganizationGuid, SpaceGuid, TypedGuid};
+use berth_domain::ids::TypedGuid;
 use berth_domain::listing::{DirectoryOrderField, DirectoryQuery};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -122,20 +122,24 @@ fn name_field(
         .and_then(|text| problems.check(ResourceName::parse(text)))
 }
 
-/// A parent guid that is not a UUID names nothing: the same 422 as an unknown parent.
-fn parent_guid<T>(
-    text: Option<&str>,
-    kind: RelationshipKind,
-    parse: fn(&str) -> Result<T, berth_domain::ids::InvalidGuid>,
-    problems: &mut Problems,
-) -> Option<T> {
-    let parsed = parse(text?).ok();
-    if parsed.is_none() {
-        problems.push(format!(
-            "Invalid {kind}. Ensure that the {kind} exists and you have access to it."
-        ));
-    }
-    parsed
+/// A space's or an app's body: its name and its parent's guid. A parent guid that is not a UUID
+/// names nothing: the same 422 as an unknown parent.
+fn name_and_parent<G: TypedGuid>(
+    body: &JsonObject,
+    parent: RelationshipKind,
+) -> Result<(ResourceName, G), V3Error> {
+    let mut problems = Problems::default();
+    let name = name_field(&body.0, &["name", "relationships"], &mut problems);
+    let parent_guid = required_parent(&body.0, parent, &mut problems).and_then(|text| {
+        let parsed = G::parse(text).ok();
+        if parsed.is_none() {
+            problems.push(format!(
+                "Invalid {parent}. Ensure that the {parent} exists and you have access to it."
+            ));
+        }
+        parsed
+    });
+    problems.finish(|| Some((name?, parent_guid?)))
 }
 
 fn directory_query<E: V3Entry>(
@@ -317,16 +321,7 @@ pub(crate) async fn put_space(
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
     let guid = path_guid::<Space>(&guid)?;
-    let mut problems = Problems::default();
-    let name = name_field(&body.0, &["name", "relationships"], &mut problems);
-    let parent = required_parent(&body.0, RelationshipKind::Organization, &mut problems);
-    let organization = parent_guid(
-        parent,
-        RelationshipKind::Organization,
-        OrganizationGuid::parse,
-        &mut problems,
-    );
-    let (name, organization) = problems.finish(|| Some((name?, organization?)))?;
+    let (name, organization) = name_and_parent(&body, RelationshipKind::Organization)?;
     let (space, outcome) = state
         .directory
         .put_space(&caller.0, guid, name, organization)
@@ -419,16 +414,7 @@ pub(crate) async fn put_app(
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
     let guid = path_guid::<App>(&guid)?;
-    let mut problems = Problems::default();
-    let name = name_field(&body.0, &["name", "relationships"], &mut problems);
-    let parent = required_parent(&body.0, RelationshipKind::Space, &mut problems);
-    let space = parent_guid(
-        parent,
-        RelationshipKind::Space,
-        SpaceGuid::parse,
-        &mut problems,
-    );
-    let (name, space) = problems.finish(|| Some((name?, space?)))?;
+    let (name, space) = name_and_parent(&body, RelationshipKind::Space)?;
     let (app, outcome) = state
         .directory
         .put_app(&caller.0, guid, name, space)
