@@ -4,7 +4,10 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin berth --bin harbor-emulator \
+# berth without the `dev` feature: a production binary links no Harbor emulator (compose runs the
+# emulator as its own process, from the same image).
+RUN cargo build --release --locked -p berth-server --no-default-features --bin berth \
+ && cargo build --release --locked -p harbor-emulator --bin harbor-emulator \
  && strip target/release/berth target/release/harbor-emulator
 
 FROM debian:bookworm-slim AS runtime
