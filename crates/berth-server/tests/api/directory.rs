@@ -303,3 +303,52 @@ async fn directory_list_filters_are_bounded() {
         "The query parameter is invalid: Too many names values (maximum is 200)"
     );
 }
+
+/// The platform may send the same upsert many times at once (retries, several syncers): every
+/// one is answered 201 or 200, exactly one creates, and the entry ends as one of them wrote it.
+#[tokio::test]
+async fn fifty_concurrent_upserts_of_one_entry_create_it_once() {
+    let app = TestApp::spawn().await;
+    let organization = uuid::Uuid::new_v4().to_string();
+    let space = uuid::Uuid::new_v4().to_string();
+    let app_guid = uuid::Uuid::new_v4().to_string();
+    let bodies = [
+        (format!("/v3/organizations/{organization}"), None),
+        (
+            format!("/v3/spaces/{space}"),
+            Some(json!({"organization": {"data": {"guid": organization}}})),
+        ),
+        (
+            format!("/v3/apps/{app_guid}"),
+            Some(json!({"space": {"data": {"guid": space}}})),
+        ),
+    ];
+    for (path, relationships) in &bodies {
+        let answers = futures_util::future::join_all((0..50).map(|index| {
+            let mut body = json!({"name": format!("name-{index}")});
+            if let Some(relationships) = relationships {
+                body["relationships"] = relationships.clone();
+            }
+            app.put(path, body)
+        }))
+        .await;
+        let created = answers
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::CREATED)
+            .count();
+        for (status, body) in &answers {
+            assert!(
+                *status == StatusCode::CREATED || *status == StatusCode::OK,
+                "{path}: {status} {body}"
+            );
+        }
+        assert_eq!(created, 1, "{path}: {created} creations");
+        let (status, shown) = app.get(path).await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<String> = (0..50).map(|index| format!("name-{index}")).collect();
+        assert!(
+            names.iter().any(|name| shown["name"] == name.as_str()),
+            "{path}: {shown}"
+        );
+    }
+}
