@@ -243,6 +243,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until the emulator has answered `call` (a request is in flight at that step), at most
+/// 20 s, else fails with `what`.
+async fn until_harbor_is_called(harbor: &harbor_emulator::RunningEmulator, call: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !harbor.state().calls.iter().any(|seen| seen == call) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_healthy(port: u16, server: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -507,19 +517,12 @@ async fn kill_during_robot_creation(
         doomed.port
     );
     let pending = tokio::spawn(reqwest::Client::new().post(url).bearer_auth(token).send());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !harbor
-        .state()
-        .calls
-        .iter()
-        .any(|call| call == "GET /quotas")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the saga never reached the quota step"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_harbor_is_called(
+        harbor,
+        "GET /quotas",
+        "the saga never reached the quota step",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     doomed.child.kill().unwrap(); // SIGKILL
     let _ = doomed.child.wait();
@@ -654,19 +657,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
         server.port
     );
     let in_flight = tokio::spawn(reqwest::Client::new().post(url).bearer_auth(token).send());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !harbor
-        .state()
-        .calls
-        .iter()
-        .any(|call| call == "GET /quotas")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the request never reached Harbor"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_harbor_is_called(&harbor, "GET /quotas", "the request never reached Harbor").await;
     let terminated = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()

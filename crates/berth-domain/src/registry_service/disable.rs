@@ -33,7 +33,7 @@ impl RegistryService {
             .take_lease(id, LeaseWait::Bounded)
             .await?
             .ok_or(RegistryError::Contended)?;
-        self.holding(id, holder, async || {
+        self.holding_until_released(id, holder, async || {
             let mut registry = self
                 .registries
                 .get(id)

@@ -49,9 +49,9 @@ impl RegistryService {
             Taken::Claimed(registry) => registry.id(),
             Taken::TakenOver(id) => *id,
         };
-        // Progress is saved step by step; the lease is given back whatever happens, so a retry
-        // resumes at once.
-        self.holding(id, holder, async move || {
+        // Progress is saved step by step; the last step gives the lease up with the registry
+        // ready, and a failure gives it back, so a retry resumes at once.
+        self.holding_until_released(id, holder, async move || {
             let (mut registry, claimed) = match taken {
                 Taken::Claimed(registry) => (registry, true),
                 Taken::TakenOver(id) => (self.resume(id, quota, holder).await?, false),

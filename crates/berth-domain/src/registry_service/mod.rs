@@ -228,6 +228,22 @@ impl RegistryService {
         outcome
     }
 
+    /// [`Self::holding`] for `work` whose success ends with the write that also gives the lease
+    /// up ([`Self::save_and_release`]): the lease is given back only when it fails, which saves a
+    /// statement on every successful enable and disable.
+    async fn holding_until_released<T>(
+        &self,
+        id: RegistryId,
+        holder: LeaseHolder,
+        work: impl AsyncFnOnce() -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let outcome = work().await;
+        if outcome.is_err() {
+            self.give_back(id, holder).await;
+        }
+        outcome
+    }
+
     /// Gives a lease back. Its error is dropped on purpose: a lease not given back only delays
     /// the next holder until it runs out (`RegistrySettings::lease`), and must not turn an
     /// outcome (an issued secret, or the error that explains a failure) into another error.
