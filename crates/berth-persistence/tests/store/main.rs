@@ -4,6 +4,7 @@
 mod idempotency;
 mod migrations;
 mod pools;
+mod pull_secrets;
 mod registries;
 mod sealing;
 mod stores;

@@ -13,5 +13,6 @@ mod helpers;
 mod http_semantics;
 mod idempotency;
 mod permissions;
+mod pull_secrets;
 mod registries;
 mod sealing;
