@@ -1,13 +1,15 @@
 -- The one wrk script of `cargo xtask bench`: Berth and the floor get the same requests.
 -- Set by the driver: BENCH_SCENARIO (static|get|post|list|patch|registry), BENCH_TOKEN,
 -- BENCH_IDS (a file of guids to cycle through), BENCH_QUERY (the list's path and query),
--- BENCH_ORGANIZATION (where POST creates), BENCH_RUN (unique per run), BENCH_THREADS.
+-- BENCH_ORGANIZATION (where POST creates), BENCH_BODY (resolve's body), BENCH_RUN (unique per
+-- run), BENCH_THREADS.
 
 local scenario = os.getenv("BENCH_SCENARIO")
 local token = os.getenv("BENCH_TOKEN") or ""
 local ids_file = os.getenv("BENCH_IDS") or ""
 local query = os.getenv("BENCH_QUERY") or ""
 local organization = os.getenv("BENCH_ORGANIZATION") or ""
+local body = os.getenv("BENCH_BODY") or ""
 local run = os.getenv("BENCH_RUN") or "0"
 local thread_total = tonumber(os.getenv("BENCH_THREADS") or "1")
 
@@ -52,6 +54,8 @@ function request()
     return wrk.format("POST", "/v3/registry_credentials", headers, body)
   elseif scenario == "list" then
     return wrk.format("GET", query, headers)
+  elseif scenario == "resolve" then
+    return wrk.format("POST", "/v3/registry_credentials/actions/resolve", headers, body)
   elseif scenario == "registry" then
     return wrk.format("POST", "/api/v1/organizations/" .. next_id() .. "/registry", headers, "{}")
   end

@@ -249,6 +249,7 @@ struct Load<'a> {
     ids: Option<&'a Path>,
     query: &'a str,
     organization: &'a str,
+    body: &'a str,
 }
 
 impl<'a> Load<'a> {
@@ -260,6 +261,7 @@ impl<'a> Load<'a> {
             ids: None,
             query: "",
             organization: "",
+            body: "",
         }
     }
 }
@@ -296,6 +298,7 @@ impl Driver {
             )
             .env("BENCH_QUERY", load.query)
             .env("BENCH_ORGANIZATION", load.organization)
+            .env("BENCH_BODY", load.body)
             .env("BENCH_RUN", format!("{}-{}", std::process::id(), self.runs))
             .env("BENCH_THREADS", self.plan.threads.to_string())
             .output()
@@ -574,6 +577,12 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
     let list_organization = text(&dataset["list_organization"]);
     let post_organization = text(&dataset["post_organization"]);
     let manager = token("", &[format!("organization_manager:{list_organization}")])?;
+    let deployer = token("berth.pull_secrets", &[])?;
+    let resolve_body = serde_json::json!({
+        "images": dataset["resolve"]["images"],
+        "relationships": {"app": {"data": {"guid": dataset["resolve"]["app"]}}},
+    })
+    .to_string();
     let credential_ids = main_dir.join("credentials.txt");
     // Registry enablement warms up on organizations of its own: each can be enabled once.
     let registry_all = fs::read_to_string(main_dir.join("registry-organizations.txt"))?;
@@ -665,6 +674,14 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
     results.insert(
         "berth get".into(),
         driver.measure(berth_port, &get(&admin), true)?,
+    );
+    let resolve = Load {
+        body: &resolve_body,
+        ..Load::new("resolve", &deployer)
+    };
+    results.insert(
+        "berth resolve".into(),
+        driver.measure(berth_port, &resolve, true)?,
     );
     for (name, selector, as_manager) in LISTS {
         let query = list_query(&list_organization, selector);
@@ -854,10 +871,18 @@ impl Report<'_> {
                 (best_floor.to_owned(), rate(best_floor)?, best_needed),
             ])
         };
-        let mut comparisons = vec![Comparison {
-            run: "berth get".into(),
-            against: pair("floor select", Some(0.7), "best select", None)?,
-        }];
+        let mut comparisons = vec![
+            Comparison {
+                run: "berth get".into(),
+                against: pair("floor select", Some(0.7), "best select", None)?,
+            },
+            // Three images of an app, their credentials at three levels: the one-statement
+            // lookup, three seals opened and the .dockerconfigjson, against one primary-key read.
+            Comparison {
+                run: "berth resolve".into(),
+                against: pair("floor select", Some(0.6), "best select", None)?,
+            },
+        ];
         for (name, _, as_manager) in LISTS {
             // The manager's list is read against the admin's floors of the same selector.
             let floor_name = name.replace("list as manager", "list");

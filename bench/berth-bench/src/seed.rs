@@ -226,6 +226,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let resolve = resolve_credentials(credentials, &apps[0], now).await?;
     let credential_seconds = started.elapsed().as_secs_f64() - directory_seconds;
     db.execute_unprepared("VACUUM ANALYZE").await?;
 
@@ -248,6 +249,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         "list_organization": data_organizations[0].guid.to_string(),
         "post_organization": data_organizations[args.organizations.min(2) - 1].guid.to_string(),
         "sample_guid": sample.first(),
+        "resolve": resolve,
         "seconds": { "directory": directory_seconds, "credentials": credential_seconds },
     });
     std::fs::write(
@@ -256,4 +258,59 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     )?;
     println!("{dataset}");
     Ok(())
+}
+
+/// The resolve scenario's data: for one app, a credential at each of app, space and organization
+/// level, each the answer for one image of the request (`bench/README.md`). Its images also try
+/// their shorter paths, bare host and parent domain at every level, so the lookup weighs all of
+/// them against the table.
+async fn resolve_credentials(
+    credentials: &SeaOrmCredentialStore,
+    app: &App,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<serde_json::Value> {
+    let levels = [
+        (
+            ScopeTarget::App {
+                organization: app.organization,
+                space: app.space,
+                app: app.guid,
+            },
+            "resolve-app.example.com/team",
+            "resolve-app.example.com/team/web:1.4",
+        ),
+        (
+            ScopeTarget::Space {
+                organization: app.organization,
+                space: app.space,
+            },
+            "resolve-space.example.com",
+            "resolve-space.example.com/team/worker@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        ),
+        (
+            ScopeTarget::Organization(app.organization),
+            "resolve-org.example.com",
+            "resolve-org.example.com/platform/base/jobs:2026",
+        ),
+    ];
+    let mut batch = Vec::new();
+    let mut images = Vec::new();
+    for (index, (target, location, image)) in levels.into_iter().enumerate() {
+        batch.push((
+            RegistryCredential {
+                guid: CredentialGuid::from_uuid(Uuid::now_v7()),
+                target,
+                location: RegistryLocation::parse(location)?,
+                username: Username::parse(&format!("resolve-{index}"))?,
+                metadata: Metadata::from_stored(BTreeMap::new(), BTreeMap::new()),
+                created_at: now,
+                updated_at: now,
+                revision: 0,
+            },
+            Password::parse(SecretString::from(format!("resolve-pw-{index}")))?,
+        ));
+        images.push(image);
+    }
+    credentials.import(&batch).await?;
+    Ok(serde_json::json!({ "app": app.guid.to_string(), "images": images }))
 }
