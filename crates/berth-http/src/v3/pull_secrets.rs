@@ -71,7 +71,7 @@ pub(crate) async fn resolve(
     caller: V3Caller,
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
-    // Refused before the body is read: the route is for one client only.
+    // Refused before the body's fields are looked at: the route is for one client only.
     PullSecretService::may_resolve(&caller.0)?;
     let (request, texts) = pull_request(&body.0)?;
     let secrets = state.pull_secrets.resolve(&caller.0, request).await?;
