@@ -562,3 +562,39 @@ async fn set_ciphertext(db: &sea_orm::DatabaseConnection, guid: uuid::Uuid, byte
         .to_owned();
     db.execute(&statement).await.unwrap();
 }
+
+/// Fifty identical resolves at once, through two replicas, all give the same answer.
+#[tokio::test]
+async fn fifty_identical_resolves_across_two_replicas_agree() {
+    let app = TestApp::spawn().await;
+    let chain = chain(&app).await;
+    let replica = app.replica().await;
+    let body = json!({"images": ["apps.example.com/team/web", "nginx"], "relationships": relationship("app", &chain.app)});
+    let deployer = deployer();
+    let requests = (0..50).map(|i| {
+        let address = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.clone()
+        };
+        let request = app
+            .client
+            .post(format!("{address}{RESOLVE}"))
+            .bearer_auth(&deployer)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let (_, first) = &answers[0];
+    assert_eq!(
+        first["docker_config"]["auths"]["apps.example.com/team"],
+        auth("app-user", "app-pw")
+    );
+    for (status, answer) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, first);
+    }
+}
