@@ -53,7 +53,9 @@ impl BerthClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("berth-client/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| ClientError::InvalidUrl(format!("cannot build an HTTP client: {error}")))?;
+            .map_err(|error| {
+                ClientError::InvalidUrl(format!("cannot build an HTTP client: {error}"))
+            })?;
         Self::with_http(http, base_url, token)
     }
 
@@ -82,7 +84,10 @@ impl BerthClient {
     ///
     /// # Errors
     /// As the type says; 422 `CF-UnprocessableEntity` for a bad or duplicate credential.
-    pub async fn create_credential(&self, credential: &NewCredential) -> Result<Credential, ClientError> {
+    pub async fn create_credential(
+        &self,
+        credential: &NewCredential,
+    ) -> Result<Credential, ClientError> {
         let url = self.url(CREDENTIALS, &[]);
         self.call(Method::POST, url, Some(credential)).await
     }
@@ -100,7 +105,10 @@ impl BerthClient {
     ///
     /// # Errors
     /// As the type says; 400 `CF-BadQueryParameter` for a bad filter.
-    pub async fn list_credentials(&self, query: &CredentialQuery) -> Result<Page<Credential>, ClientError> {
+    pub async fn list_credentials(
+        &self,
+        query: &CredentialQuery,
+    ) -> Result<Page<Credential>, ClientError> {
         let url = self.url(CREDENTIALS, &query.pairs());
         self.call(Method::GET, url, None::<&()>).await
     }
@@ -134,7 +142,11 @@ impl BerthClient {
     ///
     /// # Errors
     /// As the type says; 404 when invisible, 403 when visible but not writable, 422 for bad input.
-    pub async fn update_credential(&self, guid: Uuid, update: &CredentialUpdate) -> Result<Credential, ClientError> {
+    pub async fn update_credential(
+        &self,
+        guid: Uuid,
+        update: &CredentialUpdate,
+    ) -> Result<Credential, ClientError> {
         let url = self.url(&format!("{CREDENTIALS}/{guid}"), &[]);
         self.call(Method::PATCH, url, Some(update)).await
     }
@@ -145,7 +157,9 @@ impl BerthClient {
     /// As the type says; 404 when invisible, 403 when visible but not writable.
     pub async fn delete_credential(&self, guid: Uuid) -> Result<(), ClientError> {
         let url = self.url(&format!("{CREDENTIALS}/{guid}"), &[]);
-        let response = self.send(self.request(Method::DELETE, url.clone()), &url).await?;
+        let response = self
+            .send(self.request(Method::DELETE, url.clone()), &url)
+            .await?;
         read_bounded(response, &url).await.map(drop)
     }
 
@@ -226,9 +240,12 @@ impl BerthClient {
 }
 
 fn parse_base(text: &str) -> Result<Url, ClientError> {
-    let url = Url::parse(text.trim()).map_err(|error| ClientError::InvalidUrl(format!("{error}")))?;
+    let url =
+        Url::parse(text.trim()).map_err(|error| ClientError::InvalidUrl(format!("{error}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ClientError::InvalidUrl("the scheme must be http or https".into()));
+        return Err(ClientError::InvalidUrl(
+            "the scheme must be http or https".into(),
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ClientError::InvalidUrl(
@@ -236,7 +253,9 @@ fn parse_base(text: &str) -> Result<Url, ClientError> {
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ClientError::InvalidUrl("it must not have a query or fragment".into()));
+        return Err(ClientError::InvalidUrl(
+            "it must not have a query or fragment".into(),
+        ));
     }
     Ok(url)
 }
@@ -291,15 +310,27 @@ mod tests {
 
     #[test]
     fn base_urls_keep_their_path_prefix_and_refuse_credentials() {
-        let client = BerthClient::new("https://example.test/berth/", SecretString::from("t")).unwrap();
-        let url = client.url("/v3/registry_credentials", &[("locations".into(), "a.io,b.io".into())]);
+        let client =
+            BerthClient::new("https://example.test/berth/", SecretString::from("t")).unwrap();
+        let url = client.url(
+            "/v3/registry_credentials",
+            &[("locations".into(), "a.io,b.io".into())],
+        );
         assert_eq!(
             url.as_str(),
             "https://example.test/berth/v3/registry_credentials?locations=a.io%2Cb.io"
         );
-        for bad in ["ftp://example.test", "https://u:p@example.test", "https://example.test/?x=1", "example.test"] {
+        for bad in [
+            "ftp://example.test",
+            "https://u:p@example.test",
+            "https://example.test/?x=1",
+            "example.test",
+        ] {
             assert!(
-                matches!(BerthClient::new(bad, SecretString::from("t")), Err(ClientError::InvalidUrl(_))),
+                matches!(
+                    BerthClient::new(bad, SecretString::from("t")),
+                    Err(ClientError::InvalidUrl(_))
+                ),
                 "{bad}"
             );
         }
@@ -318,6 +349,9 @@ mod tests {
                 detail: "Registry credential not found".into(),
             })
         );
-        assert!(matches!(envelope(502, b"<html>bad gateway</html>"), ClientError::Status { status: 502 }));
+        assert!(matches!(
+            envelope(502, b"<html>bad gateway</html>"),
+            ClientError::Status { status: 502 }
+        ));
     }
 }

@@ -32,7 +32,9 @@ pub enum ConfigError {
     BothTokens,
     #[error("cannot read BERTH_TOKEN_FILE {path}: {reason}")]
     TokenFile { path: String, reason: String },
-    #[error("set at most one of BERTH_APP_GUID, BERTH_SPACE_GUID and BERTH_ORGANIZATION_GUID (found {0})")]
+    #[error(
+        "set at most one of BERTH_APP_GUID, BERTH_SPACE_GUID and BERTH_ORGANIZATION_GUID (found {0})"
+    )]
     TwoContexts(String),
     #[error("{name} is not a guid (expected e.g. 6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11)")]
     BadGuid { name: &'static str },
@@ -159,18 +161,35 @@ mod tests {
 
     #[test]
     fn every_misconfiguration_is_named() {
-        assert_eq!(config(&[(TOKEN, "t")]).unwrap_err(), ConfigError::MissingUrl);
-        assert_eq!(config(&[(URL, "http://b")]).unwrap_err(), ConfigError::MissingToken);
+        assert_eq!(
+            config(&[(TOKEN, "t")]).unwrap_err(),
+            ConfigError::MissingUrl
+        );
+        assert_eq!(
+            config(&[(URL, "http://b")]).unwrap_err(),
+            ConfigError::MissingToken
+        );
         assert_eq!(
             config(&[(URL, "http://b"), (TOKEN, "t"), (TOKEN_FILE, "/x")]).unwrap_err(),
             ConfigError::BothTokens
         );
         assert_eq!(
-            config(&[(URL, "http://b"), (TOKEN, "t"), (APP_GUID, GUID), (SPACE_GUID, GUID)]).unwrap_err(),
+            config(&[
+                (URL, "http://b"),
+                (TOKEN, "t"),
+                (APP_GUID, GUID),
+                (SPACE_GUID, GUID)
+            ])
+            .unwrap_err(),
             ConfigError::TwoContexts("BERTH_APP_GUID, BERTH_SPACE_GUID".into())
         );
         assert_eq!(
-            config(&[(URL, "http://b"), (TOKEN, "t"), (ORGANIZATION_GUID, "not-a-guid")]).unwrap_err(),
+            config(&[
+                (URL, "http://b"),
+                (TOKEN, "t"),
+                (ORGANIZATION_GUID, "not-a-guid")
+            ])
+            .unwrap_err(),
             ConfigError::BadGuid {
                 name: ORGANIZATION_GUID
             }
@@ -180,7 +199,8 @@ mod tests {
             ConfigError::InvalidUrl(_)
         ));
         let missing = std::env::temp_dir().join(format!("berth-no-token-{}", Uuid::new_v4()));
-        let error = config(&[(URL, "http://b"), (TOKEN_FILE, missing.to_str().unwrap())]).unwrap_err();
+        let error =
+            config(&[(URL, "http://b"), (TOKEN_FILE, missing.to_str().unwrap())]).unwrap_err();
         assert!(matches!(error, ConfigError::TokenFile { .. }), "{error}");
     }
 

@@ -58,7 +58,10 @@ pub async fn run(args: &[String], stdin: &str, lookup: &dyn Fn(&str) -> Option<S
         _ => return failure(USAGE),
     };
     match action {
-        "version" => Outcome::success(format!("{PROGRAM} (berth-client) {}\n", env!("CARGO_PKG_VERSION"))),
+        "version" => Outcome::success(format!(
+            "{PROGRAM} (berth-client) {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
         "store" | "erase" => failure(MANAGED),
         "get" | "list" => {
             let config = match HelperConfig::from_env(lookup) {
@@ -165,7 +168,11 @@ async fn list(client: &BerthClient, context: Context) -> Outcome {
 pub fn registry_of(server_url: &str) -> Option<String> {
     let text = server_url.trim();
     let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default().to_ascii_lowercase();
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let valid = !host.is_empty()
         && !host.starts_with(':')
         && host
@@ -191,7 +198,10 @@ fn server_url_of(registry: &str) -> String {
 
 fn client_failure(error: &ClientError) -> String {
     match error.api() {
-        Some(api) => format!("Berth refused ({} {}): {}", api.status, api.title, api.detail),
+        Some(api) => format!(
+            "Berth refused ({} {}): {}",
+            api.status, api.title, api.detail
+        ),
         None => error.to_string(),
     }
 }
@@ -213,7 +223,10 @@ mod tests {
     fn server_urls_name_their_registry() {
         let cases = [
             ("registry.example.com", Some("registry.example.com")),
-            ("Registry.Example.com:5000\n", Some("registry.example.com:5000")),
+            (
+                "Registry.Example.com:5000\n",
+                Some("registry.example.com:5000"),
+            ),
             ("https://index.docker.io/v1/", Some("docker.io")),
             ("registry-1.docker.io", Some("docker.io")),
             ("http://127.0.0.1:5000/v2/", Some("127.0.0.1:5000")),
@@ -231,14 +244,31 @@ mod tests {
     #[tokio::test]
     async fn store_erase_version_and_usage_need_no_berth() {
         let none = |_: &str| None;
-        let outcome = run(&["store".into()], r#"{"ServerURL":"x","Username":"u","Secret":"s"}"#, &none).await;
+        let outcome = run(
+            &["store".into()],
+            r#"{"ServerURL":"x","Username":"u","Secret":"s"}"#,
+            &none,
+        )
+        .await;
         assert_eq!(outcome.code, 1);
-        assert!(outcome.stdout.contains("managed in Berth"), "{}", outcome.stdout);
-        assert!(outcome.stderr.contains("managed in Berth"), "{}", outcome.stderr);
+        assert!(
+            outcome.stdout.contains("managed in Berth"),
+            "{}",
+            outcome.stdout
+        );
+        assert!(
+            outcome.stderr.contains("managed in Berth"),
+            "{}",
+            outcome.stderr
+        );
         assert_eq!(run(&["erase".into()], "x", &none).await.code, 1);
         let version = run(&["version".into()], "", &none).await;
         assert_eq!(version.code, 0);
-        assert!(version.stdout.starts_with("docker-credential-berth"), "{}", version.stdout);
+        assert!(
+            version.stdout.starts_with("docker-credential-berth"),
+            "{}",
+            version.stdout
+        );
         assert_eq!(run(&[], "", &none).await.code, 1);
         assert_eq!(run(&["fetch".into()], "", &none).await.code, 1);
     }

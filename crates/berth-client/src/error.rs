@@ -62,7 +62,10 @@ impl ClientError {
         let reason = if source.is_timeout() {
             "timed out".to_owned()
         } else {
-            causes.last().cloned().unwrap_or_else(|| "no answer".to_owned())
+            causes
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "no answer".to_owned())
         };
         Self::Unreachable {
             url: url.to_string(),

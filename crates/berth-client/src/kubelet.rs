@@ -137,7 +137,10 @@ pub async fn run(stdin: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Outcom
         Ok(resolved) => resolved,
         Err(error) => {
             let message = match error.api() {
-                Some(api) => format!("Berth refused ({} {}): {}", api.status, api.title, api.detail),
+                Some(api) => format!(
+                    "Berth refused ({} {}): {}",
+                    api.status, api.title, api.detail
+                ),
                 None => error.to_string(),
             };
             return failure(&message);
@@ -187,7 +190,10 @@ mod tests {
             "serviceAccountAnnotations":{"a":"b"}}"#;
         assert_eq!(
             parse_request(request).unwrap(),
-            (API_VERSION_V1.to_owned(), "registry.example.com/team/app:1".to_owned())
+            (
+                API_VERSION_V1.to_owned(),
+                "registry.example.com/team/app:1".to_owned()
+            )
         );
         let beta = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1beta1","image":"x"}"#;
         assert_eq!(parse_request(beta).unwrap().0, API_VERSION_V1BETA1);
@@ -196,20 +202,33 @@ mod tests {
     #[test]
     fn other_requests_are_refused_by_name() {
         let alpha = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1alpha1","image":"x"}"#;
-        assert!(matches!(parse_request(alpha), Err(RequestError::ApiVersion(v)) if v.ends_with("v1alpha1")));
+        assert!(
+            matches!(parse_request(alpha), Err(RequestError::ApiVersion(v)) if v.ends_with("v1alpha1"))
+        );
         let kind = r#"{"kind":"ExecCredential","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"x"}"#;
         assert!(matches!(parse_request(kind), Err(RequestError::Kind(k)) if k == "ExecCredential"));
         let no_image = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1"}"#;
         assert_eq!(parse_request(no_image), Err(RequestError::NoImage));
-        assert!(matches!(parse_request("image: x"), Err(RequestError::NotJson(_))));
+        assert!(matches!(
+            parse_request("image: x"),
+            Err(RequestError::NotJson(_))
+        ));
     }
 
     #[tokio::test]
     async fn a_refused_request_is_one_line_on_stderr_and_nothing_on_stdout() {
-        let outcome = run(r#"{"apiVersion":"v9","kind":"CredentialProviderRequest","image":"x"}"#, &|_| None).await;
+        let outcome = run(
+            r#"{"apiVersion":"v9","kind":"CredentialProviderRequest","image":"x"}"#,
+            &|_| None,
+        )
+        .await;
         assert_eq!(outcome.code, 1);
         assert!(outcome.stdout.is_empty());
         assert_eq!(outcome.stderr.lines().count(), 1);
-        assert!(outcome.stderr.contains("unsupported apiVersion \"v9\""), "{}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains("unsupported apiVersion \"v9\""),
+            "{}",
+            outcome.stderr
+        );
     }
 }

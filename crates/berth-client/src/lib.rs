@@ -66,5 +66,7 @@ pub fn process_env(name: &str) -> Option<String> {
 /// # Errors
 /// When the runtime cannot start (no threads, no I/O driver).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }

@@ -45,7 +45,12 @@ impl Serialize for Relationships {
         }
         let mut map = serializer.serialize_map(None)?;
         if let Some((kind, guid)) = self.0.relationship() {
-            map.serialize_entry(kind, &Data { data: GuidRef { guid } })?;
+            map.serialize_entry(
+                kind,
+                &Data {
+                    data: GuidRef { guid },
+                },
+            )?;
         }
         map.end()
     }
@@ -301,9 +306,15 @@ impl CredentialQuery {
                 OrderField::UpdatedAt => "updated_at",
                 OrderField::Location => "location",
             };
-            push("order_by", format!("{}{name}", if descending { "-" } else { "" }));
+            push(
+                "order_by",
+                format!("{}{name}", if descending { "-" } else { "" }),
+            );
         }
-        for (name, filter) in [("created_ats", &self.created_ats), ("updated_ats", &self.updated_ats)] {
+        for (name, filter) in [
+            ("created_ats", &self.created_ats),
+            ("updated_ats", &self.updated_ats),
+        ] {
             if let Some(filter) = filter {
                 pairs.push(filter.pairs(name));
             }
@@ -431,7 +442,10 @@ impl Resolved {
     pub fn auth_of(&self, resolution: &Resolution) -> Option<(&str, &DockerAuth)> {
         resolution.credential.as_ref()?;
         let key = resolution.key.as_deref()?;
-        self.docker_config.auths.get_key_value(key).map(|(key, auth)| (key.as_str(), auth))
+        self.docker_config
+            .auths
+            .get_key_value(key)
+            .map(|(key, auth)| (key.as_str(), auth))
     }
 }
 
@@ -494,7 +508,10 @@ mod tests {
             ..CredentialUpdate::default()
         })
         .unwrap();
-        assert_eq!(body, serde_json::json!({"metadata": {"labels": {"gone": null}}}));
+        assert_eq!(
+            body,
+            serde_json::json!({"metadata": {"labels": {"gone": null}}})
+        );
     }
 
     #[test]
@@ -512,7 +529,10 @@ mod tests {
                 ("scopes".to_owned(), "space,app".to_owned()),
                 ("per_page".to_owned(), "5000".to_owned()),
                 ("order_by".to_owned(), "-location".to_owned()),
-                ("created_ats[gt]".to_owned(), "2026-01-01T00:00:00Z".to_owned()),
+                (
+                    "created_ats[gt]".to_owned(),
+                    "2026-01-01T00:00:00Z".to_owned()
+                ),
             ]
         );
     }
@@ -520,8 +540,12 @@ mod tests {
     #[test]
     fn a_docker_auth_keeps_its_password_out_of_debug() {
         let auth: DockerAuth =
-            serde_json::from_str(r#"{"username":"u","password":"hunter2","auth":"dTpodW50ZXIy"}"#).unwrap();
+            serde_json::from_str(r#"{"username":"u","password":"hunter2","auth":"dTpodW50ZXIy"}"#)
+                .unwrap();
         let shown = format!("{auth:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("dTpodW50ZXIy"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("dTpodW50ZXIy"),
+            "{shown}"
+        );
     }
 }

@@ -10,7 +10,10 @@ const MAX_STDIN_BYTES: u64 = 64 * 1024;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let stdin = if matches!(args.first().map(String::as_str), Some("get" | "store" | "erase")) {
+    let stdin = if matches!(
+        args.first().map(String::as_str),
+        Some("get" | "store" | "erase")
+    ) {
         match berth_client::read_stdin(MAX_STDIN_BYTES) {
             Ok(text) => text,
             Err(message) => return fail(&message),

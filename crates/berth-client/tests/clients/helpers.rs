@@ -56,7 +56,10 @@ impl Berth {
                 min_connections: 0,
                 ..PoolSettings::default()
             },
-            keys: Arc::new(KeyRing::from_spec(&SecretString::from(key.expose_secret().to_owned()), "k1").unwrap()),
+            keys: Arc::new(
+                KeyRing::from_spec(&SecretString::from(key.expose_secret().to_owned()), "k1")
+                    .unwrap(),
+            ),
             auth: AuthSettings {
                 hs256_secret: Some(SecretString::from(HS256_SECRET)),
                 jwks_file: None,
@@ -103,7 +106,13 @@ impl Berth {
     }
 
     /// Stores a credential as the admin.
-    pub async fn store(&self, location: &str, username: &str, password: &str, owner: Context) -> uuid::Uuid {
+    pub async fn store(
+        &self,
+        location: &str,
+        username: &str,
+        password: &str,
+        owner: Context,
+    ) -> uuid::Uuid {
         let credential = NewCredential {
             location: location.into(),
             username: username.into(),
@@ -111,7 +120,11 @@ impl Berth {
             owner,
             metadata: None,
         };
-        self.admin().create_credential(&credential).await.unwrap().guid
+        self.admin()
+            .create_credential(&credential)
+            .await
+            .unwrap()
+            .guid
     }
 
     async fn put(&self, path: &str, body: Value) -> uuid::Uuid {
@@ -208,8 +221,9 @@ pub async fn run(mut command: Command, stdin: &str) -> Output {
 }
 
 /// A command for one of this crate's binaries, with no `BERTH_*` from the developer's shell.
-pub fn binary(path: &str, env: &HashMap<String, String>) -> Command {
+pub fn binary(path: &str, env: &HashMap<String, String>, args: &[&str]) -> Command {
     let mut command = Command::new(path);
+    command.args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("BERTH_") {
             command.env_remove(key);
@@ -223,7 +237,7 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Removes a directory when dropped (kept when the test fails? no: temp dirs are disposable).
+/// A temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {

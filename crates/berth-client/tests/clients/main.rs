@@ -4,4 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod docker_helper;
 mod helpers;
+mod kubelet;
+mod registry;
