@@ -12,5 +12,6 @@ mod directory;
 mod helpers;
 mod http_semantics;
 mod permissions;
+mod pull_secrets;
 mod registries;
 mod sealing;
