@@ -449,22 +449,32 @@ impl Resolved {
     }
 }
 
-/// One entry of `actions/explain`: the same choice as resolve, with the candidates tried.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One level searched by `actions/explain`: its scope, its owner (`None` for the foundation) and
+/// the candidate locations looked up there, most specific first.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ExplainedLevel {
+    pub level: Scope,
+    pub owner_guid: Option<Uuid>,
+    pub candidates: Vec<String>,
+}
+
+/// One entry of `actions/explain`: resolve's choice without secrets, and the levels searched in
+/// order, up to the winner's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Explanation {
     #[serde(default)]
     pub image: Option<String>,
     #[serde(default)]
     pub registry: Option<String>,
     pub normalized: String,
+    pub levels: Vec<ExplainedLevel>,
     pub credential: Option<ChosenCredential>,
-    /// The rest of the entry (the levels and candidates tried), as Berth wrote it.
-    #[serde(flatten)]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// The answer of `actions/explain`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Explained {
     pub resolutions: Vec<Explanation>,
 }

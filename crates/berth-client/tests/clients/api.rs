@@ -271,16 +271,31 @@ async fn the_client_resolves_pull_secrets_and_explains_the_choice() {
 
     let explained = berth.admin().explain(&request).await.unwrap();
     assert_eq!(explained.resolutions.len(), 3);
+    let first = &explained.resolutions[0];
+    assert_eq!(first.credential.as_ref(), Some(credential));
+    assert_eq!(first.key.as_deref(), Some("registry.example.com"));
+    let levels: Vec<(Scope, Option<uuid::Uuid>)> = first
+        .levels
+        .iter()
+        .map(|level| (level.level, level.owner_guid))
+        .collect();
+    assert_eq!(levels, [(Scope::Organization, Some(organization))]);
     assert_eq!(
-        explained.resolutions[0].credential.as_ref(),
-        Some(credential)
+        first.levels[0].candidates,
+        [
+            "registry.example.com/team/app",
+            "registry.example.com/team",
+            "registry.example.com",
+            "example.com"
+        ]
     );
+    let levels: Vec<Scope> = explained.resolutions[1]
+        .levels
+        .iter()
+        .map(|level| level.level)
+        .collect();
+    assert_eq!(levels, [Scope::Organization, Scope::Foundation]);
     assert!(explained.resolutions[1].credential.is_none());
-    assert!(
-        !serde_json::to_string(&explained.resolutions[0].details)
-            .unwrap()
-            .contains("\"p\"")
-    );
 
     // Resolving needs the pull-secrets scope.
     let error = BerthClient::new(&berth.address, SecretString::from(token(&[])))

@@ -87,7 +87,7 @@ async fn the_provider_answers_kubelet_requests_in_their_api_version() {
             &env,
             &request(
                 v1,
-                "registry.example.com/team/app:1.2@sha256:0123456789abcdef0123456789abcdef",
+                "registry.example.com/team/app:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             ),
         )
         .await,
