@@ -239,7 +239,8 @@ impl BerthClient {
     }
 }
 
-fn parse_base(text: &str) -> Result<Url, ClientError> {
+/// Checks a base URL as [`BerthClient::new`] does.
+pub(crate) fn parse_base(text: &str) -> Result<Url, ClientError> {
     let url =
         Url::parse(text.trim()).map_err(|error| ClientError::InvalidUrl(format!("{error}")))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -90,7 +90,7 @@ impl HelperConfig {
                 return Err(ConfigError::TwoContexts(names.join(", ")));
             }
         };
-        BerthClient::new(&url, SecretString::from(""))
+        crate::client::parse_base(&url)
             .map_err(|error| ConfigError::InvalidUrl(invalid_url_reason(error)))?;
         Ok(Self {
             url,
