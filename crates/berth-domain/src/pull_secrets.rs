@@ -446,3 +446,570 @@ impl PullSecrets {
         Ok(Self { resolutions, auths })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
+
+    fn image(text: &str) -> PullSubject {
+        PullSubject::Image(ImageReference::parse(text).unwrap())
+    }
+
+    fn registry(text: &str) -> PullSubject {
+        PullSubject::Registry(RegistryHost::parse(text).unwrap())
+    }
+
+    #[test]
+    fn candidates_run_from_the_repository_to_the_registrable_domain() {
+        let long_label = format!("{}.example.com/app", "a".repeat(64));
+        let cases: Vec<(PullSubject, Vec<&str>)> = vec![
+            (
+                image("registry.example.com/repo/image:tag"),
+                vec![
+                    "registry.example.com/repo/image",
+                    "registry.example.com/repo",
+                    "registry.example.com",
+                    "example.com",
+                ],
+            ),
+            (
+                image("registry.example.co.uk/team/app"),
+                vec![
+                    "registry.example.co.uk/team/app",
+                    "registry.example.co.uk/team",
+                    "registry.example.co.uk",
+                    "example.co.uk",
+                ],
+            ),
+            (
+                image("a.b.registry.example.com/app"),
+                vec![
+                    "a.b.registry.example.com/app",
+                    "a.b.registry.example.com",
+                    "b.registry.example.com",
+                    "registry.example.com",
+                    "example.com",
+                ],
+            ),
+            (
+                image("example.com/app"),
+                vec!["example.com/app", "example.com"],
+            ),
+            // A public suffix with a private registry section: never `github.io` alone.
+            (
+                image("team.github.io/app"),
+                vec!["team.github.io/app", "team.github.io"],
+            ),
+            (
+                image(
+                    "ghcr.io/org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                ),
+                vec!["ghcr.io/org/app", "ghcr.io/org", "ghcr.io"],
+            ),
+            (
+                image("registry.example.com:5000/team/app"),
+                vec![
+                    "registry.example.com:5000/team/app",
+                    "registry.example.com:5000/team",
+                    "registry.example.com:5000",
+                ],
+            ),
+            (
+                image("r.example.com:443/app"),
+                vec!["r.example.com:443/app", "r.example.com:443"],
+            ),
+            (image("localhost/app"), vec!["localhost/app", "localhost"]),
+            (
+                image("localhost:5000/a/b"),
+                vec!["localhost:5000/a/b", "localhost:5000/a", "localhost:5000"],
+            ),
+            (image("10.0.0.1/app"), vec!["10.0.0.1/app", "10.0.0.1"]),
+            (
+                image("10.0.0.1:5000/app"),
+                vec!["10.0.0.1:5000/app", "10.0.0.1:5000"],
+            ),
+            (
+                image("[::1]:5000/app"),
+                vec!["[::1]:5000/app", "[::1]:5000"],
+            ),
+            (image("[fe80::1]/app"), vec!["[fe80::1]/app", "[fe80::1]"]),
+            (
+                image("nginx"),
+                vec![
+                    "docker.io/library/nginx",
+                    "index.docker.io/library/nginx",
+                    "registry-1.docker.io/library/nginx",
+                    "docker.io/library",
+                    "index.docker.io/library",
+                    "registry-1.docker.io/library",
+                    "docker.io",
+                    "index.docker.io",
+                    "registry-1.docker.io",
+                ],
+            ),
+            (
+                image("registry-1.docker.io/team/app"),
+                vec![
+                    "docker.io/team/app",
+                    "index.docker.io/team/app",
+                    "registry-1.docker.io/team/app",
+                    "docker.io/team",
+                    "index.docker.io/team",
+                    "registry-1.docker.io/team",
+                    "docker.io",
+                    "index.docker.io",
+                    "registry-1.docker.io",
+                ],
+            ),
+            // A host under an unlisted top-level domain: its last two labels are registrable.
+            (
+                image("registry.corp.internal/app"),
+                vec![
+                    "registry.corp.internal/app",
+                    "registry.corp.internal",
+                    "corp.internal",
+                ],
+            ),
+            (
+                image("Registry.Example.COM/app"),
+                vec![
+                    "registry.example.com/app",
+                    "registry.example.com",
+                    "example.com",
+                ],
+            ),
+            // Labels over 63 characters fit no stored location: only the parents that do.
+            (image(&long_label), vec!["example.com"]),
+            (
+                registry("registry.example.com"),
+                vec!["registry.example.com", "example.com"],
+            ),
+            (
+                registry("registry.example.com:5000"),
+                vec!["registry.example.com:5000"],
+            ),
+            (
+                registry("index.docker.io"),
+                vec!["docker.io", "index.docker.io", "registry-1.docker.io"],
+            ),
+            (registry("example.co.uk"), vec!["example.co.uk"]),
+            (registry("co.uk"), vec!["co.uk"]),
+            (registry("localhost"), vec!["localhost"]),
+        ];
+        for (subject, expected) in cases {
+            assert_eq!(subject.candidates(), expected, "{}", subject.normalized());
+        }
+    }
+
+    fn org() -> OrganizationGuid {
+        OrganizationGuid::from_uuid(uuid::Uuid::from_u128(1))
+    }
+
+    fn space() -> SpaceGuid {
+        SpaceGuid::from_uuid(uuid::Uuid::from_u128(2))
+    }
+
+    fn app_target() -> ScopeTarget {
+        ScopeTarget::App {
+            organization: org(),
+            space: space(),
+            app: AppGuid::from_uuid(uuid::Uuid::from_u128(3)),
+        }
+    }
+
+    fn found(id: u128, scope: Scope, location: &str) -> PullMatch {
+        PullMatch {
+            guid: CredentialGuid::from_uuid(uuid::Uuid::from_u128(100 + id)),
+            scope,
+            location: RegistryLocation::parse(location).unwrap(),
+            username: Username::parse(&format!("user-{id}")).unwrap(),
+        }
+    }
+
+    /// The winner's id (`None` for no match) for one image among stored matches.
+    fn winner(context: &ScopeTarget, subject: &str, matches: &[PullMatch]) -> Option<u128> {
+        let query = PullQuery::new(context, vec![image(subject)]);
+        query.winners(matches)[0].map(|index| matches[index].guid.as_uuid().as_u128() - 100)
+    }
+
+    #[test]
+    fn the_narrowest_level_wins_then_the_most_specific_location() {
+        use Scope::{App, Foundation, Organization, Space};
+        let app = app_target();
+        let in_space = ScopeTarget::Space {
+            organization: org(),
+            space: space(),
+        };
+        let in_org = ScopeTarget::Organization(org());
+        let cases: Vec<(&ScopeTarget, &str, Vec<PullMatch>, Option<u128>)> = vec![
+            (&app, "r.example.com/team/app", vec![], None),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![found(1, Foundation, "r.example.com")],
+                Some(1),
+            ),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![
+                    found(1, Foundation, "r.example.com"),
+                    found(2, App, "example.com"),
+                ],
+                Some(2),
+            ),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![
+                    found(1, Organization, "r.example.com/team/app"),
+                    found(2, Space, "example.com"),
+                ],
+                Some(2),
+            ),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![
+                    found(1, Organization, "r.example.com/team"),
+                    found(2, Organization, "r.example.com"),
+                ],
+                Some(1),
+            ),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![
+                    found(1, App, "r.example.com"),
+                    found(2, App, "r.example.com/team/app"),
+                ],
+                Some(2),
+            ),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![
+                    found(1, App, "example.com"),
+                    found(2, Foundation, "r.example.com/team/app"),
+                ],
+                Some(1),
+            ),
+            // A location for another repository, or a prefix not on a `/` boundary, is no match.
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![found(1, App, "r.example.com/tea")],
+                None,
+            ),
+            (
+                &app,
+                "r.example.com/team/app",
+                vec![found(1, App, "r.example.com/other")],
+                None,
+            ),
+            // The port is part of the registry: no default-port equivalence.
+            (
+                &app,
+                "r.example.com/app",
+                vec![found(1, App, "r.example.com:443")],
+                None,
+            ),
+            (
+                &app,
+                "r.example.com:443/app",
+                vec![found(1, App, "r.example.com")],
+                None,
+            ),
+            (
+                &app,
+                "r.example.com:443/app",
+                vec![found(1, App, "r.example.com:443")],
+                Some(1),
+            ),
+            // Never a public suffix.
+            (
+                &app,
+                "registry.example.co.uk/app",
+                vec![found(1, App, "co.uk")],
+                None,
+            ),
+            (
+                &app,
+                "registry.example.co.uk/app",
+                vec![found(1, App, "example.co.uk")],
+                Some(1),
+            ),
+            // Parent domains only for a host without a port.
+            (
+                &app,
+                "registry.example.com:5000/app",
+                vec![found(1, App, "example.com")],
+                None,
+            ),
+            // Hub aliases are one registry; `docker.io` is preferred at the same specificity.
+            (
+                &app,
+                "nginx",
+                vec![found(1, Foundation, "index.docker.io")],
+                Some(1),
+            ),
+            (
+                &app,
+                "nginx",
+                vec![
+                    found(1, App, "registry-1.docker.io"),
+                    found(2, App, "docker.io"),
+                ],
+                Some(2),
+            ),
+            (
+                &app,
+                "nginx",
+                vec![
+                    found(1, App, "docker.io"),
+                    found(2, App, "index.docker.io/library"),
+                ],
+                Some(2),
+            ),
+            // Tag and digest play no part.
+            (
+                &app,
+                "r.example.com/app:v1",
+                vec![found(1, App, "r.example.com/app")],
+                Some(1),
+            ),
+            // A context sees its own levels only: a space's context has no app level.
+            (
+                &in_space,
+                "r.example.com/app",
+                vec![
+                    found(1, App, "r.example.com/app"),
+                    found(2, Space, "r.example.com"),
+                ],
+                Some(2),
+            ),
+            (
+                &in_org,
+                "r.example.com/app",
+                vec![
+                    found(1, Space, "r.example.com/app"),
+                    found(2, Foundation, "r.example.com"),
+                ],
+                Some(2),
+            ),
+            (
+                &ScopeTarget::Foundation,
+                "r.example.com/app",
+                vec![found(1, Organization, "r.example.com/app")],
+                None,
+            ),
+        ];
+        for (context, subject, matches, expected) in cases {
+            assert_eq!(
+                winner(context, subject, &matches),
+                expected,
+                "{subject} {matches:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn levels_follow_the_context() {
+        let app = app_target();
+        assert_eq!(
+            levels(&app)
+                .iter()
+                .map(ScopeTarget::scope)
+                .collect::<Vec<_>>(),
+            [
+                Scope::App,
+                Scope::Space,
+                Scope::Organization,
+                Scope::Foundation
+            ]
+        );
+        assert_eq!(levels(&ScopeTarget::Foundation), [ScopeTarget::Foundation]);
+        assert_eq!(
+            owner_guid(&levels(&app)[1]).as_deref(),
+            Some("00000000-0000-0000-0000-000000000002")
+        );
+    }
+
+    #[test]
+    fn keys_follow_the_matched_location() {
+        let app = app_target();
+        let cases: Vec<(PullSubject, PullMatch, &str)> = vec![
+            (
+                image("r.example.com/team/app"),
+                found(1, Scope::App, "r.example.com/team"),
+                "r.example.com/team",
+            ),
+            (
+                image("r.example.com/team/app"),
+                found(1, Scope::App, "r.example.com"),
+                "r.example.com",
+            ),
+            (
+                image("r.example.com/team/app"),
+                found(1, Scope::App, "example.com"),
+                "r.example.com",
+            ),
+            (
+                image("r.example.com:5000/app"),
+                found(1, Scope::App, "r.example.com:5000"),
+                "r.example.com:5000",
+            ),
+            (
+                image("nginx"),
+                found(1, Scope::App, "docker.io"),
+                DOCKER_HUB_KEY,
+            ),
+            (
+                image("nginx"),
+                found(1, Scope::App, "index.docker.io"),
+                DOCKER_HUB_KEY,
+            ),
+            (
+                image("team/app"),
+                found(1, Scope::App, "docker.io/team"),
+                "docker.io/team",
+            ),
+            (
+                image("team/app"),
+                found(1, Scope::App, "registry-1.docker.io/team"),
+                "docker.io/team",
+            ),
+            (
+                registry("r.example.com"),
+                found(1, Scope::App, "example.com"),
+                "r.example.com",
+            ),
+            (
+                registry("registry-1.docker.io"),
+                found(1, Scope::App, "docker.io"),
+                DOCKER_HUB_KEY,
+            ),
+        ];
+        for (subject, stored, key) in cases {
+            let query = PullQuery::new(&app, vec![subject.clone()]);
+            let resolutions = query.resolve(std::slice::from_ref(&stored));
+            assert_eq!(
+                resolutions[0].key.as_deref(),
+                Some(key),
+                "{}",
+                subject.normalized()
+            );
+        }
+    }
+
+    #[test]
+    fn two_credentials_never_share_a_key() {
+        let app = app_target();
+        let query = PullQuery::new(
+            &app,
+            vec![
+                image("r.example.com/a/x"),
+                image("r.example.com/b/y"),
+                registry("r.example.com"),
+            ],
+        );
+        let mut resolutions = query.resolve(&[]);
+        // Built by hand: by the precedence rules two entries of one key always share a winner.
+        let first = found(1, Scope::App, "r.example.com");
+        let second = found(2, Scope::Foundation, "r.example.com");
+        for (resolution, winner) in resolutions.iter_mut().zip([&first, &second, &second]) {
+            resolution.winner = Some(winner.clone());
+            resolution.key = Some("r.example.com".to_owned());
+        }
+        separate_keys(&mut resolutions);
+        let keys: Vec<Option<&str>> = resolutions.iter().map(|r| r.key.as_deref()).collect();
+        assert_eq!(
+            keys,
+            [
+                Some("r.example.com/a/x"),
+                Some("r.example.com/b/y"),
+                Some("r.example.com")
+            ]
+        );
+
+        // Two registry entries cannot move: the key is left out rather than shared.
+        let mut resolutions = PullQuery::new(
+            &app,
+            vec![registry("r.example.com"), registry("r.example.com")],
+        )
+        .resolve(&[]);
+        for (resolution, winner) in resolutions.iter_mut().zip([&first, &second]) {
+            resolution.winner = Some(winner.clone());
+            resolution.key = Some("r.example.com".to_owned());
+        }
+        separate_keys(&mut resolutions);
+        assert!(resolutions.iter().all(|r| r.key.is_none()));
+    }
+
+    #[test]
+    fn one_key_per_credential_in_the_docker_config() {
+        let app = app_target();
+        let query = PullQuery::new(
+            &app,
+            vec![
+                image("r.example.com/a"),
+                image("r.example.com/b"),
+                image("other.example.net/c"),
+            ],
+        );
+        let stored = [found(1, Scope::Space, "r.example.com")];
+        let resolutions = query.resolve(&stored);
+        assert!(resolutions[2].winner.is_none());
+        assert_eq!(
+            resolutions[2].levels_tried.len(),
+            4,
+            "no winner: every level was searched"
+        );
+        assert_eq!(
+            resolutions[0].levels_tried.len(),
+            2,
+            "the search stops at the winner's level"
+        );
+        let password = Password::parse(secrecy::SecretString::from("pw")).unwrap();
+        let secrets =
+            PullSecrets::assemble(resolutions.clone(), vec![(stored[0].guid, password)]).unwrap();
+        assert_eq!(secrets.auths.keys().collect::<Vec<_>>(), ["r.example.com"]);
+        assert_eq!(secrets.auths["r.example.com"].username.as_str(), "user-1");
+        // A winner whose password the store did not open is an error, not a partial config.
+        assert_eq!(
+            PullSecrets::assemble(resolutions, Vec::new()).err(),
+            Some(stored[0].guid)
+        );
+    }
+
+    #[test]
+    fn requests_are_bounded() {
+        let one = || vec![image("nginx")];
+        assert!(PullRequest::new(RequestedOwner::Foundation, one()).is_ok());
+        assert_eq!(
+            PullRequest::new(RequestedOwner::Foundation, Vec::new()).err(),
+            Some(PullRequestError::Empty)
+        );
+        let many = vec![image("nginx"); MAX_PULL_ENTRIES + 1];
+        assert_eq!(
+            PullRequest::new(RequestedOwner::Foundation, many).err(),
+            Some(PullRequestError::TooMany)
+        );
+        assert!(
+            PullRequest::new(
+                RequestedOwner::Foundation,
+                vec![image("nginx"); MAX_PULL_ENTRIES]
+            )
+            .is_ok()
+        );
+        // A hundred distinct Hub paths of 126 components, in three spellings each: over the bound.
+        let deep: Vec<PullSubject> = (0..MAX_PULL_ENTRIES)
+            .map(|i| image(&format!("u{i:02}/{}", vec!["a"; 125].join("/"))))
+            .collect();
+        assert_eq!(
+            PullRequest::new(RequestedOwner::Foundation, deep).err(),
+            Some(PullRequestError::TooManyCandidates)
+        );
+    }
+}

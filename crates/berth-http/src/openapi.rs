@@ -525,6 +525,16 @@ pub enum V3NotWritable {
     NotAuthorized(V3ErrorBody),
 }
 
+/// Pull-secret resolution: the caller lacks the scope `berth.pull_secrets`.
+#[derive(utoipa::IntoResponses)]
+pub enum V3PullSecretsScope {
+    #[response(
+        status = 403,
+        description = "The caller lacks the scope berth.pull_secrets"
+    )]
+    NotAuthorized(V3ErrorBody),
+}
+
 /// Every v1 operation: not authenticated, an unknown or invisible organization, registry or
 /// robot, or Harbor or the database down.
 #[derive(utoipa::IntoResponses)]

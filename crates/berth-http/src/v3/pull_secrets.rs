@@ -29,7 +29,7 @@ use super::V3Caller;
 use super::body::{JsonObject, Problems, reject_unknown_fields};
 use super::error::V3Error;
 use super::registry_credentials::requested_owner;
-use crate::openapi::{PullSecretsBody, V3BodyRefused, V3NotWritable, V3Unauthenticated};
+use crate::openapi::{PullSecretsBody, V3BodyRefused, V3PullSecretsScope, V3Unauthenticated};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -62,7 +62,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             headers(("Cache-Control" = String, description = "`no-store`"))),
         V3Unauthenticated,
         V3BodyRefused,
-        V3NotWritable,
+        V3PullSecretsScope,
     ),
 )]
 pub(crate) async fn resolve(
@@ -203,7 +203,9 @@ pub struct ResolutionBody {
     registry: Option<String>,
     /// Such as `docker.io/library/nginx`, or `docker.io` for a registry.
     normalized: String,
+    #[schema(required = true)]
     credential: Option<WinnerBody>,
+    #[schema(required = true)]
     key: Option<String>,
 }
 
@@ -299,7 +301,9 @@ pub struct ExplanationBody {
     registry: Option<String>,
     normalized: String,
     levels: Vec<LevelBody>,
+    #[schema(required = true)]
     credential: Option<WinnerBody>,
+    #[schema(required = true)]
     key: Option<String>,
 }
 
@@ -309,7 +313,7 @@ pub struct ExplanationBody {
 pub struct LevelBody {
     /// `app`, `space`, `organization` or `foundation`.
     level: &'static str,
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = true)]
     owner_guid: Option<String>,
     candidates: Vec<String>,
 }
