@@ -81,6 +81,38 @@ async fn get_and_list_answer_from_berths_resolution() {
     assert_eq!(listed["127.0.0.1:5000"], "app-robot");
 }
 
+/// `list` asks about more hosts than one resolve takes (100): it asks in chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_covers_more_hosts_than_one_resolve_takes() {
+    let berth = Berth::spawn().await;
+    for index in 0..105 {
+        let location = format!("r{index}.example.com:5000");
+        berth
+            .store(
+                &location,
+                &format!("user{index}"),
+                "pass",
+                Context::Foundation,
+            )
+            .await;
+    }
+    // A path location adds no host of its own.
+    berth
+        .store(
+            "r7.example.com:5000/team",
+            "team",
+            "pass",
+            Context::Foundation,
+        )
+        .await;
+    let outcome = docker::run(&args("list"), "", &lookup(&berth.env())).await;
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let listed: HashMap<String, String> = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(listed.len(), 105);
+    assert_eq!(listed["r104.example.com:5000"], "user104");
+    assert_eq!(listed["r7.example.com:5000"], "user7");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn berths_refusals_are_one_line_with_the_detail_and_no_secret() {
     let berth = Berth::spawn().await;
