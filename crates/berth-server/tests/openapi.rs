@@ -22,6 +22,8 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
     for path in [
         "/v3/registry_credentials",
         "/v3/registry_credentials/{guid}",
+        "/v3/registry_credentials/actions/resolve",
+        "/v3/registry_credentials/actions/explain",
         "/v3/organizations",
         "/v3/organizations/{guid}",
         "/v3/spaces",
@@ -41,7 +43,7 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(operations, 27);
+    assert_eq!(operations, 29);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -53,6 +55,9 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "CredentialResource",
         "EnableResponse",
         "CreateCredentialBody",
+        "PullSecretsBody",
+        "ResolveAnswer",
+        "ExplainAnswer",
     ] {
         assert!(schemas.contains_key(schema), "{schema} is missing");
     }

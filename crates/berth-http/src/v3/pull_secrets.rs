@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use super::V3Caller;
 use super::body::{JsonObject, Problems, reject_unknown_fields};
 use super::error::V3Error;
+use super::presenters::CredentialScopeName;
 use super::registry_credentials::requested_owner;
 use crate::openapi::{PullSecretsBody, V3BodyRefused, V3PullSecretsScope, V3Unauthenticated};
 use crate::state::AppState;
@@ -70,7 +71,7 @@ pub(crate) async fn resolve(
     caller: V3Caller,
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
-    // Refused before the body is read: the route is for one client only.
+    // Refused before the body's fields are looked at: the route is for one client only.
     PullSecretService::may_resolve(&caller.0)?;
     let (request, texts) = pull_request(&body.0)?;
     let secrets = state.pull_secrets.resolve(&caller.0, request).await?;
@@ -197,9 +198,13 @@ pub struct ResolveAnswer {
 /// credential (or null: pulled anonymously) and its key in `docker_config` (or null).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ResolutionBody {
+    /// The image as sent; absent for a registry entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     image: Option<String>,
+    /// The registry as sent; absent for an image entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     registry: Option<String>,
     /// Such as `docker.io/library/nginx`, or `docker.io` for a registry.
     normalized: String,
@@ -215,7 +220,7 @@ pub struct WinnerBody {
     #[schema(format = Uuid)]
     guid: String,
     location: String,
-    /// `foundation`, `organization`, `space` or `app`.
+    #[schema(value_type = CredentialScopeName)]
     scope: &'static str,
 }
 
@@ -295,9 +300,13 @@ pub struct ExplainAnswer {
 /// How one entry resolved, and why: the levels searched in order, up to the winner's.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ExplanationBody {
+    /// The image as sent; absent for a registry entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     image: Option<String>,
+    /// The registry as sent; absent for an image entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     registry: Option<String>,
     normalized: String,
     levels: Vec<LevelBody>,
@@ -311,7 +320,7 @@ pub struct ExplanationBody {
 /// locations looked up there, most specific first.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LevelBody {
-    /// `app`, `space`, `organization` or `foundation`.
+    #[schema(value_type = CredentialScopeName)]
     level: &'static str,
     #[schema(format = Uuid, required = true)]
     owner_guid: Option<String>,
