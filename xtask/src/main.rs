@@ -89,6 +89,24 @@ const FENCES: &[Fence] = &[
         why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
     },
     Fence {
+        package: "berth-client",
+        args: &[],
+        forbidden: &[
+            &[
+                "berth-domain",
+                "berth-auth",
+                "berth-http",
+                "berth-server",
+                "actix-web",
+                "actix-http",
+                "sea-orm",
+                "sqlx",
+            ],
+            ADAPTERS,
+        ],
+        why: "a client of the wire protocol stands alone: no Berth crate, no server or database crate",
+    },
+    Fence {
         package: "berth-server",
         args: &["--no-default-features"],
         forbidden: &[&["harbor-emulator"]],
