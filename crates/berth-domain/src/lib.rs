@@ -14,6 +14,8 @@ pub mod permissions;
 pub mod ports;
 pub mod registry;
 pub mod registry_service;
+pub mod verification;
+pub mod verification_service;
 
 use std::fmt;
 
