@@ -627,6 +627,7 @@ impl Modify for SharedAnswers {
         crate::v3::registry_credentials::show,
         crate::v3::registry_credentials::update,
         crate::v3::registry_credentials::delete,
+        crate::v3::credential_verification::verify,
         crate::v3::directory::put_organization,
         crate::v3::directory::show_organization,
         crate::v3::directory::list_organizations,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::registry_service::RegistryService;
+use berth_domain::verification_service::VerificationService;
 
 use crate::health::Readiness;
 use crate::v3::presenters::Links;
@@ -13,6 +14,7 @@ use berth_auth::Authenticator;
 pub struct AppState {
     pub credentials: CredentialService,
     pub directory: DirectoryService,
+    pub verification: VerificationService,
     /// `None` when no Harbor is configured: the registry routes answer 503.
     pub registries: Option<RegistryService>,
     pub links: Links,

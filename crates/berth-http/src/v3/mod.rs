@@ -1,6 +1,7 @@
 //! The Cloud Foundry V3 dialect: `/v3/registry_credentials` and the directory.
 
 pub mod body;
+pub mod credential_verification;
 pub mod directory;
 pub mod error;
 pub mod presenters;
@@ -20,6 +21,7 @@ use error::V3Error;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     registry_credentials::configure(config);
+    credential_verification::configure(config);
     directory::configure(config);
 }
 

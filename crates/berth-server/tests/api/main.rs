@@ -14,3 +14,4 @@ mod http_semantics;
 mod permissions;
 mod registries;
 mod sealing;
+mod verification;
