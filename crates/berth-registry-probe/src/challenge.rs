@@ -155,7 +155,10 @@ mod tests {
                 vec![challenge("basic", &[("realm", "Artifactory Realm")])],
             ),
             (
-                r#"Bearer realm="https://codeberg.org/v2/token",service="container_registry",scope="*",Basic realm="https://codeberg.org/v2",service="container_registry",scope="*""#,
+                concat!(
+                    r#"Bearer realm="https://codeberg.org/v2/token",service="container_registry",scope="*","#,
+                    r#"Basic realm="https://codeberg.org/v2",service="container_registry",scope="*""#
+                ),
                 vec![
                     challenge(
                         "bearer",

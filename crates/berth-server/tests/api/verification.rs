@@ -290,7 +290,8 @@ async fn a_real_distribution_registry_says_valid_invalid_then_unreachable() {
         "k1",
         |runtime| {
             runtime.verification_policy =
-                NetworkPolicy::parse(&["127.0.0.0/8".into()], &[location.clone()]).unwrap();
+                NetworkPolicy::parse(&["127.0.0.0/8".into()], std::slice::from_ref(&location))
+                    .unwrap();
         },
     )
     .await;
