@@ -115,6 +115,15 @@ impl InsecureRegistry {
     }
 }
 
+impl std::fmt::Display for InsecureRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
 /// The operator's network policy for verification.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkPolicy {

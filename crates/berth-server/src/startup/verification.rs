@@ -22,7 +22,7 @@ pub(super) fn verifier(
     }
     for registry in policy.insecure_registries() {
         tracing::warn!(
-            registry = ?registry,
+            %registry,
             "verification.insecure_registries: credential verification speaks plain http to this registry"
         );
     }
