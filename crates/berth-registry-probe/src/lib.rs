@@ -188,35 +188,25 @@ impl RegistryProbe {
     /// IP-literal hosts never reach the resolver: checked here. Names are checked by the
     /// resolver, except metadata names, refused before any lookup.
     fn check_host(&self, url: &Url) -> Result<(), String> {
-        let refused = |address: std::net::IpAddr, refusal| {
-            BlockedHost {
+        let literal = |address: std::net::IpAddr| {
+            self.policy.check(address).map_err(|refusal| BlockedHost {
                 host: address.to_string(),
                 address: Some(address),
                 refusal,
-            }
-            .to_string()
+            })
         };
-        let detail = match url.host() {
-            Some(Host::Ipv4(address)) => self
-                .policy
-                .check(address.into())
-                .map_err(|refusal| refused(address.into(), refusal)),
-            Some(Host::Ipv6(address)) => self
-                .policy
-                .check(address.into())
-                .map_err(|refusal| refused(address.into(), refusal)),
-            Some(Host::Domain(name)) if policy::is_metadata_host(name) => {
-                Err(format!("{name} is a cloud metadata service"))
-            }
+        let checked = match url.host() {
+            Some(Host::Ipv4(address)) => literal(address.into()),
+            Some(Host::Ipv6(address)) => literal(address.into()),
+            Some(Host::Domain(name)) if policy::is_metadata_host(name) => Err(BlockedHost {
+                host: name.to_owned(),
+                address: None,
+                refusal: policy::Refusal::Metadata,
+            }),
             Some(Host::Domain(_)) => Ok(()),
-            None => Err("the URL has no host".to_owned()),
+            None => return Err("Berth cannot contact a URL without a host".to_owned()),
         };
-        detail.map_err(|why| {
-            format!(
-                "Berth does not contact this registry: {why}. An operator can allow private networks \
-                 with verification.allowed_networks"
-            )
-        })
+        checked.map_err(|blocked| blocked.detail())
     }
 }
 
@@ -499,13 +489,7 @@ impl Login<'_> {
         let mut root = None;
         while let Some(cause) = source {
             if let Some(blocked) = cause.downcast_ref::<BlockedHost>() {
-                return self.end(
-                    VerificationOutcome::Blocked,
-                    format!(
-                        "Berth does not contact this registry: {blocked}. An operator can allow \
-                         private networks with verification.allowed_networks"
-                    ),
-                );
+                return self.end(VerificationOutcome::Blocked, blocked.detail());
             }
             root = Some(cause);
             source = cause.source();

@@ -40,20 +40,28 @@ pub(crate) struct BlockedHost {
     pub(crate) refusal: Refusal,
 }
 
+impl BlockedHost {
+    /// For a person: what was refused, and whether an operator can open it.
+    pub(crate) fn detail(&self) -> String {
+        match self.refusal {
+            Refusal::Metadata => {
+                format!("Berth never contacts cloud metadata services, and {self} is one")
+            }
+            Refusal::NotGlobal => format!(
+                "Berth does not contact this registry: {self}, which is not a public address. An \
+                 operator can allow private networks with verification.allowed_networks"
+            ),
+        }
+    }
+}
+
 impl fmt::Display for BlockedHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.address, self.refusal) {
-            (None, _) => write!(f, "{} is a cloud metadata service", self.host),
-            (Some(address), Refusal::Metadata) => write!(
-                f,
-                "{} resolves to {address}, a cloud metadata address",
-                self.host
-            ),
-            (Some(address), Refusal::NotGlobal) => write!(
-                f,
-                "{} resolves to {address}, which is not a public address",
-                self.host
-            ),
+        match self.address {
+            Some(address) if address.to_string() != self.host => {
+                write!(f, "{} (which resolves to {address})", self.host)
+            }
+            _ => f.write_str(&self.host),
         }
     }
 }
