@@ -218,6 +218,27 @@ struct Login<'a> {
     password: &'a Password,
 }
 
+/// The requests of the handshake, to classify their answers.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// `GET /v2/` without credentials.
+    Ping,
+    /// The token request to the Bearer realm.
+    Token,
+    /// `GET /v2/` with the credentials (Basic) or the token.
+    Login,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ping => "its /v2/ endpoint",
+            Self::Token => "its token service",
+            Self::Login => "its /v2/ endpoint with the credentials",
+        }
+    }
+}
+
 /// Ends the handshake early with a probe.
 type Step<T> = Result<T, Probe>;
 
@@ -253,7 +274,7 @@ impl Login<'_> {
                      cannot tell whether these are right",
                 ));
             }
-            status => return Err(self.unexpected(&ping, status, "/v2/")),
+            status => return Err(self.unexpected(status, Stage::Ping)),
         }
         let challenges = challenge::parse(
             ping.headers()
@@ -298,7 +319,7 @@ impl Login<'_> {
                     status.as_u16()
                 ),
             ),
-            status => self.unexpected(&answer, status, "/v2/"),
+            status => self.unexpected(status, Stage::Login),
         })
     }
 
@@ -343,7 +364,7 @@ impl Login<'_> {
                     ),
                 ));
             }
-            status => return Err(self.unexpected(&answer, status, "token service")),
+            status => return Err(self.unexpected(status, Stage::Token)),
         }
         let body = self.read_capped(answer).await?;
         #[derive(serde::Deserialize)]
@@ -450,37 +471,39 @@ impl Login<'_> {
         }
     }
 
-    /// An answer outside the handshake's expectations: 429 and other 4xx prove nothing, 5xx and
-    /// a non-registry `/v2/` mean the registry is not usable.
-    fn unexpected(&self, response: &Response, status: StatusCode, what: &str) -> Probe {
+    /// An answer outside the handshake's expectations: 429 proves nothing, a 5xx means the
+    /// registry is not usable now, and so does a ping that is neither 200 nor 401 (not a v2
+    /// registry); any other answer to a request with credentials proves nothing either way.
+    fn unexpected(&self, status: StatusCode, stage: Stage) -> Probe {
         let code = status.as_u16();
+        let what = stage.as_str();
         if status == StatusCode::TOO_MANY_REQUESTS {
             return self.end(
                 VerificationOutcome::Unverified,
-                format!("The registry is rate limiting Berth (HTTP 429 from its {what}); try again later"),
+                format!(
+                    "The registry is rate limiting Berth (HTTP 429 from {what}); try again later"
+                ),
             );
         }
         if status.is_server_error() {
             return self.end(
                 VerificationOutcome::Unreachable,
-                format!("The registry failed (HTTP {code} from its {what}); try again later"),
+                format!("The registry failed (HTTP {code} from {what}); try again later"),
             );
         }
-        if what == "/v2/" && response.url().path() == "/v2/" && status == StatusCode::NOT_FOUND {
-            return self.end(
+        match stage {
+            Stage::Ping => self.end(
                 VerificationOutcome::Unreachable,
-                "The host does not serve the Registry v2 API (HTTP 404 from /v2/); check the location",
-            );
+                format!(
+                    "The host does not answer as a Registry v2 API (HTTP {code} from {what}, expected 200 \
+                     or 401); check the location"
+                ),
+            ),
+            Stage::Token | Stage::Login => self.end(
+                VerificationOutcome::Unverified,
+                format!("The registry answered HTTP {code} from {what}, which proves nothing about the credentials"),
+            ),
         }
-        let outcome = if what == "/v2/" {
-            VerificationOutcome::Unreachable
-        } else {
-            VerificationOutcome::Unverified
-        };
-        self.end(
-            outcome,
-            format!("The registry answered HTTP {code} from its {what}, which proves nothing about the credentials"),
-        )
     }
 
     /// A request that got no answer: refused by the policy, or the network failed.

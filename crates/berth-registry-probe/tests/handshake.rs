@@ -698,3 +698,55 @@ async fn proxied_verification() {
     let answer = verify(&strict, "2130706433", PASSWORD).await;
     assert_eq!(answer.outcome, VerificationOutcome::Blocked, "{answer:?}");
 }
+
+#[tokio::test]
+async fn token_service_and_login_answers_are_classified() {
+    // (status of the token service, status of the login with the token, outcome)
+    for (token_status, login_status, outcome) in [
+        (403, 200, VerificationOutcome::Invalid),
+        (429, 200, VerificationOutcome::Unverified),
+        (400, 200, VerificationOutcome::Unverified),
+        (404, 200, VerificationOutcome::Unverified),
+        (500, 200, VerificationOutcome::Unreachable),
+        (200, 403, VerificationOutcome::Invalid),
+        (200, 404, VerificationOutcome::Unverified),
+        (200, 429, VerificationOutcome::Unverified),
+        (200, 502, VerificationOutcome::Unreachable),
+    ] {
+        let (port, _) = serve(move |config: &mut web::ServiceConfig| {
+            config
+                .route(
+                    "/v2/",
+                    web::get().to(move |request: HttpRequest| async move {
+                        if authorization(&request).is_empty() {
+                            let host = request.connection_info().host().to_owned();
+                            return challenge(format!(r#"Bearer realm="http://{host}/token""#));
+                        }
+                        HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(login_status).unwrap(),
+                        )
+                        .finish()
+                    }),
+                )
+                .route(
+                    "/token",
+                    web::get().to(move || async move {
+                        HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(token_status).unwrap(),
+                        )
+                        .json(serde_json::json!({"token": TOKEN}))
+                    }),
+                );
+        });
+        let probe = verify(
+            &lab_probe(DEADLINE),
+            &format!("registry.test:{port}"),
+            PASSWORD,
+        )
+        .await;
+        assert_eq!(
+            probe.outcome, outcome,
+            "token {token_status}, login {login_status}: {probe:?}"
+        );
+    }
+}
