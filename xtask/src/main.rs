@@ -30,7 +30,12 @@ const IO_CRATES: &[&str] = &[
 ];
 /// Berth's adapters: only `berth-server` (and the tools: the benchmark, the test kit, xtask)
 /// may depend on them.
-const ADAPTERS: &[&str] = &["berth-persistence", "berth-harbor", "harbor-emulator"];
+const ADAPTERS: &[&str] = &[
+    "berth-persistence",
+    "berth-harbor",
+    "berth-registry-probe",
+    "harbor-emulator",
+];
 
 /// One crate's fence: the crates its normal dependencies may not include, and why.
 struct Fence {
@@ -73,7 +78,13 @@ const FENCES: &[Fence] = &[
     Fence {
         package: "berth-persistence",
         args: &[],
-        forbidden: &[&["actix-web", "reqwest", "berth-harbor", "harbor-emulator"]],
+        forbidden: &[&[
+            "actix-web",
+            "reqwest",
+            "berth-harbor",
+            "berth-registry-probe",
+            "harbor-emulator",
+        ]],
         why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
     },
     Fence {
@@ -84,6 +95,20 @@ const FENCES: &[Fence] = &[
             "sea-orm",
             "sqlx",
             "berth-persistence",
+            "berth-registry-probe",
+            "harbor-emulator",
+        ]],
+        why: "an adapter depends on the domain, never on another adapter or the HTTP layer",
+    },
+    Fence {
+        package: "berth-registry-probe",
+        args: &[],
+        forbidden: &[&[
+            "actix-web",
+            "sea-orm",
+            "sqlx",
+            "berth-persistence",
+            "berth-harbor",
             "harbor-emulator",
         ]],
         why: "an adapter depends on the domain, never on another adapter or the HTTP layer",

@@ -18,6 +18,8 @@ pub mod pull_secret_service;
 pub mod pull_secrets;
 pub mod registry;
 pub mod registry_service;
+pub mod verification;
+pub mod verification_service;
 
 use std::fmt;
 

@@ -3,16 +3,18 @@
 
 use async_trait::async_trait;
 
-use crate::credential::{Password, RegistryCredential};
+use crate::credential::{Password, RegistryCredential, Username};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
 use crate::idempotency::{Claim, ClaimOutcome, KeyOwner, StoredAnswer};
 use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
+use crate::location::RegistryLocation;
 use crate::pull_secrets::{PullLookup, PullQuery, Reveal};
 use crate::registry::{
     ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
     QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId, RobotName,
 };
+use crate::verification::Probe;
 
 /// Any error an adapter wants to keep as the cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -506,4 +508,25 @@ pub trait IdempotencyStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn prune(&self, now: time::OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// Checks a username and password against the registry at a location, as a pull client logs in
+/// (the Registry v2 handshake), behind the deployment's network policy.
+#[async_trait]
+pub trait RegistryVerifier: Send + Sync {
+    /// Never fails: every misbehaviour of the registry or the network is an outcome
+    /// ([`VerificationOutcome::Unreachable`], [`VerificationOutcome::Unverified`],
+    /// [`VerificationOutcome::Blocked`]). Implementations MUST bound the whole call by a deadline,
+    /// MUST NOT contact a host the policy blocks, and MUST keep the password and any token out
+    /// of the detail.
+    ///
+    /// [`VerificationOutcome::Unreachable`]: crate::verification::VerificationOutcome::Unreachable
+    /// [`VerificationOutcome::Unverified`]: crate::verification::VerificationOutcome::Unverified
+    /// [`VerificationOutcome::Blocked`]: crate::verification::VerificationOutcome::Blocked
+    async fn verify(
+        &self,
+        location: &RegistryLocation,
+        username: &Username,
+        password: &Password,
+    ) -> Probe;
 }

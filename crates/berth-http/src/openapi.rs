@@ -761,6 +761,7 @@ impl Modify for OneTimeSecrets {
         crate::v3::registry_credentials::delete,
         crate::v3::pull_secrets::resolve,
         crate::v3::pull_secrets::explain,
+        crate::v3::credential_verification::verify,
         crate::v3::directory::put_organization,
         crate::v3::directory::show_organization,
         crate::v3::directory::list_organizations,

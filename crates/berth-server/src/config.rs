@@ -29,6 +29,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
     pub metrics: MetricsSettings,
+    pub verification: VerificationSettings,
 }
 
 impl Default for Settings {
@@ -46,6 +47,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             telemetry: TelemetrySettings::default(),
             metrics: MetricsSettings::default(),
+            verification: VerificationSettings::default(),
         }
     }
 }
@@ -202,6 +204,31 @@ pub struct MetricsSettings {
     pub listen: Option<String>,
 }
 
+/// How `POST /v3/registry_credentials/{guid}/actions/verify` may reach registries. Both lists are
+/// empty by default: only public addresses, only https.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct VerificationSettings {
+    /// `BERTH_VERIFICATION__ALLOWED_NETWORKS` (`["10.0.0.0/8"]`): CIDRs of private registries
+    /// Berth may contact. Cloud metadata addresses stay blocked whatever is listed.
+    pub allowed_networks: Vec<String>,
+    /// `BERTH_VERIFICATION__INSECURE_REGISTRIES` (`["registry.local:5000"]`): `host[:port]`
+    /// spoken to over plain http.
+    pub insecure_registries: Vec<String>,
+    /// `BERTH_VERIFICATION__TIMEOUT_MS`: the deadline of one whole verification.
+    pub timeout_ms: u64,
+}
+
+impl Default for VerificationSettings {
+    fn default() -> Self {
+        Self {
+            allowed_networks: Vec::new(),
+            insecure_registries: Vec::new(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// Secrets only ever travel into the figment as defaults, which are `None`: nothing to write.
 fn never_serialize_secret<S: serde::Serializer>(
     _secret: &Option<SecretString>,
@@ -262,6 +289,37 @@ mod tests {
             jail.set_env("BERTH_METRICS__LISTEN", "127.0.0.1:9100");
             let settings = load(None).map_err(|e| e.to_string())?;
             assert_eq!(settings.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error
+    fn verification_lists_are_read_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = load(None).map_err(|e| e.to_string())?.verification;
+            assert!(defaults.allowed_networks.is_empty());
+            assert!(defaults.insecure_registries.is_empty());
+            assert_eq!(defaults.timeout_ms, 10_000);
+            jail.create_file(
+                "berth.toml",
+                "[verification]\ninsecure_registries = [\"registry.local:5000\"]\n",
+            )?;
+            jail.set_env(
+                "BERTH_VERIFICATION__ALLOWED_NETWORKS",
+                "[\"10.0.0.0/8\", \"fd00::/8\"]",
+            );
+            jail.set_env("BERTH_VERIFICATION__TIMEOUT_MS", "2000");
+            let settings = load(Some(Path::new("berth.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.verification.allowed_networks,
+                ["10.0.0.0/8", "fd00::/8"]
+            );
+            assert_eq!(
+                settings.verification.insecure_registries,
+                ["registry.local:5000"]
+            );
+            assert_eq!(settings.verification.timeout_ms, 2000);
             Ok(())
         });
     }

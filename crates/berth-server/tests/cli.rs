@@ -269,6 +269,46 @@ async fn wait_healthy(port: u16, server: &mut Child) {
     panic!("berth did not become healthy on port {port}");
 }
 
+/// Each network and insecure registry opened for verification is logged at start.
+#[tokio::test]
+async fn relaxed_verification_settings_are_logged_at_start() {
+    let dir = temp_dir();
+    let port = free_port();
+    let mut server = berth()
+        .env("BERTH_DATA_DIR", &dir)
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "BERTH_VERIFICATION__ALLOWED_NETWORKS",
+            "[\"10.20.0.0/16\", \"fd00:1::/32\"]",
+        )
+        .env(
+            "BERTH_VERIFICATION__INSECURE_REGISTRIES",
+            "[\"registry.corp:5000\"]",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut server).await;
+    server.kill().unwrap();
+    let printed = text(&server.wait_with_output().unwrap());
+    for entry in ["10.20.0.0/16", "fd00:1::/32"] {
+        assert!(
+            printed
+                .lines()
+                .any(|line| line.contains("verification.allowed_networks") && line.contains(entry)),
+            "{entry} is not logged: {printed}"
+        );
+    }
+    assert!(
+        printed.lines().any(|line| {
+            line.contains("verification.insecure_registries") && line.contains("registry.corp")
+        }),
+        "the insecure registry is not logged: {printed}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn dev_mode_serves_with_sqlite_and_writes_the_admin_token() {
     let dir = temp_dir();
@@ -956,6 +996,24 @@ const REFUSALS: &[Refusal] = &[
         &[("BERTH_HARBOR__DEFAULT_QUOTA_GB", "0")],
         "harbor.default_quota_gb",
         "1 to 1048576",
+    ),
+    (
+        &[("BERTH_VERIFICATION__ALLOWED_NETWORKS", "[\"10.0.0.0/33\"]")],
+        "verification.allowed_networks",
+        "is not a CIDR",
+    ),
+    (
+        &[(
+            "BERTH_VERIFICATION__INSECURE_REGISTRIES",
+            "[\"https://r.local\"]",
+        )],
+        "verification.insecure_registries",
+        "is not a registry host[:port]",
+    ),
+    (
+        &[("BERTH_VERIFICATION__TIMEOUT_MS", "0")],
+        "verification.timeout_ms",
+        "must be at least 1",
     ),
     (
         &[("BERTH_LOG__FORMAT", "xml")],

@@ -24,6 +24,7 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "/v3/registry_credentials/{guid}",
         "/v3/registry_credentials/actions/resolve",
         "/v3/registry_credentials/actions/explain",
+        "/v3/registry_credentials/{guid}/actions/verify",
         "/v3/organizations",
         "/v3/organizations/{guid}",
         "/v3/spaces",
@@ -43,7 +44,7 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(operations, 29);
+    assert_eq!(operations, 30);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -74,6 +75,27 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
             .as_str()
             .unwrap()
             .ends_with("V1ErrorBody")
+    );
+}
+
+/// The verify action documents its answer and the five outcomes.
+#[test]
+fn the_verify_action_documents_its_outcomes() {
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let verify = &document["paths"]["/v3/registry_credentials/{guid}/actions/verify"]["post"];
+    assert_eq!(verify["operationId"], "verify_registry_credential");
+    for status in ["200", "401", "403", "404", "503"] {
+        assert!(verify["responses"][status].is_object(), "{status}");
+    }
+    let schemas = &document["components"]["schemas"];
+    let body = &schemas["VerificationBody"];
+    assert_eq!(
+        body["required"],
+        serde_json::json!(["outcome", "detail", "endpoint", "checked_at"])
+    );
+    assert_eq!(
+        schemas["OutcomeBody"]["enum"],
+        serde_json::json!(["valid", "invalid", "unverified", "unreachable", "blocked"])
     );
 }
 

@@ -73,6 +73,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(delete_robot))
                 .default_service(web::to(method_not_allowed)),
         )
+        .route("/v2/", web::get().to(registry_ping))
+        .route("/service/token", web::get().to(registry_token))
         .route("/_emulator/state", web::get().to(emulator_state))
         .route("/_emulator/faults", web::put().to(set_faults))
         .route("/_emulator/faults", web::delete().to(clear_faults))
@@ -234,6 +236,65 @@ fn require_admin(shared: &Shared, request: &HttpRequest) -> Result<(), HttpRespo
         Caller::Robot => Err(error(403, "FORBIDDEN", "forbidden")),
         Caller::Anonymous => Err(error(401, "UNAUTHORIZED", "unauthorized")),
     }
+}
+
+/// Harbor's registry login (`src/server/middleware/v2auth`): without `Authorization`, 401 with
+/// the Bearer challenge naming this host's token service; 200 for a token the token service
+/// issued or for valid Basic credentials; otherwise 401 with `Basic realm="harbor"`.
+async fn registry_ping(shared: Data, request: HttpRequest) -> HttpResponse {
+    run(&shared, "GET /v2/", || {
+        let authorization = request
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok());
+        let challenge = match authorization {
+            None => {
+                let info = request.connection_info();
+                format!(
+                    "Bearer realm=\"{}://{}/service/token\",service=\"harbor-registry\"",
+                    info.scheme(),
+                    info.host()
+                )
+            }
+            Some(value) => {
+                let accepted = match value.strip_prefix("Bearer ") {
+                    Some(token) => lock(&shared.state).registry_token_valid(token.trim()),
+                    None => !matches!(caller(&shared, &request), Caller::Anonymous),
+                };
+                if accepted {
+                    return Ok(registry_answer(StatusCode::OK).json(json!({})));
+                }
+                "Basic realm=\"harbor\"".to_owned()
+            }
+        };
+        Err(registry_answer(StatusCode::UNAUTHORIZED)
+            .insert_header(("WWW-Authenticate", challenge))
+            .json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized: unauthorized"}]})))
+    })
+    .await
+}
+
+fn registry_answer(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::build(status);
+    response.insert_header(("Docker-Distribution-Api-Version", "registry/2.0"));
+    response
+}
+
+/// Harbor's token service: a token for the admin or a robot (Basic auth), 401 otherwise.
+async fn registry_token(shared: Data, request: HttpRequest) -> HttpResponse {
+    run(&shared, "GET /service/token", || {
+        if matches!(caller(&shared, &request), Caller::Anonymous) {
+            return Err(error(401, "UNAUTHORIZED", "unauthorized"));
+        }
+        let token = lock(&shared.state).issue_registry_token();
+        Ok(HttpResponse::Ok().json(json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": 1800,
+            "issued_at": timestamp(OffsetDateTime::now_utc()),
+        })))
+    })
+    .await
 }
 
 /// Applies faults and records the call; `Err` is the injected failure.

@@ -51,7 +51,13 @@ pub(crate) struct State {
     pub(crate) calls: Vec<String>,
     pub(crate) request_ids: Vec<String>,
     pub(crate) traceparents: Vec<String>,
+    /// Registry tokens issued by `/service/token`, newest last, at most
+    /// [`MAX_REGISTRY_TOKENS`].
+    registry_tokens: std::collections::VecDeque<String>,
 }
+
+/// Registry tokens remembered; older ones stop working, as expired ones would.
+const MAX_REGISTRY_TOKENS: usize = 1024;
 
 pub(crate) fn hash_secret(salt: &[u8], secret: &str) -> Vec<u8> {
     let mut input = salt.to_vec();
@@ -74,6 +80,19 @@ pub(crate) fn random_secret() -> String {
 }
 
 impl State {
+    pub(crate) fn issue_registry_token(&mut self) -> String {
+        let token = random_secret();
+        if self.registry_tokens.len() == MAX_REGISTRY_TOKENS {
+            self.registry_tokens.pop_front();
+        }
+        self.registry_tokens.push_back(token.clone());
+        token
+    }
+
+    pub(crate) fn registry_token_valid(&self, token: &str) -> bool {
+        self.registry_tokens.iter().any(|issued| issued == token)
+    }
+
     fn next_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id

@@ -551,3 +551,96 @@ async fn faults_fail_the_nth_call_and_drop_after_the_work() {
             .starts_with("text/plain")
     );
 }
+
+/// Harbor's registry login: the Bearer challenge, the token service, `/v2/` with a token or Basic.
+#[tokio::test]
+async fn registry_login_challenges_issues_tokens_and_accepts_them() {
+    let harbor = Harbor::start(EmulatorConfig::default());
+    harbor
+        .admin(
+            Method::POST,
+            "/projects",
+            Some(json!({"project_name": "acme"})),
+        )
+        .await;
+    let robot = json!({"name": "ci", "level": "project", "duration": -1, "permissions": [{"kind": "project",
+        "namespace": "acme", "access": [{"resource": "repository", "action": "pull"}]}]});
+    let (_, _, created) = harbor.admin(Method::POST, "/robots", Some(robot)).await;
+    let name = created["name"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let url = harbor.emulator.url().to_owned();
+    let client = reqwest::Client::new();
+
+    let ping = client.get(format!("{url}/v2/")).send().await.unwrap();
+    assert_eq!(ping.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        ping.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+    let host = url.strip_prefix("http://").unwrap();
+    assert_eq!(
+        ping.headers()["www-authenticate"],
+        format!("Bearer realm=\"http://{host}/service/token\",service=\"harbor-registry\"")
+            .as_str()
+    );
+
+    for (user, password, status) in [
+        (name.as_str(), secret.as_str(), StatusCode::OK),
+        ("admin", "Harbor12345", StatusCode::OK),
+        (name.as_str(), "wrong", StatusCode::UNAUTHORIZED),
+        (
+            "robot$acme+nobody",
+            secret.as_str(),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let answer = client
+            .get(format!(
+                "{url}/service/token?service=harbor-registry&account={user}"
+            ))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{user}");
+        let basic = client
+            .get(format!("{url}/v2/"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(basic.status(), status, "{user} with Basic on /v2/");
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(
+                basic.headers()["www-authenticate"],
+                "Basic realm=\"harbor\""
+            );
+            continue;
+        }
+        let body: Value = answer.json().await.unwrap();
+        let token = body["token"].as_str().unwrap();
+        assert_eq!(body["access_token"], token);
+        assert_eq!(body["expires_in"], 1800);
+        assert!(body["issued_at"].is_string());
+        let bearer = client
+            .get(format!("{url}/v2/"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bearer.status(), StatusCode::OK);
+    }
+    let unknown = client
+        .get(format!("{url}/v2/"))
+        .bearer_auth("not-issued")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let anonymous = client
+        .get(format!("{url}/service/token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

@@ -85,6 +85,8 @@ impl Berth {
             },
             reconcile_interval: Duration::from_secs(3600),
             metrics_listen: None,
+            verification_policy: berth_registry_probe::NetworkPolicy::default(),
+            verification_deadline: berth_registry_probe::DEFAULT_DEADLINE,
         };
         let application = Application::build(runtime).await.unwrap();
         let address = format!("http://127.0.0.1:{}", application.port());

@@ -1,6 +1,7 @@
 //! The Cloud Foundry V3 dialect: `/v3/registry_credentials` and the directory.
 
 pub mod body;
+pub mod credential_verification;
 pub mod directory;
 pub mod error;
 pub mod presenters;
@@ -23,6 +24,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     // Before `registry_credentials`, whose `/{guid}` would otherwise take `actions`.
     pull_secrets::configure(config);
     registry_credentials::configure(config);
+    credential_verification::configure(config);
     directory::configure(config);
 }
 

@@ -11,9 +11,10 @@ use berth_auth::{Authenticator, TokenVerifier};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::idempotency::IdempotencyService;
-use berth_domain::ports::RegistryProvisioner;
+use berth_domain::ports::{RegistryProvisioner, RegistryVerifier};
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::{RegistryService, RegistrySettings};
+use berth_domain::verification_service::VerificationService;
 use berth_http::health::Readiness;
 use berth_http::ops::OpsProbe;
 use berth_http::state::AppState;
@@ -29,7 +30,7 @@ use tracing_actix_web::TracingLogger;
 use super::harbor::{self, ChosenHarbor, EmbeddedHarbor};
 use super::ops_probe::DatabaseProbe;
 use super::runtime::Runtime;
-use super::{database, pruner, reconciler, request_id};
+use super::{database, pruner, reconciler, request_id, verification};
 
 /// A running Berth: its port and the server future (and the metrics server's, when
 /// `metrics.listen` gives the metrics their own address).
@@ -56,6 +57,8 @@ impl Application {
             provisioner,
             embedded: embedded_harbor,
         } = harbor::provisioner(runtime.harbor)?;
+        let registry_verifier =
+            verification::verifier(runtime.verification_policy, runtime.verification_deadline)?;
         let workers = runtime.workers.map_or_else(
             || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             |workers| workers.max(1),
@@ -102,6 +105,7 @@ impl Application {
             call_deadline,
             keys: runtime.keys,
             provisioner,
+            verifier: registry_verifier,
             registry: runtime.registry,
             links: Links::new(&runtime.external_url),
             authenticator: Arc::new(Authenticator::new(
@@ -218,6 +222,7 @@ struct SharedParts {
     call_deadline: Option<Duration>,
     keys: Arc<KeyRing>,
     provisioner: Option<Arc<dyn RegistryProvisioner>>,
+    verifier: Arc<dyn RegistryVerifier>,
     registry: RegistrySettings,
     links: Links,
     authenticator: Arc<Authenticator>,
@@ -255,6 +260,11 @@ impl SharedParts {
         )));
         AppState {
             idempotency,
+            verification: VerificationService::new(
+                credential_store.clone(),
+                directory_store.clone(),
+                self.verifier.clone(),
+            ),
             credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
             pull_secrets: PullSecretService::new(credential_store, directory_store.clone()),
             directory: DirectoryService::new(directory_store),

@@ -4,8 +4,8 @@
 //! One job a file: `runtime` (settings to a runtime, dev mode or production), `database`
 //! (connect, migrate, check the key ring), `harbor` (the Harbor client, or dev mode's embedded
 //! emulator), `application` (adapters wired into the services, listeners bound), `ops_probe`
-//! (what `/readyz` and `/metrics` read), `reconciler` and `pruner` (the background tasks) and
-//! `request_id` (the middleware).
+//! (what `/readyz` and `/metrics` read), `reconciler` and `pruner` (the background tasks),
+//! `request_id` (the middleware) and `verification` (the SSRF-guarded registry verifier).
 
 mod application;
 mod database;
@@ -15,6 +15,7 @@ mod pruner;
 mod reconciler;
 mod request_id;
 mod runtime;
+mod verification;
 
 pub use application::Application;
 pub use harbor::EmbeddedHarbor;

@@ -12,6 +12,7 @@ use berth_domain::registry_service::RegistrySettings;
 use berth_harbor::HarborSettings;
 use berth_persistence::PoolSettings;
 use berth_persistence::sealing::KeyRing;
+use berth_registry_probe::{NetworkPolicy, PolicyError};
 use secrecy::SecretString;
 
 use crate::config::Settings;
@@ -56,6 +57,10 @@ pub struct Runtime {
     pub dev: Option<DevParts>,
     /// `metrics.listen`: when set, `/metrics` is served there only, not on `listen`.
     pub metrics_listen: Option<String>,
+    /// Where credential verification may connect (`verification.*`).
+    pub verification_policy: NetworkPolicy,
+    /// The deadline of one whole verification (`verification.timeout_ms`).
+    pub verification_deadline: Duration,
 }
 
 /// What dev mode made up, to mint the admin token and explain itself in the banner.
@@ -132,6 +137,7 @@ impl Runtime {
             stale_after: seconds(harbor_settings.stale_after_seconds),
             clock_skew: seconds(60),
         };
+        let (verification_policy, verification_deadline) = verification(&settings)?;
         let reconcile_interval =
             Duration::from_secs(harbor_settings.reconcile_interval_seconds.max(1));
         let mut auth = AuthSettings {
@@ -205,8 +211,34 @@ impl Runtime {
             migrate_on_start: mode == Mode::Dev,
             dev,
             metrics_listen: settings.metrics.listen,
+            verification_policy,
+            verification_deadline,
         })
     }
+}
+
+/// The verification settings, refused at start when an entry is malformed (naming the key).
+fn verification(settings: &Settings) -> anyhow::Result<(NetworkPolicy, Duration)> {
+    let verification = &settings.verification;
+    let policy = NetworkPolicy::parse(
+        &verification.allowed_networks,
+        &verification.insecure_registries,
+    )
+    .map_err(|error| {
+        let key = match error {
+            PolicyError::Network(_) => {
+                "verification.allowed_networks (BERTH_VERIFICATION__ALLOWED_NETWORKS)"
+            }
+            PolicyError::InsecureRegistry(_) => {
+                "verification.insecure_registries (BERTH_VERIFICATION__INSECURE_REGISTRIES)"
+            }
+        };
+        anyhow::anyhow!("{key}: {error}")
+    })?;
+    if verification.timeout_ms == 0 {
+        bail!("verification.timeout_ms (BERTH_VERIFICATION__TIMEOUT_MS) must be at least 1");
+    }
+    Ok((policy, Duration::from_millis(verification.timeout_ms)))
 }
 
 fn key_ring(settings: &Settings) -> anyhow::Result<KeyRing> {

@@ -16,3 +16,4 @@ mod permissions;
 mod pull_secrets;
 mod registries;
 mod sealing;
+mod verification;

@@ -45,6 +45,8 @@ pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime 
         registry: registry_settings(),
         reconcile_interval: Duration::from_secs(3600),
         metrics_listen: None,
+        verification_policy: berth_registry_probe::NetworkPolicy::default(),
+        verification_deadline: berth_registry_probe::DEFAULT_DEADLINE,
     }
 }
 
