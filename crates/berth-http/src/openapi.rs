@@ -680,8 +680,10 @@ impl Modify for OneTimeSecrets {
                     .schema(Some(
                         ObjectBuilder::new()
                             .schema_type(Type::String)
-                            .min_length(Some(1))
-                            .max_length(Some(berth_domain::idempotency::MAX_KEY_LEN + 2)),
+                            .pattern(Some(format!(
+                                r#"^("[ !#-\[\]-~]{{1,{max}}}"|[!#-\[\]-~]{{1,{max}}})$"#,
+                                max = berth_domain::idempotency::MAX_KEY_LEN
+                            ))),
                     ))
                     .build()
                     .into(),
