@@ -386,7 +386,7 @@ impl Login<'_> {
 
     /// The realm URL if Berth may send the credentials there (`reference/registry-auth.md` 3.5):
     /// https when the registry is (http only for an insecure registry), and the registry's own
-    /// host or a sibling under its parent domain (registry-1.docker.io to auth.docker.io).
+    /// host or one under the same registrable domain (registry-1.docker.io to auth.docker.io).
     fn realm(&self, realm: &str) -> Step<Url> {
         let base = &self.target.base;
         let block = |why: String| {
@@ -556,22 +556,23 @@ impl Login<'_> {
     }
 }
 
-/// The realm's host is the registry's, or (for names only) a sibling under the registry's parent
-/// domain when that parent has at least two labels: `registry-1.docker.io` may send Berth to
-/// `auth.docker.io`, `registry.example.com` to `auth.example.com`, but `example.com` to no
-/// `evil.com`. An IP-literal realm must equal the registry's host.
+/// The realm's host is the registry's, or (for names only) one under the same registrable
+/// domain (eTLD+1 by the Public Suffix List, as distribution's proxy binds realms):
+/// `registry-1.docker.io` may send Berth to `auth.docker.io`, `registry.example.co.uk` to
+/// `auth.example.co.uk`, but never `foo.co.uk` to `evil.co.uk`, nor anything to another domain.
+/// An IP-literal realm must equal the registry's host.
 fn realm_host_allowed(registry: &Url, realm: &Url) -> bool {
     match (registry.host(), realm.host()) {
         (Some(Host::Domain(registry)), Some(Host::Domain(realm))) => {
-            let registry = registry.trim_end_matches('.');
-            let realm = realm.trim_end_matches('.');
+            let registry = registry.trim_end_matches('.').to_ascii_lowercase();
+            let realm = realm.trim_end_matches('.').to_ascii_lowercase();
             if registry == realm {
                 return true;
             }
-            let Some((_, parent)) = registry.split_once('.') else {
-                return false;
-            };
-            parent.contains('.') && (realm == parent || realm.ends_with(&format!(".{parent}")))
+            match (psl::domain_str(&registry), psl::domain_str(&realm)) {
+                (Some(registry), Some(realm)) => registry == realm,
+                _ => false,
+            }
         }
         (Some(registry), Some(realm)) => registry == realm,
         _ => false,
@@ -655,7 +656,7 @@ mod tests {
     }
 
     #[test]
-    fn realm_hosts_must_be_the_registry_or_a_sibling() {
+    fn realm_hosts_must_be_the_registry_or_share_its_registrable_domain() {
         for (registry, realm, allowed) in [
             (
                 "https://registry-1.docker.io/",
@@ -674,7 +675,14 @@ mod tests {
             ),
             ("https://r.example.com/", "https://notexample.com/t", false),
             ("https://example.com/", "https://evil.com/t", false),
-            ("https://example.com/", "https://auth.example.com/t", false),
+            ("https://example.com/", "https://auth.example.com/t", true),
+            (
+                "https://registry.example.co.uk/",
+                "https://auth.example.co.uk/t",
+                true,
+            ),
+            ("https://foo.co.uk/", "https://evil.co.uk/t", false),
+            ("https://r.github.io/", "https://evil.github.io/t", false),
             ("https://localhost/", "https://evil/t", false),
             ("https://10.0.0.1/", "https://10.0.0.1/t", true),
             ("https://10.0.0.1/", "https://10.0.0.2/t", false),
