@@ -154,6 +154,10 @@ fn pull_request(body: &Map<String, Value>) -> Result<(PullRequest, Vec<EntryText
             text: (*text).to_owned(),
         });
     }
+    if subjects.len() < texts.len() {
+        // Some entry was refused: the request's own bounds would only repeat it.
+        return Err(problems.refusal());
+    }
     let request = owner.and_then(|owner| problems.check(PullRequest::new(owner, subjects)));
     problems.finish(|| Some((request?, texts)))
 }
