@@ -411,9 +411,13 @@ impl Modify for DomainRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use berth_domain::credential::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
         use berth_domain::directory::MAX_NAME_LEN;
+        use berth_domain::image_reference::{
+            IMAGE_REFERENCE_PATTERN, MAX_REFERENCE_LEN, REGISTRY_HOST_PATTERN,
+        };
         use berth_domain::listing::{MAX_PAGE, MAX_PER_PAGE};
         use berth_domain::location::MAX_LOCATION_LEN;
         use berth_domain::registry::{MAX_EXPIRES_IN_DAYS, MAX_QUOTA_GB, MAX_ROBOT_NAME_LEN};
+        use utoipa::openapi::schema::ArrayItems;
         use utoipa::openapi::{RefOr, schema::Schema};
 
         let fields = [
@@ -456,6 +460,26 @@ impl Modify for DomainRules {
                         body.properties.get_mut(*field)
                 {
                     rule.apply(property);
+                }
+            }
+        }
+        // Each entry of a pull-secret body: the grammar's pattern and the parser's bound.
+        let entries = [
+            ("images", IMAGE_REFERENCE_PATTERN),
+            ("registries", REGISTRY_HOST_PATTERN),
+        ];
+        if let Some(components) = openapi.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(body))) =
+                components.schemas.get_mut("PullSecretsBody")
+        {
+            for (field, pattern) in entries {
+                if let Some(RefOr::T(Schema::Array(list))) = body.properties.get_mut(field)
+                    && let ArrayItems::RefOrSchema(item) = &mut list.items
+                    && let RefOr::T(Schema::Object(item)) = item.as_mut()
+                {
+                    item.min_length = Some(1);
+                    item.max_length = Some(MAX_REFERENCE_LEN);
+                    item.pattern = Some(pattern.to_owned());
                 }
             }
         }

@@ -10,7 +10,8 @@
 //! `https://index.docker.io/v1/`, and a Hub location with a path gives `docker.io/<path>`. Two
 //! entries given one key always won the same credential (so the key appears once); should two
 //! credentials ever claim one key, each image among them is keyed by its whole repository
-//! (`host[:port]/<path>`) instead.
+//! (`host[:port]/<path>`) instead. A port is kept as written, `:443` included: Docker and the
+//! kubelet key credentials by the image's `host[:port]` with no default-port equivalence.
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, web};
@@ -56,7 +57,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                    specific location. Keys: the image's `host[:port]` plus the matched location's \
                    path when it has one, else `host[:port]`; Docker Hub's bare key is \
                    `https://index.docker.io/v1/`, a Hub location with a path gives `docker.io/<path>`. \
-                   Answered with `Cache-Control: no-store`.",
+                   A port is kept as written (`:443` included: clients key credentials by the \
+                   image's `host[:port]`). Answered with `Cache-Control: no-store`.",
     request_body(content = PullSecretsBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The resolutions and the docker config", body = ResolveAnswer,
@@ -153,6 +155,10 @@ fn pull_request(body: &Map<String, Value>) -> Result<(PullRequest, Vec<EntryText
             field: "registry",
             text: (*text).to_owned(),
         });
+    }
+    if subjects.len() < texts.len() {
+        // Some entry was refused: the request's own bounds would only repeat it.
+        return Err(problems.refusal());
     }
     let request = owner.and_then(|owner| problems.check(PullRequest::new(owner, subjects)));
     problems.finish(|| Some((request?, texts)))

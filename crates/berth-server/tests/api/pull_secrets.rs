@@ -447,9 +447,16 @@ async fn bad_input_is_a_422_naming_the_entry() {
         json!({"images": ["b/A", "ok"], "registries": ["x/y"]}),
     )
     .await;
-    assert!(
-        detail(&answer).contains("images[0]") && detail(&answer).contains("registries[0]"),
-        "{answer}"
+    assert_eq!(
+        detail(&answer),
+        "images[0]: has a repository path with uppercase letters (it must be lowercase), \
+         registries[0]: must be a bare host[:port], without a path"
+    );
+    // Every entry refused: no word about the lists being empty.
+    let (_, _, answer) = post_as(&app, &deployer(), RESOLVE, json!({"images": ["b/A"]})).await;
+    assert_eq!(
+        detail(&answer),
+        "images[0]: has a repository path with uppercase letters (it must be lowercase)"
     );
     // Not a JSON object: the parse error of every V3 body.
     let response = app
