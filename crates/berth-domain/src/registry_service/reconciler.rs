@@ -1,4 +1,4 @@
-//! The reconciler: rolls back stalled provisioning, finishes stalled disabling, and removes
+//! The reconciler: rolls back stalled provisioning, finishes stalled disabling and purging, and removes
 //! robots stuck half-created. Every replica may run it: each row is leased before it is touched.
 
 use crate::now;
@@ -12,6 +12,7 @@ use super::{LeaseWait, RegistryError, RegistryService};
 pub struct ReconcileReport {
     pub rolled_back: u64,
     pub disabled: u64,
+    pub purged: u64,
     pub robots_removed: u64,
     /// What could not be settled, each with its cause; the next pass tries again.
     pub failures: Vec<ReconcileFailure>,
@@ -22,6 +23,7 @@ impl ReconcileReport {
     pub fn is_empty(&self) -> bool {
         self.rolled_back == 0
             && self.disabled == 0
+            && self.purged == 0
             && self.robots_removed == 0
             && self.failures.is_empty()
     }
@@ -40,6 +42,7 @@ pub struct ReconcileFailure {
 enum Settled {
     RolledBack,
     Disabled,
+    Purged,
     /// It had moved on (ready or disabled) by the time the lease was had.
     Nothing,
 }
@@ -67,6 +70,7 @@ impl RegistryService {
             {
                 Ok(Settled::RolledBack) => report.rolled_back += 1,
                 Ok(Settled::Disabled) => report.disabled += 1,
+                Ok(Settled::Purged) => report.purged += 1,
                 Ok(Settled::Nothing) => {}
                 Err(cause) => report.failures.push(ReconcileFailure {
                     registry: id,
@@ -121,6 +125,10 @@ impl RegistryService {
                 self.finish_disable(&mut registry, holder).await?;
                 Ok(Settled::Disabled)
             }
+            RegistryState::Purging => {
+                self.finish_purge(&registry, holder).await?;
+                Ok(Settled::Purged)
+            }
             RegistryState::Ready | RegistryState::Disabled => Ok(Settled::Nothing),
         }
     }
@@ -161,15 +169,7 @@ impl RegistryService {
             registry.mark_disabled();
             return self.save_and_release(registry, holder).await;
         }
-        let project_id = match (registry.project_id(), registry.project_requested_at()) {
-            (Some(id), _) => Some(id),
-            (None, Some(requested_at)) => {
-                self.own_project(registry.project_name(), requested_at)
-                    .await?
-            }
-            (None, None) => None,
-        };
-        if let Some(id) = project_id {
+        if let Some(id) = self.project_to_delete(registry).await? {
             match self.provisioner.delete_project(id).await {
                 Ok(()) | Err(ProvisionError::NotFound) => {}
                 Err(ProvisionError::Precondition(_)) => {

@@ -37,8 +37,9 @@ fn lease(holder: LeaseHolder) -> Lease {
 }
 
 async fn harness() -> (Harness, SeaOrmRegistryStore) {
-    let harness = Harness::new(ring(&["k1"], "k1").0).await;
-    let store = SeaOrmRegistryStore::new(harness.connection.clone());
+    let keys = ring(&["k1"], "k1").0;
+    let harness = Harness::new(keys.clone()).await;
+    let store = SeaOrmRegistryStore::new(harness.connection.clone(), keys);
     (harness, store)
 }
 
@@ -111,6 +112,7 @@ async fn only_the_lease_holder_writes_a_registry_or_records_its_robots() {
             access: RobotAccess::Pull,
             expires_in_days: Some(ExpiresInDays::new(30).unwrap()),
             is_default: false,
+            managed: false,
         },
         berth_domain::now(),
     );

@@ -72,7 +72,7 @@ impl Application {
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
                 Arc::new(Deadline::new(
-                    SeaOrmRegistryStore::new(db.clone()),
+                    SeaOrmRegistryStore::new(db.clone(), runtime.keys.clone()),
                     call_deadline,
                 )),
                 Arc::new(Deadline::new(
@@ -227,7 +227,10 @@ impl SharedParts {
         ));
         let registries = self.provisioner.clone().map(|provisioner| {
             RegistryService::new(
-                Arc::new(Deadline::new(SeaOrmRegistryStore::new(db), deadline)),
+                Arc::new(Deadline::new(
+                    SeaOrmRegistryStore::new(db, self.keys.clone()),
+                    deadline,
+                )),
                 directory_store.clone(),
                 provisioner,
                 self.registry,

@@ -562,7 +562,12 @@ async fn the_reconciler_reports_each_failure_with_its_cause() {
     // A reconciler of this test's own, for which anything untouched is stalled.
     let db = app.connect().await;
     let reconciler = RegistryService::new(
-        Arc::new(berth_persistence::SeaOrmRegistryStore::new(db.clone())),
+        Arc::new(berth_persistence::SeaOrmRegistryStore::new(
+            db.clone(),
+            Arc::new(
+                berth_persistence::sealing::KeyRing::from_spec(&app.key_spec, "k1").unwrap(),
+            ),
+        )),
         Arc::new(berth_persistence::SeaOrmDirectoryStore::new(db)),
         Arc::new(
             berth_harbor::HarborClient::new(crate::helpers::harbor_settings(harbor.url())).unwrap(),
