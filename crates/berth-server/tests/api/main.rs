@@ -11,6 +11,7 @@ mod credentials_list;
 mod directory;
 mod helpers;
 mod http_semantics;
+mod lifecycle;
 mod permissions;
 mod registries;
 mod sealing;
