@@ -157,6 +157,7 @@ pub enum PasswordError {
 }
 
 /// A registry password. Write-only: its `Debug` is redacted and it has no `Display`.
+#[derive(Clone)]
 pub struct Password(SecretString);
 
 impl Password {

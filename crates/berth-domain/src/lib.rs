@@ -6,12 +6,15 @@ pub mod credential_service;
 pub mod directory;
 pub mod directory_service;
 pub mod ids;
+pub mod image_reference;
 pub mod label_selector;
 pub mod listing;
 pub mod location;
 pub mod metadata;
 pub mod permissions;
 pub mod ports;
+pub mod pull_secret_service;
+pub mod pull_secrets;
 pub mod registry;
 pub mod registry_service;
 

@@ -7,6 +7,7 @@ use crate::credential::{Password, RegistryCredential};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
 use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
+use crate::pull_secrets::{PullLookup, PullQuery, Reveal};
 use crate::registry::{
     ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
     QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId, RobotName,
@@ -89,6 +90,21 @@ pub trait CredentialStore: Send + Sync {
     /// [`StoreError::Unexpected`] when the seal does not open (wrong key, tampered or moved
     /// ciphertext); otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError>;
+
+    /// Every credential of the query's levels ([`PullQuery::levels`]) stored under one of its
+    /// candidate locations ([`PullQuery::locations`]), found in ONE statement on the unique
+    /// (scope target, location) index; then, with [`Reveal::Winners`], the passwords of the
+    /// winners ([`PullQuery::winning_guids`]) and of no other credential are opened.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Unexpected`] naming the credential's guid when a winner's
+    /// sealed password does not open (wrong key, tampered or moved ciphertext), never a partial
+    /// answer; otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn pull_matches(
+        &self,
+        query: &PullQuery,
+        reveal: Reveal,
+    ) -> Result<PullLookup, StoreError>;
 }
 
 /// A credential read under a write lock, from [`CredentialStore::lock`].

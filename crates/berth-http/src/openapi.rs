@@ -104,6 +104,20 @@ pub struct UpdateCredentialBody {
     pub metadata: Option<MetadataRequest>,
 }
 
+/// `POST /v3/registry_credentials/actions/resolve` and `.../explain`: 1 to 100 entries in
+/// `images` and `registries` together; at most one relationship, none is the foundation.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullSecretsBody {
+    /// Image references, `[host[:port]/]path[:tag][@digest]`.
+    #[schema(max_items = 100)]
+    pub images: Option<Vec<String>>,
+    /// Bare `host[:port]`, no scheme, no path.
+    #[schema(max_items = 100)]
+    pub registries: Option<Vec<String>>,
+    pub relationships: Option<CredentialRelationshipsBody>,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
@@ -551,6 +565,16 @@ pub enum V3NotWritable {
     NotAuthorized(V3ErrorBody),
 }
 
+/// Pull-secret resolution: the caller lacks the scope `berth.pull_secrets`.
+#[derive(utoipa::IntoResponses)]
+pub enum V3PullSecretsScope {
+    #[response(
+        status = 403,
+        description = "The caller lacks the scope berth.pull_secrets"
+    )]
+    NotAuthorized(V3ErrorBody),
+}
+
 /// Every v1 operation: not authenticated, an unknown or invisible organization, registry or
 /// robot, or Harbor or the database down.
 #[derive(utoipa::IntoResponses)]
@@ -667,6 +691,8 @@ impl Modify for SharedAnswers {
         crate::v3::registry_credentials::show,
         crate::v3::registry_credentials::update,
         crate::v3::registry_credentials::delete,
+        crate::v3::pull_secrets::resolve,
+        crate::v3::pull_secrets::explain,
         crate::v3::directory::put_organization,
         crate::v3::directory::show_organization,
         crate::v3::directory::list_organizations,

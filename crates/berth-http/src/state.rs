@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
+use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::RegistryService;
 
 use crate::health::Readiness;
@@ -13,6 +14,7 @@ use berth_auth::Authenticator;
 pub struct AppState {
     pub credentials: CredentialService,
     pub directory: DirectoryService,
+    pub pull_secrets: PullSecretService,
     /// `None` when no Harbor is configured: the registry routes answer 503.
     pub registries: Option<RegistryService>,
     pub links: Links,

@@ -14,6 +14,7 @@ use berth_domain::location::RegistryLocation;
 use berth_domain::metadata::{AnnotationKey, AnnotationValue, LabelKey, LabelValue, Metadata};
 use berth_domain::permissions::CredentialVisibility;
 use berth_domain::ports::{CredentialStore, LockedCredential, StoreError};
+use berth_domain::pull_secrets::{PullLookup, PullMatch, PullQuery, Reveal};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -771,6 +772,87 @@ impl CredentialStore for SeaOrmCredentialStore {
         Password::parse(SecretString::from(text))
             .map(Some)
             .map_err(|_| corrupt("password"))
+    }
+
+    #[tracing::instrument(name = "db.credentials.pull_matches", skip_all, fields(otel.kind = "client"))]
+    async fn pull_matches(
+        &self,
+        query: &PullQuery,
+        reveal: Reveal,
+    ) -> Result<PullLookup, StoreError> {
+        let owners: Vec<String> = query.levels().iter().map(scope_key).collect();
+        // One statement on the unique (scope_key, location) index: every candidate of every
+        // level at once. The sealed passwords come along; only the winners' are opened.
+        let rows: Vec<PullRow> = credentials::Entity::find()
+            .select_only()
+            .column(credentials::Column::Guid)
+            .column(credentials::Column::Scope)
+            .column(credentials::Column::Location)
+            .column(credentials::Column::Username)
+            .column(credentials::Column::PasswordCiphertext)
+            .column(credentials::Column::PasswordKeyLabel)
+            .filter(credentials::Column::ScopeKey.is_in(owners))
+            .filter(credentials::Column::Location.is_in(query.locations().iter().cloned()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        let mut matches = Vec::with_capacity(rows.len());
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (guid, scope, location, username, ciphertext, label) in rows {
+            matches.push(PullMatch {
+                guid: CredentialGuid::from_uuid(guid),
+                scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
+                location: RegistryLocation::parse(&location).map_err(|_| corrupt("location"))?,
+                username: Username::parse(&username).map_err(|_| corrupt("username"))?,
+            });
+            sealed.push((ciphertext, label));
+        }
+        let mut passwords = Vec::new();
+        if reveal == Reveal::Winners {
+            let winners = query.winning_guids(&matches);
+            for (found, (ciphertext, label)) in matches.iter().zip(&sealed) {
+                if winners.contains(&found.guid) {
+                    passwords.push((
+                        found.guid,
+                        self.open_password(found.guid, label, ciphertext)?,
+                    ));
+                }
+            }
+        }
+        Ok(PullLookup { matches, passwords })
+    }
+}
+
+/// A winner's sealed password did not open: logged (with the credential's guid) by the surface
+/// that answers 500.
+#[derive(Debug, thiserror::Error)]
+#[error("the sealed password of registry credential {guid} does not open")]
+pub struct SealedPasswordError {
+    guid: CredentialGuid,
+    #[source]
+    source: crate::sealing::SealError,
+}
+
+/// A row of the pull-secret lookup: what choosing needs, and the sealed password.
+type PullRow = (Uuid, String, String, String, Vec<u8>, String);
+
+impl SeaOrmCredentialStore {
+    fn open_password(
+        &self,
+        guid: CredentialGuid,
+        label: &str,
+        ciphertext: &[u8],
+    ) -> Result<Password, StoreError> {
+        let row = guid.to_string();
+        let plaintext = self
+            .keys
+            .open(password_binding(&row), label, ciphertext)
+            .map_err(|source| {
+                StoreError::Unexpected(Box::new(SealedPasswordError { guid, source }))
+            })?;
+        let text = String::from_utf8(plaintext).map_err(|_| corrupt("password"))?;
+        Password::parse(SecretString::from(text)).map_err(|_| corrupt("password"))
     }
 }
 

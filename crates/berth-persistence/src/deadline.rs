@@ -19,6 +19,7 @@ use berth_domain::ports::{
     CredentialStore, DirectoryEntries, DirectoryStore, Lease, LeaseHolder, LockedCredential,
     RegistryStore, StoreError,
 };
+use berth_domain::pull_secrets::{PullLookup, PullQuery, Reveal};
 use berth_domain::registry::{Registry, RegistryId, RobotCredential, RobotId};
 use time::OffsetDateTime;
 
@@ -82,6 +83,7 @@ bounded!(CredentialStore {
     fn delete(&self, guid: CredentialGuid) -> ();
     fn list(&self, query: &CredentialQuery) -> Page<RegistryCredential>;
     fn reveal_password(&self, guid: CredentialGuid) -> Option<Password>;
+    fn pull_matches(&self, query: &PullQuery, reveal: Reveal) -> PullLookup;
 }
     /// The lock is taken within the limit, and its write is bounded by it too.
     async fn lock(

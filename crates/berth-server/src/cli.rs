@@ -255,7 +255,8 @@ fn print_dev_banner(
         Some(secret) => {
             let claims = MintClaims {
                 subject: "dev-admin".into(),
-                scopes: vec!["berth.admin".into()],
+                // The admin resolves pull secrets too, so dev mode can feed docker and kubelets.
+                scopes: vec!["berth.admin".into(), "berth.pull_secrets".into()],
                 roles: Vec::new(),
                 ttl: Duration::from_secs(7 * 86_400),
                 issuer: None,

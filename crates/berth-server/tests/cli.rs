@@ -310,6 +310,34 @@ async fn dev_mode_serves_with_sqlite_and_writes_the_admin_token() {
             .unwrap()
             .starts_with(&format!("http://127.0.0.1:{port}/v3/"))
     );
+    // The admin token resolves pull secrets too, and so does one minted with that scope alone.
+    let output = berth()
+        .env("BERTH_DATA_DIR", &dir)
+        .args(["token", "--scope", "berth.pull_secrets"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let deployer = String::from_utf8(output.stdout).unwrap();
+    for token in [token.trim(), deployer.trim()] {
+        let response = client
+            .post(format!(
+                "http://127.0.0.1:{port}/v3/registry_credentials/actions/resolve"
+            ))
+            .bearer_auth(token)
+            .json(
+                &serde_json::json!({"images": ["registry.example.com/team/app:1"],
+                "relationships": {"organization": {"data": {"guid": organization}}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["docker_config"]["auths"]["registry.example.com"]["username"], "u",
+            "{body}"
+        );
+    }
     server.kill().unwrap();
     let output = server.wait_with_output().unwrap();
     let banner = String::from_utf8_lossy(&output.stdout);

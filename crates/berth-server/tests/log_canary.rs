@@ -42,14 +42,41 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
+/// The one global subscriber of this binary, at TRACE, writing to one capture (installed by the
+/// first test to ask, so the tests also share a process under `cargo test`).
+fn capture() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(captured.clone())
+                .json()
+                .init();
+            captured
+        })
+        .clone()
+}
+
+fn mint(scopes: &[&str]) -> String {
+    mint_hs256(
+        &SecretString::from(common::HS256_SECRET),
+        &MintClaims {
+            subject: "caller".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            roles: vec![],
+            ttl: Duration::from_secs(600),
+            issuer: None,
+            audience: None,
+        },
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn the_password_is_in_no_log_line_at_any_level() {
-    let captured = Captured::default();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .json()
-        .init();
+    let captured = capture();
 
     let (harbor, harbor_server) =
         harbor_emulator::start(harbor_emulator::EmulatorConfig::default(), "127.0.0.1:0").unwrap();
@@ -113,6 +140,15 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         .send()
         .await
         .unwrap();
+    // Resolve answers the password; no log line carries it.
+    let resolved = client
+        .post(format!("{address}/v3/registry_credentials/actions/resolve"))
+        .bearer_auth(mint(&["berth.pull_secrets"]))
+        .json(&json!({"images": ["r.io/app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resolved.text().await.unwrap().contains(CANARY));
     // A token in the wrong place must not be logged either.
     client
         .get(format!("{address}/v3/registry_credentials"))
@@ -218,4 +254,70 @@ async fn the_password_is_in_no_log_line_at_any_level() {
         !format!("{:?}", KeyRing::from_spec(&spec, "k1").unwrap())
             .contains(spec.expose_secret().split(':').nth(1).unwrap())
     );
+}
+
+/// A winner's sealed password that does not open is answered 500 with no internals, and the log
+/// line names the credential, so an operator can find the row.
+#[tokio::test]
+async fn a_seal_that_does_not_open_is_logged_with_the_credential_guid() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+
+    let captured = capture();
+    let db = TestDatabase::new().await;
+    let spec = KeyRing::generate_spec_entry("k1").unwrap();
+    let application = Application::build(common::runtime(db.url(), &spec, "k1"))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let client = reqwest::Client::new();
+    let admin = mint(&["berth.admin"]);
+    let created: serde_json::Value = client
+        .post(format!("{address}/v3/registry_credentials"))
+        .bearer_auth(&admin)
+        .json(&json!({"location": "sealed.example.com", "username": "u", "password": "p"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let guid = created["guid"].as_str().unwrap().to_owned();
+    // One byte of the ciphertext flipped.
+    let connection = sea_orm::Database::connect(db.url()).await.unwrap();
+    let table = Alias::new("registry_credentials");
+    let column = Alias::new("password_ciphertext");
+    let select = Query::select()
+        .column(column.clone())
+        .from(table.clone())
+        .and_where(Expr::col(Alias::new("guid")).eq(uuid::Uuid::parse_str(&guid).unwrap()))
+        .to_owned();
+    let row = connection.query_one(&select).await.unwrap().unwrap();
+    let mut bytes: Vec<u8> = row.try_get("", "password_ciphertext").unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let update = Query::update()
+        .table(table)
+        .value(column, bytes)
+        .and_where(Expr::col(Alias::new("guid")).eq(uuid::Uuid::parse_str(&guid).unwrap()))
+        .to_owned();
+    connection.execute(&update).await.unwrap();
+
+    let response = client
+        .post(format!("{address}/v3/registry_credentials/actions/resolve"))
+        .bearer_auth(mint(&["berth.pull_secrets"]))
+        .json(&json!({"images": ["sealed.example.com/app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains(&guid), "no internals in the answer: {body}");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("does not open") && line.contains(&guid))
+        .unwrap_or_else(|| panic!("no log line names {guid}: {logs}"));
+    assert!(line.contains("ERROR"), "{line}");
 }

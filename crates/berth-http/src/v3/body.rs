@@ -51,6 +51,11 @@ impl Problems {
         result.map_err(|error| self.push(error.to_string())).ok()
     }
 
+    /// The 422 of what was recorded, when the body cannot be read further.
+    pub fn refusal(self) -> V3Error {
+        V3Error::unprocessable(&self.0)
+    }
+
     /// `Ok(value)` when nothing was recorded, else a 422 with every problem.
     pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, V3Error> {
         if self.0.is_empty()

@@ -8,6 +8,7 @@ use berth_domain::credential_service::CredentialError;
 use berth_domain::directory_service::DirectoryError;
 use berth_domain::metadata::MetadataLimitError;
 use berth_domain::ports::StoreError;
+use berth_domain::pull_secret_service::PullSecretError;
 use serde::Serialize;
 
 /// One V3 error: an HTTP status and Cloud Foundry's code, title and detail.
@@ -267,6 +268,16 @@ impl From<DirectoryError> for V3Error {
             | DirectoryError::InUse { .. } => V3Error::unprocessable(&[error.to_string()]),
             DirectoryError::NotAuthorized => V3Error::not_authorized(),
             DirectoryError::Store(store) => from_store(store),
+        }
+    }
+}
+
+impl From<PullSecretError> for V3Error {
+    fn from(error: PullSecretError) -> Self {
+        match &error {
+            PullSecretError::NotAuthorized => V3Error::not_authorized(),
+            PullSecretError::InvalidRelationship(_) => V3Error::unprocessable(&[error.to_string()]),
+            PullSecretError::Store(store) => from_store(store),
         }
     }
 }

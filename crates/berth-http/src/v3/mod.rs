@@ -4,6 +4,7 @@ pub mod body;
 pub mod directory;
 pub mod error;
 pub mod presenters;
+pub mod pull_secrets;
 pub mod query;
 pub mod registry_credentials;
 
@@ -19,6 +20,8 @@ use crate::caller::authenticate_request;
 use error::V3Error;
 
 pub fn configure(config: &mut web::ServiceConfig) {
+    // Before `registry_credentials`, whose `/{guid}` would otherwise take `actions`.
+    pull_secrets::configure(config);
     registry_credentials::configure(config);
     directory::configure(config);
 }

@@ -251,7 +251,10 @@ fn update_request(body: &Map<String, Value>) -> Result<UpdateCredentialRequest, 
 }
 
 /// At most one of `organization`, `space`, `app`; none is the foundation.
-fn requested_owner(value: Option<&Value>, problems: &mut Problems) -> Option<RequestedOwner> {
+pub(crate) fn requested_owner(
+    value: Option<&Value>,
+    problems: &mut Problems,
+) -> Option<RequestedOwner> {
     let relationships = match value {
         None | Some(Value::Null) => return Some(RequestedOwner::Foundation),
         Some(Value::Object(map)) => map,

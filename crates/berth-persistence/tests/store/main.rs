@@ -3,6 +3,7 @@
 
 mod migrations;
 mod pools;
+mod pull_secrets;
 mod registries;
 mod sealing;
 mod stores;

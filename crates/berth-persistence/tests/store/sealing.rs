@@ -17,7 +17,7 @@ fn table() -> Alias {
     Alias::new("registry_credentials")
 }
 
-async fn ciphertext(db: &DatabaseConnection, guid: Uuid) -> (Vec<u8>, String) {
+pub async fn ciphertext(db: &DatabaseConnection, guid: Uuid) -> (Vec<u8>, String) {
     let statement = Query::select()
         .columns([
             Alias::new("password_ciphertext"),
@@ -33,7 +33,7 @@ async fn ciphertext(db: &DatabaseConnection, guid: Uuid) -> (Vec<u8>, String) {
     )
 }
 
-async fn set_ciphertext(db: &DatabaseConnection, guid: Uuid, bytes: Vec<u8>) {
+pub async fn set_ciphertext(db: &DatabaseConnection, guid: Uuid, bytes: Vec<u8>) {
     let statement = Query::update()
         .table(table())
         .value(Alias::new("password_ciphertext"), bytes)

@@ -60,7 +60,7 @@ pub fn password(text: &str) -> Password {
     Password::parse(SecretString::from(text)).unwrap()
 }
 
-async fn organization(harness: &Harness) -> OrganizationGuid {
+pub async fn organization(harness: &Harness) -> OrganizationGuid {
     let now = berth_domain::now();
     let guid = OrganizationGuid::from_uuid(uuid::Uuid::new_v4());
     harness

@@ -11,6 +11,7 @@ use berth_auth::{Authenticator, TokenVerifier};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::ports::RegistryProvisioner;
+use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::{RegistryService, RegistrySettings};
 use berth_http::health::Readiness;
 use berth_http::ops::OpsProbe;
@@ -237,7 +238,8 @@ impl SharedParts {
             )
         });
         AppState {
-            credentials: CredentialService::new(credential_store, directory_store.clone()),
+            credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
+            pull_secrets: PullSecretService::new(credential_store, directory_store.clone()),
             directory: DirectoryService::new(directory_store),
             registries,
             links: self.links.clone(),

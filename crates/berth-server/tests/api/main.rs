@@ -13,5 +13,6 @@ mod helpers;
 mod http_semantics;
 mod lifecycle;
 mod permissions;
+mod pull_secrets;
 mod registries;
 mod sealing;

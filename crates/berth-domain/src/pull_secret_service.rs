@@ -1,0 +1,171 @@
+//! Use cases of pull-secret resolution: resolve (the credentials, for the platform's deployer)
+//! and explain (the same choice without secrets, for anyone who can read the context).
+
+use std::sync::Arc;
+
+use crate::RelationshipKind;
+use crate::actor::{Actor, PlatformScope};
+use crate::credential::{RequestedOwner, ScopeTarget};
+use crate::permissions;
+use crate::ports::{CredentialStore, DirectoryStore, StoreError};
+use crate::pull_secrets::{PullQuery, PullRequest, PullSecrets, Resolution, Reveal};
+
+/// What can go wrong in a pull-secret use case.
+#[derive(Debug, thiserror::Error)]
+pub enum PullSecretError {
+    /// Resolve without the `berth.pull_secrets` scope.
+    #[error("You are not authorized to perform the requested action")]
+    NotAuthorized,
+    /// The context does not exist, or the caller cannot see it.
+    #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
+    InvalidRelationship(RelationshipKind),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// A winner's password was not among those the store opened: a broken store, never a partial
+/// answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the store did not open the password of winning credential {0}")]
+struct MissingPassword(crate::ids::CredentialGuid);
+
+/// Resolves and explains pull secrets.
+#[derive(Clone)]
+pub struct PullSecretService {
+    credentials: Arc<dyn CredentialStore>,
+    directory: Arc<dyn DirectoryStore>,
+}
+
+impl PullSecretService {
+    pub fn new(credentials: Arc<dyn CredentialStore>, directory: Arc<dyn DirectoryStore>) -> Self {
+        Self {
+            credentials,
+            directory,
+        }
+    }
+
+    /// Whether the caller may resolve at all: only the `berth.pull_secrets` scope may (an admin
+    /// without it may not: the scope names the one client that receives secrets).
+    ///
+    /// # Errors
+    /// [`PullSecretError::NotAuthorized`].
+    pub fn may_resolve(actor: &Actor) -> Result<(), PullSecretError> {
+        if actor.has_scope(PlatformScope::PullSecrets) {
+            Ok(())
+        } else {
+            Err(PullSecretError::NotAuthorized)
+        }
+    }
+
+    /// The credentials each subject is pulled with, and the `.dockerconfigjson` carrying them.
+    ///
+    /// # Errors
+    /// [`PullSecretError::NotAuthorized`] without the `berth.pull_secrets` scope,
+    /// [`PullSecretError::InvalidRelationship`] for a context that does not exist, or
+    /// [`PullSecretError::Store`] (a winner's password that does not open included).
+    pub async fn resolve(
+        &self,
+        actor: &Actor,
+        request: PullRequest,
+    ) -> Result<PullSecrets, PullSecretError> {
+        Self::may_resolve(actor)?;
+        let context = self.context(request.context(), |_| true).await?;
+        let query = PullQuery::new(&context, request.subjects().to_vec());
+        let lookup = self
+            .credentials
+            .pull_matches(&query, Reveal::Winners)
+            .await
+            .map_err(PullSecretError::Store)?;
+        let resolutions = query.resolve(&lookup.matches);
+        PullSecrets::assemble(resolutions, lookup.passwords).map_err(|guid| {
+            PullSecretError::Store(StoreError::Unexpected(Box::new(MissingPassword(guid))))
+        })
+    }
+
+    /// The same choice as [`PullSecretService::resolve`], without secrets.
+    ///
+    /// # Errors
+    /// [`PullSecretError::InvalidRelationship`] for a context that does not exist or that the
+    /// caller cannot read (the same answer), or [`PullSecretError::Store`].
+    pub async fn explain(
+        &self,
+        actor: &Actor,
+        request: PullRequest,
+    ) -> Result<Vec<Resolution>, PullSecretError> {
+        let permissions = permissions::resolve(actor, self.directory.as_ref())
+            .await
+            .map_err(PullSecretError::Store)?;
+        // The deployer may resolve any context, so it may explain any too.
+        let deployer = actor.has_scope(PlatformScope::PullSecrets);
+        let context = self
+            .context(request.context(), |target| {
+                deployer || permissions.can_read_credential(target)
+            })
+            .await?;
+        let query = PullQuery::new(&context, request.subjects().to_vec());
+        let lookup = self
+            .credentials
+            .pull_matches(&query, Reveal::Nothing)
+            .await
+            .map_err(PullSecretError::Store)?;
+        Ok(query.resolve(&lookup.matches))
+    }
+
+    /// The context with its parents from the directory; one that does not exist or that
+    /// `visible` refuses is the same error.
+    async fn context(
+        &self,
+        owner: RequestedOwner,
+        visible: impl Fn(&ScopeTarget) -> bool,
+    ) -> Result<ScopeTarget, PullSecretError> {
+        let (target, kind) = match owner {
+            RequestedOwner::Foundation => return Ok(ScopeTarget::Foundation),
+            RequestedOwner::Organization(guid) => {
+                let organization = self
+                    .directory
+                    .organizations()
+                    .get(guid)
+                    .await
+                    .map_err(PullSecretError::Store)?;
+                (
+                    organization.map(|_| ScopeTarget::Organization(guid)),
+                    RelationshipKind::Organization,
+                )
+            }
+            RequestedOwner::Space(guid) => {
+                let space = self
+                    .directory
+                    .spaces()
+                    .get(guid)
+                    .await
+                    .map_err(PullSecretError::Store)?;
+                (
+                    space.map(|space| ScopeTarget::Space {
+                        organization: space.organization,
+                        space: guid,
+                    }),
+                    RelationshipKind::Space,
+                )
+            }
+            RequestedOwner::App(guid) => {
+                let app = self
+                    .directory
+                    .apps()
+                    .get(guid)
+                    .await
+                    .map_err(PullSecretError::Store)?;
+                (
+                    app.map(|app| ScopeTarget::App {
+                        organization: app.organization,
+                        space: app.space,
+                        app: guid,
+                    }),
+                    RelationshipKind::App,
+                )
+            }
+        };
+        target
+            .filter(|target| visible(target))
+            .ok_or(PullSecretError::InvalidRelationship(kind))
+    }
+}
