@@ -585,3 +585,46 @@ async fn fifty_concurrent_purges_purge_once_and_never_fail() {
     assert_eq!(registry_rows(&app).await, 0);
     assert!(managed_credentials(&app, &organization).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_app_of_the_organization_resolves_its_registry_to_the_pull_robot_with_no_manual_step() {
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = enabled(&app).await;
+    let space = app.space(&organization, "dev").await;
+    let web = app.app(&space, "web").await;
+    let project = format!("org-{organization}");
+    let image = format!("registry.example.test/{project}/team/web:1.0");
+    let deployer = crate::helpers::token(
+        "deployer",
+        &["berth.pull_secrets"],
+        std::time::Duration::from_secs(600),
+    );
+    let response = app
+        .raw(
+            Method::POST,
+            "/v3/registry_credentials/actions/resolve",
+            Some(&deployer),
+            Some(
+                json!({"images": [image], "relationships": {"app": {"data": {"guid": web}}}})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    let (credential, password) = pull_credential(&app, &organization).await;
+    let resolution = &answer["resolutions"][0];
+    assert_eq!(resolution["credential"]["guid"], credential["guid"], "{answer}");
+    assert_eq!(resolution["credential"]["scope"], "organization");
+    let key = format!("registry.example.test/{project}");
+    assert_eq!(resolution["key"], key.as_str());
+    let auth = &answer["docker_config"]["auths"][key.as_str()];
+    let username = auth["username"].as_str().unwrap();
+    assert_eq!(auth["password"], password.as_str());
+    // What resolve hands out pulls, and may not push.
+    let login = (username, password.as_str());
+    assert_eq!(pull_as(&harbor, &project, login).await, StatusCode::OK);
+    assert_eq!(push_as(&harbor, &project, login).await, StatusCode::FORBIDDEN);
+    let state = harbor.state();
+    assert!(state.projects[0].repositories.is_empty(), "nothing was pushed");
+}
