@@ -146,6 +146,8 @@ async fn organization_list_index_comes_and_goes_with_its_migration() {
         "the organization list's index exists after the migrations"
     );
 
-    Migrator::down(&connection, Some(1)).await.unwrap();
+    // Back to before the fifth migration, whatever came after it.
+    let after_fifth = u32::try_from(Migrator::migrations().len() - 4).unwrap();
+    Migrator::down(&connection, Some(after_fifth)).await.unwrap();
     assert!(!has_index(&connection, index).await);
 }
