@@ -12,8 +12,8 @@ use crate::listing::{CredentialQuery, Page};
 use crate::location::RegistryLocation;
 use crate::metadata::{Metadata, MetadataLimitError};
 use crate::permissions::{self, Permissions};
-use crate::registry::MANAGED_BY_LABEL;
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
+use crate::registry::MANAGED_BY_LABEL;
 use crate::{RelationshipKind, now};
 
 /// What can go wrong in a credential use case.
@@ -45,7 +45,10 @@ pub enum CredentialError {
     )]
     Managed(crate::ids::OrganizationGuid),
     /// The label marking managed credentials is Berth's to set.
-    #[error("The label '{}' is reserved for credentials Berth manages", crate::registry::MANAGED_BY_LABEL)]
+    #[error(
+        "The label '{}' is reserved for credentials Berth manages",
+        crate::registry::MANAGED_BY_LABEL
+    )]
     ReservedLabel,
     #[error(transparent)]
     Store(StoreError),

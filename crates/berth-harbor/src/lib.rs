@@ -573,9 +573,7 @@ impl RegistryProvisioner for HarborClient {
             "/projects/{project}/repositories/{}",
             repository_segment(repository)
         );
-        self.call(Method::DELETE, &path, None, true)
-            .await
-            .map(drop)
+        self.call(Method::DELETE, &path, None, true).await.map(drop)
     }
 }
 

@@ -184,7 +184,10 @@ impl SeaOrmCredentialStore {
                 credentials::Column::PasswordKeyLabel,
                 Expr::value(sealed.label),
             )
-            .col_expr(credentials::Column::Labels, Expr::value(labels_json(&metadata)))
+            .col_expr(
+                credentials::Column::Labels,
+                Expr::value(labels_json(&metadata)),
+            )
             .col_expr(
                 credentials::Column::UpdatedAt,
                 Expr::value(credential.updated_at),

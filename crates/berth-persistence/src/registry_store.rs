@@ -19,8 +19,8 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::entities::{registry, registry_robot as robot};
 use crate::credential_store::SeaOrmCredentialStore;
+use crate::entities::{registry, registry_robot as robot};
 use crate::errors::{corrupt, store_error};
 use crate::sealing::KeyRing;
 

@@ -1423,7 +1423,10 @@ async fn kill_at(
 ) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while calls_of(harbor, call) < nth {
-        assert!(Instant::now() < deadline, "{call} was never made {nth} times");
+        assert!(
+            Instant::now() < deadline,
+            "{call} was never made {nth} times"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1436,7 +1439,8 @@ async fn kill_at(
 async fn managed_credentials(db: &TestDatabase, keys: &str) -> Vec<(String, String)> {
     use berth_domain::ports::CredentialStore;
     let connection = sea_orm::Database::connect(db.url()).await.unwrap();
-    let ring = std::sync::Arc::new(KeyRing::from_spec(&secrecy::SecretString::from(keys), "k1").unwrap());
+    let ring =
+        std::sync::Arc::new(KeyRing::from_spec(&secrecy::SecretString::from(keys), "k1").unwrap());
     let store = berth_persistence::SeaOrmCredentialStore::new(connection, ring);
     let page = store
         .list(&berth_domain::listing::CredentialQuery {
@@ -1447,7 +1451,11 @@ async fn managed_credentials(db: &TestDatabase, keys: &str) -> Vec<(String, Stri
         .unwrap();
     let mut found = Vec::new();
     for credential in page.items.into_iter().filter(|c| c.is_managed()) {
-        let password = store.reveal_password(credential.guid).await.unwrap().unwrap();
+        let password = store
+            .reveal_password(credential.guid)
+            .await
+            .unwrap()
+            .unwrap();
         found.push((
             credential.username.as_str().to_owned(),
             password.expose().to_owned(),
@@ -1483,12 +1491,18 @@ async fn kill_during_pull_robot_creation(
     let pending = tokio::spawn(reqwest::Client::new().post(url).bearer_auth(token).send());
     // The second search is the pull robot's, just before Harbor's slow robot creation.
     kill_at(harbor, &mut doomed, "GET /robots", 2).await;
-    assert!(pending.await.unwrap().is_err(), "the client saw the process die");
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
     // Harbor finishes the pull robot after its caller died: made, never recorded.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     harbor.set_faults(harbor_emulator::Faults::default());
     assert_eq!(harbor.state().robots.len(), 2);
-    assert!(managed_credentials(db, keys).await.is_empty(), "nothing recorded yet");
+    assert!(
+        managed_credentials(db, keys).await.is_empty(),
+        "nothing recorded yet"
+    );
     organization
 }
 
@@ -1528,7 +1542,12 @@ async fn after_a_sigkill_at_the_pull_robot_a_retry_gives_one_pull_robot_and_its_
         .iter()
         .filter(|robot| robot.stored_name.ends_with("+berth-pull"))
         .collect();
-    assert_eq!((state.robots.len(), pulls.len()), (2, 1), "{:?}", state.calls);
+    assert_eq!(
+        (state.robots.len(), pulls.len()),
+        (2, 1),
+        "{:?}",
+        state.calls
+    );
     let managed = managed_credentials(&db, keys).await;
     assert_eq!(managed.len(), 1, "one managed credential");
     let (username, password) = &managed[0];
@@ -1542,7 +1561,10 @@ async fn after_a_sigkill_at_the_pull_robot_a_retry_gives_one_pull_robot_and_its_
         .await
         .unwrap()
         .status();
-    assert_eq!(pulled, 200, "the stored password is the pull robot's current secret");
+    assert_eq!(
+        pulled, 200,
+        "the stored password is the pull robot's current secret"
+    );
 }
 
 #[tokio::test]
@@ -1592,9 +1614,8 @@ async fn a_purge_killed_midway_is_finished_by_the_reconciler_then_the_organizati
     let token = admin_token(&db, keys);
     let organization = put_organization(doomed.port, &token).await;
     let client = reqwest::Client::new();
-    let registry = |port: u16| {
-        format!("http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry")
-    };
+    let registry =
+        |port: u16| format!("http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry");
     let response = client
         .post(registry(doomed.port))
         .bearer_auth(&token)
@@ -1622,7 +1643,10 @@ async fn a_purge_killed_midway_is_finished_by_the_reconciler_then_the_organizati
         2,
     )
     .await;
-    assert!(pending.await.unwrap().is_err(), "the client saw the process die");
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
     harbor.set_faults(harbor_emulator::Faults::default());
     assert_eq!(harbor.state().projects.len(), 1, "cut short");
 
@@ -1638,7 +1662,11 @@ async fn a_purge_killed_midway_is_finished_by_the_reconciler_then_the_organizati
     .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !harbor.state().projects.is_empty() {
-        assert!(Instant::now() < deadline, "never purged: {:?}", harbor.state());
+        assert!(
+            Instant::now() < deadline,
+            "never purged: {:?}",
+            harbor.state()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let organization_url = format!(
@@ -1660,7 +1688,10 @@ async fn a_purge_killed_midway_is_finished_by_the_reconciler_then_the_organizati
             break;
         }
         assert_eq!(status, 422);
-        assert!(Instant::now() < deadline, "the organization was never deletable");
+        assert!(
+            Instant::now() < deadline,
+            "the organization was never deletable"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(harbor.state().robots.is_empty());

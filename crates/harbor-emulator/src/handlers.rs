@@ -265,7 +265,11 @@ fn finish(drop_after: bool, response: HttpResponse) -> HttpResponse {
         .streaming(failing)
 }
 
-pub(crate) async fn run(shared: &Shared, route: &str, work: impl FnOnce() -> Reply) -> HttpResponse {
+pub(crate) async fn run(
+    shared: &Shared,
+    route: &str,
+    work: impl FnOnce() -> Reply,
+) -> HttpResponse {
     match gate(shared, route).await {
         Err(response) => response,
         Ok(drop_after) => match work() {
@@ -327,7 +331,11 @@ fn robot_json(shared: &Shared, robot: &Robot) -> Value {
 }
 
 /// `{project_name_or_id}`: an integer is an id unless `X-Is-Resource-Name: true`.
-pub(crate) fn find_project<'a>(state: &'a State, key: &str, request: &HttpRequest) -> Option<&'a Project> {
+pub(crate) fn find_project<'a>(
+    state: &'a State,
+    key: &str,
+    request: &HttpRequest,
+) -> Option<&'a Project> {
     let by_name = request
         .headers()
         .get("x-is-resource-name")
@@ -340,7 +348,12 @@ pub(crate) fn find_project<'a>(state: &'a State, key: &str, request: &HttpReques
 }
 
 /// Total count and `Link` headers for a page of a list, as Harbor builds them.
-pub(crate) fn paged(request: &HttpRequest, items: Vec<Value>, page: i64, page_size: i64) -> HttpResponse {
+pub(crate) fn paged(
+    request: &HttpRequest,
+    items: Vec<Value>,
+    page: i64,
+    page_size: i64,
+) -> HttpResponse {
     let total = items.len() as i64;
     let start = ((page - 1) * page_size).clamp(0, total) as usize;
     let end = (start + page_size as usize).min(items.len());

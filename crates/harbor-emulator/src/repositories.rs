@@ -93,7 +93,9 @@ fn allows(permissions: &Value, project: &str, action: &str) -> bool {
                     access.iter().any(|item| {
                         item["resource"] == "repository"
                             && item["action"] == action
-                            && item["effect"].as_str().is_none_or(|e| e.is_empty() || e == "allow")
+                            && item["effect"]
+                                .as_str()
+                                .is_none_or(|e| e.is_empty() || e == "allow")
                     })
                 })
         })
@@ -117,7 +119,13 @@ fn authorize(
     }
 }
 
-fn repository_json(project_id: i64, project: &str, name: &str, id: i64, at: OffsetDateTime) -> Value {
+fn repository_json(
+    project_id: i64,
+    project: &str,
+    name: &str,
+    id: i64,
+    at: OffsetDateTime,
+) -> Value {
     let time = at.format(&Rfc3339).unwrap_or_default();
     json!({
         "id": id,
@@ -149,7 +157,13 @@ async fn list_repositories(
             .repositories
             .iter()
             .map(|(name, repository)| {
-                repository_json(found.id, &found.name, name, repository.id, repository.creation_time)
+                repository_json(
+                    found.id,
+                    &found.name,
+                    name,
+                    repository.id,
+                    repository.creation_time,
+                )
             })
             .collect();
         Ok(paged(&request, items, page, page_size))
@@ -175,27 +189,36 @@ async fn delete_repository(
 ) -> HttpResponse {
     let project = path.into_inner().0;
     let authorized = require_admin(&shared, &request);
-    run(&shared, "DELETE /projects/{project}/repositories/{repository}", || {
-        authorized?;
-        let not_routed = || {
-            error(
-                404,
-                "NOT_FOUND",
-                format!("path {} was not found", request.uri().path()),
-            )
-        };
-        let name = repository_name(&request).ok_or_else(not_routed)?;
-        let mut state = lock(&shared.state);
-        let found = find_project(&state, &project, &request)
-            .map(|p| p.id)
-            .ok_or_else(|| error(404, "NOT_FOUND", format!("project {project} not found")))?;
-        remove(&mut state, found, &project, &name)?;
-        Ok(HttpResponse::Ok().finish())
-    })
+    run(
+        &shared,
+        "DELETE /projects/{project}/repositories/{repository}",
+        || {
+            authorized?;
+            let not_routed = || {
+                error(
+                    404,
+                    "NOT_FOUND",
+                    format!("path {} was not found", request.uri().path()),
+                )
+            };
+            let name = repository_name(&request).ok_or_else(not_routed)?;
+            let mut state = lock(&shared.state);
+            let found = find_project(&state, &project, &request)
+                .map(|p| p.id)
+                .ok_or_else(|| error(404, "NOT_FOUND", format!("project {project} not found")))?;
+            remove(&mut state, found, &project, &name)?;
+            Ok(HttpResponse::Ok().finish())
+        },
+    )
     .await
 }
 
-fn remove(state: &mut State, project_id: i64, project: &str, name: &str) -> Result<(), HttpResponse> {
+fn remove(
+    state: &mut State,
+    project_id: i64,
+    project: &str,
+    name: &str,
+) -> Result<(), HttpResponse> {
     state
         .projects
         .get_mut(&project_id)

@@ -180,9 +180,7 @@ impl State {
         let names: Vec<String> = (0..count as usize)
             .map(|n| format!("team/app-{}", held + n + 1))
             .collect();
-        names
-            .iter()
-            .all(|name| self.push_repository(project, name))
+        names.iter().all(|name| self.push_repository(project, name))
     }
 
     /// Creates repository `name` in `project` (nothing when it exists); `false` for an unknown

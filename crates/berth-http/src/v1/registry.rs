@@ -386,7 +386,11 @@ fn purge_parameter(query: &str) -> Result<bool, V1Error> {
                 "invalid_value",
                 "purge must be true or false",
             )),
-            _ => details.push(detail(&key, "unknown_parameter", "this parameter is not accepted")),
+            _ => details.push(detail(
+                &key,
+                "unknown_parameter",
+                "this parameter is not accepted",
+            )),
         }
     }
     if details.is_empty() {

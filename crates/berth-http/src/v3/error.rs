@@ -249,9 +249,7 @@ impl From<CredentialError> for V3Error {
             CredentialError::InvalidRelationship(_)
             | CredentialError::Contended
             | CredentialError::Managed(_)
-            | CredentialError::ReservedLabel => {
-                V3Error::unprocessable(&[error.to_string()])
-            }
+            | CredentialError::ReservedLabel => V3Error::unprocessable(&[error.to_string()]),
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),

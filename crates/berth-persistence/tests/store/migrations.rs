@@ -148,6 +148,8 @@ async fn organization_list_index_comes_and_goes_with_its_migration() {
 
     // Back to before the fifth migration, whatever came after it.
     let after_fifth = u32::try_from(Migrator::migrations().len() - 4).unwrap();
-    Migrator::down(&connection, Some(after_fifth)).await.unwrap();
+    Migrator::down(&connection, Some(after_fifth))
+        .await
+        .unwrap();
     assert!(!has_index(&connection, index).await);
 }

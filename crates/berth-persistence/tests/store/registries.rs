@@ -10,12 +10,11 @@ use berth_domain::ports::{
     CredentialStore, DirectoryStore, Lease, LeaseHolder, RegistryStore, StoreError,
 };
 use berth_domain::registry::{
-    ExpiresInDays, MANAGED_BY_LABEL, MANAGED_BY_REGISTRY, ProvisionedProjectId,
-    ProvisionedQuotaId, ProvisionedRobotId, QuotaGb, Registry, RobotAccess, RobotCredential,
-    RobotName, RobotSpec,
+    ExpiresInDays, MANAGED_BY_LABEL, MANAGED_BY_REGISTRY, ProvisionedProjectId, ProvisionedQuotaId,
+    ProvisionedRobotId, QuotaGb, Registry, RobotAccess, RobotCredential, RobotName, RobotSpec,
 };
-use secrecy::SecretString;
 use berth_persistence::SeaOrmRegistryStore;
+use secrecy::SecretString;
 
 use crate::{Harness, ring};
 
@@ -204,7 +203,11 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
         LabelKey::parse("team").unwrap(),
         LabelValue::parse("web").unwrap(),
     );
-    harness.credentials.insert(&own, &password("theirs")).await.unwrap();
+    harness
+        .credentials
+        .insert(&own, &password("theirs"))
+        .await
+        .unwrap();
 
     let mut robot =
         RobotCredential::creating(registry.id(), RobotSpec::pull_robot(), berth_domain::now());
@@ -219,11 +222,19 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     // Not the lease holder: neither the robot nor the credential is written.
     assert!(matches!(
         store
-            .update_managed_robot(&robot, LeaseHolder::generate(), &credential, &password("s1"))
+            .update_managed_robot(
+                &robot,
+                LeaseHolder::generate(),
+                &credential,
+                &password("s1")
+            )
             .await,
         Err(StoreError::Conflict)
     ));
-    assert_eq!(revealed(&harness, own.guid).await.as_deref(), Some("theirs"));
+    assert_eq!(
+        revealed(&harness, own.guid).await.as_deref(),
+        Some("theirs")
+    );
     assert_eq!(
         store.robots(registry.id()).await.unwrap()[0].state(),
         berth_domain::registry::RobotState::Creating
@@ -251,7 +262,13 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     assert_eq!(again, guid);
     assert_eq!(revealed(&harness, guid).await.as_deref(), Some("s2"));
     assert_eq!(
-        harness.credentials.get(guid).await.unwrap().unwrap().revision,
+        harness
+            .credentials
+            .get(guid)
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
         stored.revision + 1
     );
 

@@ -45,8 +45,8 @@ async fn pull_credential(app: &TestApp, organization: &str) -> (Value, String) {
     let managed = managed_credentials(app, organization).await;
     assert_eq!(managed.len(), 1, "{managed:?}");
     let credential = managed[0].clone();
-    let guid = berth_domain::ids::CredentialGuid::parse(credential["guid"].as_str().unwrap())
-        .unwrap();
+    let guid =
+        berth_domain::ids::CredentialGuid::parse(credential["guid"].as_str().unwrap()).unwrap();
     let password = app
         .credential_store()
         .await
@@ -128,14 +128,33 @@ async fn enabling_stores_a_pull_only_robot_as_the_organization_s_managed_credent
     // The robot list marks it; the robot routes refuse it.
     let listed = robots(&app, &organization).await;
     let pull = listed.iter().find(|r| r["name"] == "berth-pull").unwrap();
-    assert_eq!((&pull["managed"], &pull["access"]), (&json!(true), &json!("pull")));
-    assert_eq!((&pull["status"], &pull["expires_at"]), (&json!("active"), &Value::Null));
-    assert!(listed.iter().filter(|r| r["name"] != "berth-pull").all(|r| r["managed"] == false));
-    let robot = format!("{}/credentials/{}", path(&organization), pull["id"].as_str().unwrap());
+    assert_eq!(
+        (&pull["managed"], &pull["access"]),
+        (&json!(true), &json!("pull"))
+    );
+    assert_eq!(
+        (&pull["status"], &pull["expires_at"]),
+        (&json!("active"), &Value::Null)
+    );
+    assert!(
+        listed
+            .iter()
+            .filter(|r| r["name"] != "berth-pull")
+            .all(|r| r["managed"] == false)
+    );
+    let robot = format!(
+        "{}/credentials/{}",
+        path(&organization),
+        pull["id"].as_str().unwrap()
+    );
     for (method, target, body) in [
         (Method::POST, format!("{robot}/rotate"), None),
         (Method::DELETE, robot.clone(), None),
-        (Method::PATCH, robot.clone(), Some(json!({"expires_in_days": 3}))),
+        (
+            Method::PATCH,
+            robot.clone(),
+            Some(json!({"expires_in_days": 3})),
+        ),
     ] {
         let (status, body) = app.call(method.clone(), &target, body).await;
         assert_eq!(status, StatusCode::CONFLICT, "{method} {target}");
@@ -194,17 +213,27 @@ async fn enabling_stores_a_pull_only_robot_as_the_organization_s_managed_credent
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(pull_credential(&app, &organization).await.1, password, "unchanged");
+    assert_eq!(
+        pull_credential(&app, &organization).await.1,
+        password,
+        "unchanged"
+    );
 
     // Rotation replaces Harbor's secret and the stored password together.
     let (status, body) = app
-        .post(&format!("{}/pull_credential/rotate", path(&organization)), json!({}))
+        .post(
+            &format!("{}/pull_credential/rotate", path(&organization)),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (rotated, new_password) = pull_credential(&app, &organization).await;
     assert_eq!(rotated["guid"], credential["guid"]);
     assert_ne!(new_password, password);
-    assert_eq!(pull_as(&harbor, &project, login).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        pull_as(&harbor, &project, login).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         pull_as(&harbor, &project, (&username, &new_password)).await,
         StatusCode::OK
@@ -217,13 +246,19 @@ async fn enabling_stores_a_pull_only_robot_as_the_organization_s_managed_credent
     assert!(managed_credentials(&app, &organization).await.is_empty());
     assert!(harbor.state().robots.is_empty());
     let (status, body) = app
-        .post(&format!("{}/pull_credential/rotate", path(&organization)), json!({}))
+        .post(
+            &format!("{}/pull_credential/rotate", path(&organization)),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, _) = app.call(Method::POST, &path(&organization), None).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, again) = pull_credential(&app, &organization).await;
-    assert_eq!(pull_as(&harbor, &project, (&username, &again)).await, StatusCode::OK);
+    assert_eq!(
+        pull_as(&harbor, &project, (&username, &again)).await,
+        StatusCode::OK
+    );
     assert_eq!(harbor.state().robots.len(), 2);
 }
 
@@ -283,7 +318,10 @@ async fn robots_show_their_expiry_and_renew_through_harbor() {
     let organization = enabled(&app).await;
     let credentials = format!("{}/credentials", path(&organization));
     let (status, created) = app
-        .post(&credentials, json!({"name": "ci", "access": "pull", "expires_in_days": 30}))
+        .post(
+            &credentials,
+            json!({"name": "ci", "access": "pull", "expires_in_days": 30}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let robot = &created["credential"];
@@ -302,7 +340,10 @@ async fn robots_show_their_expiry_and_renew_through_harbor() {
 
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (status, renewed) = app
-        .patch(&format!("{credentials}/{id}"), json!({"expires_in_days": 90}))
+        .patch(
+            &format!("{credentials}/{id}"),
+            json!({"expires_in_days": 90}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     let expires = unix(renewed["expires_at"].as_str().unwrap());
@@ -313,7 +354,10 @@ async fn robots_show_their_expiry_and_renew_through_harbor() {
     );
     assert!(harbor.state().calls.iter().any(|c| c == "PUT /robots/{id}"));
     let (status, never) = app
-        .patch(&format!("{credentials}/{id}"), json!({"expires_in_days": -1}))
+        .patch(
+            &format!("{credentials}/{id}"),
+            json!({"expires_in_days": -1}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{never}");
     assert_eq!((&never["expires_at"], harbor_expiry()), (&Value::Null, -1));
@@ -326,13 +370,18 @@ async fn robots_show_their_expiry_and_renew_through_harbor() {
         json!({}),
         json!({"expires_in_days": 30, "name": "x"}),
     ] {
-        let (status, error) = app.patch(&format!("{credentials}/{id}"), body.clone()).await;
+        let (status, error) = app
+            .patch(&format!("{credentials}/{id}"), body.clone())
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_v1_error(&error, "validation_failed");
     }
     let unknown = uuid::Uuid::new_v4();
     let (status, error) = app
-        .patch(&format!("{credentials}/{unknown}"), json!({"expires_in_days": 5}))
+        .patch(
+            &format!("{credentials}/{unknown}"),
+            json!({"expires_in_days": 5}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_v1_error(&error, "robot_credential_not_found");
@@ -360,9 +409,15 @@ async fn robots_show_their_expiry_and_renew_through_harbor() {
     let ci = listed.iter().find(|r| r["name"] == "ci").unwrap();
     assert_eq!(ci["status"], "expired", "{ci}");
     let (status, renewed) = app
-        .patch(&format!("{credentials}/{id}"), json!({"expires_in_days": 1}))
+        .patch(
+            &format!("{credentials}/{id}"),
+            json!({"expires_in_days": 1}),
+        )
         .await;
-    assert_eq!((status, &renewed["status"]), (StatusCode::OK, &json!("active")));
+    assert_eq!(
+        (status, &renewed["status"]),
+        (StatusCode::OK, &json!("active"))
+    );
 }
 
 async fn registry_rows(app: &TestApp) -> u64 {
@@ -402,7 +457,13 @@ async fn purge_deletes_robots_repositories_project_credential_and_row() {
         ..Faults::default()
     });
 
-    for query in ["purge=yes", "purge=1", "purge=", "purge=true&purge=true", "force=true"] {
+    for query in [
+        "purge=yes",
+        "purge=1",
+        "purge=",
+        "purge=true&purge=true",
+        "force=true",
+    ] {
         let (status, body) = app
             .delete(&format!("{}?{query}", path(&organization)))
             .await;
@@ -419,14 +480,22 @@ async fn purge_deletes_robots_repositories_project_credential_and_row() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let state = harbor.state();
-    assert!(state.projects.is_empty() && state.robots.is_empty(), "{state:?}");
+    assert!(
+        state.projects.is_empty() && state.robots.is_empty(),
+        "{state:?}"
+    );
     let deletes = state
         .calls
         .iter()
         .filter(|c| *c == "DELETE /projects/{project}/repositories/{repository}")
         .count();
     assert_eq!(deletes, 130);
-    assert!(state.calls.iter().any(|c| c == "DELETE /projects/{project} 412 (injected)"));
+    assert!(
+        state
+            .calls
+            .iter()
+            .any(|c| c == "DELETE /projects/{project} 412 (injected)")
+    );
     assert!(managed_credentials(&app, &organization).await.is_empty());
     assert_eq!(registry_rows(&app).await, 0);
     let (status, body) = app.get(&path(&organization)).await;
@@ -448,7 +517,9 @@ async fn a_purge_cut_short_is_recorded_and_a_retry_finishes_it() {
     let organization = enabled(&app).await;
     let project = format!("org-{organization}");
     // Purge works on a disabled registry too.
-    let (status, _) = app.delete(&format!("{}?purge=false", path(&organization))).await;
+    let (status, _) = app
+        .delete(&format!("{}?purge=false", path(&organization)))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(harbor.add_repositories(&project, 3));
     harbor.set_faults(Faults {
@@ -483,9 +554,8 @@ async fn a_purge_cut_short_is_recorded_and_a_retry_finishes_it() {
 /// A second Berth on the app's database and the same Harbor, as another replica would be.
 async fn replica_with_harbor(app: &TestApp, harbor: &RunningEmulator) -> String {
     let mut runtime = crate::helpers::runtime(app.db.url(), &app.key_spec, "k1");
-    runtime.harbor = berth_server::startup::HarborChoice::Remote(crate::helpers::harbor_settings(
-        harbor.url(),
-    ));
+    runtime.harbor =
+        berth_server::startup::HarborChoice::Remote(crate::helpers::harbor_settings(harbor.url()));
     let application = berth_server::startup::Application::build(runtime)
         .await
         .unwrap();
@@ -524,7 +594,10 @@ fn assert_only(results: &[(StatusCode, Value)], success: StatusCode) {
             assert_v1_error(body, "registry_busy");
         }
     }
-    assert!(results.iter().any(|(status, _)| *status == success), "{results:?}");
+    assert!(
+        results.iter().any(|(status, _)| *status == success),
+        "{results:?}"
+    );
 }
 
 #[tokio::test]
@@ -537,7 +610,11 @@ async fn fifty_concurrent_pull_credential_rotations_leave_berth_and_harbor_agree
     let (credential, password) = pull_credential(&app, &organization).await;
     let project = format!("org-{organization}");
     let login = (credential["username"].as_str().unwrap(), password.as_str());
-    assert_eq!(pull_as(&harbor, &project, login).await, StatusCode::OK, "the stored password is Harbor's");
+    assert_eq!(
+        pull_as(&harbor, &project, login).await,
+        StatusCode::OK,
+        "the stored password is Harbor's"
+    );
     assert_eq!(harbor.state().robots.len(), 2);
 }
 
@@ -547,11 +624,24 @@ async fn fifty_concurrent_renewals_leave_berth_and_harbor_agreeing() {
     let organization = enabled(&app).await;
     let credentials = format!("{}/credentials", path(&organization));
     let (_, created) = app
-        .post(&credentials, json!({"name": "ci", "access": "pull", "expires_in_days": 3}))
+        .post(
+            &credentials,
+            json!({"name": "ci", "access": "pull", "expires_in_days": 3}),
+        )
         .await;
-    let target = format!("{credentials}/{}", created["credential"]["id"].as_str().unwrap());
-    let results =
-        concurrently(&app, &harbor, 50, Method::PATCH, &target, Some(json!({"expires_in_days": 40}))).await;
+    let target = format!(
+        "{credentials}/{}",
+        created["credential"]["id"].as_str().unwrap()
+    );
+    let results = concurrently(
+        &app,
+        &harbor,
+        50,
+        Method::PATCH,
+        &target,
+        Some(json!({"expires_in_days": 40})),
+    )
+    .await;
     assert_only(&results, StatusCode::OK);
     let listed = robots(&app, &organization).await;
     let ci = listed.iter().find(|r| r["name"] == "ci").unwrap();
@@ -561,7 +651,10 @@ async fn fifty_concurrent_renewals_leave_berth_and_harbor_agreeing() {
         .into_iter()
         .find(|r| r.stored_name.ends_with("+ci"))
         .unwrap();
-    assert_eq!(unix(ci["expires_at"].as_str().unwrap()), in_harbor.expires_at);
+    assert_eq!(
+        unix(ci["expires_at"].as_str().unwrap()),
+        in_harbor.expires_at
+    );
 }
 
 #[tokio::test]
@@ -579,9 +672,16 @@ async fn fifty_concurrent_purges_purge_once_and_never_fail() {
             other => panic!("{other}: {body}"),
         }
     }
-    assert!(results.iter().any(|(status, _)| *status == StatusCode::NO_CONTENT));
+    assert!(
+        results
+            .iter()
+            .any(|(status, _)| *status == StatusCode::NO_CONTENT)
+    );
     let state = harbor.state();
-    assert!(state.projects.is_empty() && state.robots.is_empty(), "{state:?}");
+    assert!(
+        state.projects.is_empty() && state.robots.is_empty(),
+        "{state:?}"
+    );
     assert_eq!(registry_rows(&app).await, 0);
     assert!(managed_credentials(&app, &organization).await.is_empty());
 }
@@ -614,7 +714,10 @@ async fn an_app_of_the_organization_resolves_its_registry_to_the_pull_robot_with
     let answer: Value = response.json().await.unwrap();
     let (credential, password) = pull_credential(&app, &organization).await;
     let resolution = &answer["resolutions"][0];
-    assert_eq!(resolution["credential"]["guid"], credential["guid"], "{answer}");
+    assert_eq!(
+        resolution["credential"]["guid"], credential["guid"],
+        "{answer}"
+    );
     assert_eq!(resolution["credential"]["scope"], "organization");
     let key = format!("registry.example.test/{project}");
     assert_eq!(resolution["key"], key.as_str());
@@ -624,7 +727,13 @@ async fn an_app_of_the_organization_resolves_its_registry_to_the_pull_robot_with
     // What resolve hands out pulls, and may not push.
     let login = (username, password.as_str());
     assert_eq!(pull_as(&harbor, &project, login).await, StatusCode::OK);
-    assert_eq!(push_as(&harbor, &project, login).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        push_as(&harbor, &project, login).await,
+        StatusCode::FORBIDDEN
+    );
     let state = harbor.state();
-    assert!(state.projects[0].repositories.is_empty(), "nothing was pushed");
+    assert!(
+        state.projects[0].repositories.is_empty(),
+        "nothing was pushed"
+    );
 }

@@ -1010,7 +1010,11 @@ async fn another_organizations_ids_answer_404_or_422_and_change_nothing() {
                 format!("{registry}/credentials/{robot}"),
                 Some(json!({"expires_in_days": 5})),
             ),
-            (Method::POST, format!("{registry}/pull_credential/rotate"), None),
+            (
+                Method::POST,
+                format!("{registry}/pull_credential/rotate"),
+                None,
+            ),
             (Method::DELETE, format!("{registry}?purge=true"), None),
             (Method::DELETE, registry.clone(), None),
         ] {

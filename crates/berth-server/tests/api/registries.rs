@@ -78,7 +78,11 @@ async fn enabling_matches_the_seed_and_provisions_harbor() {
     let state = harbor.state();
     assert_eq!(state.projects.len(), 1);
     assert_eq!(state.quotas[0].hard_bytes, 10 * 1024 * 1024 * 1024);
-    assert_eq!(state.robots.len(), 2, "the default robot and the pull robot");
+    assert_eq!(
+        state.robots.len(),
+        2,
+        "the default robot and the pull robot"
+    );
     let access = state.robots[0].permissions[0]["access"]
         .as_array()
         .unwrap()
@@ -580,9 +584,7 @@ async fn the_reconciler_reports_each_failure_with_its_cause() {
     let reconciler = RegistryService::new(
         Arc::new(berth_persistence::SeaOrmRegistryStore::new(
             db.clone(),
-            Arc::new(
-                berth_persistence::sealing::KeyRing::from_spec(&app.key_spec, "k1").unwrap(),
-            ),
+            Arc::new(berth_persistence::sealing::KeyRing::from_spec(&app.key_spec, "k1").unwrap()),
         )),
         Arc::new(berth_persistence::SeaOrmDirectoryStore::new(db)),
         Arc::new(
