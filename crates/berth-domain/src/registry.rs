@@ -954,6 +954,51 @@ mod tests {
     }
 
     #[test]
+    fn a_robot_is_expired_from_its_expiry_on_and_a_renewal_records_the_new_one() {
+        let at = crate::now();
+        let mut robot =
+            RobotCredential::creating(RegistryId::generate(), RobotSpec::pull_robot(), at);
+        assert!(robot.managed() && robot.access() == RobotAccess::Pull && !robot.is_default());
+        assert!(robot.name().is_reserved() && !RobotName::parse("ci").unwrap().is_reserved());
+        let expiry = at + time::Duration::days(1);
+        robot.activate(
+            ProvisionedRobotId::new(1),
+            "robot$p+berth-pull".into(),
+            Some(expiry),
+            at,
+        );
+        assert_eq!(robot.status(at), RobotStatus::Active);
+        assert_eq!(
+            robot.status(expiry),
+            RobotStatus::Expired,
+            "expired at its expiry"
+        );
+        robot.renew(None, None, at);
+        assert_eq!(
+            robot.status(expiry + time::Duration::days(9999)),
+            RobotStatus::Active
+        );
+        assert_eq!(robot.expires_in_days(), None);
+    }
+
+    #[test]
+    fn the_pull_location_is_the_endpoint_and_the_project() {
+        let organization = OrganizationGuid::from_uuid(Uuid::from_u128(3));
+        let mut registry = Registry::claim(
+            organization,
+            "harbor.example:5000".into(),
+            QuotaGb::new(1).unwrap(),
+            crate::now(),
+        );
+        assert_eq!(
+            registry.pull_location(),
+            format!("harbor.example:5000/{}", registry.project_name())
+        );
+        registry.start_purging();
+        assert_eq!(RegistryState::parse("purging"), Some(registry.state()));
+    }
+
+    #[test]
     fn names_follow_harbor_rules() {
         let organization = OrganizationGuid::parse("2489E9AD-2EE2-8E00-8EC9-32D5F69181C0").unwrap();
         let project = ProjectName::for_organization(organization);

@@ -227,6 +227,13 @@ impl RegistryService {
             {
                 return Err(RegistryError::RobotNameTaken);
             }
+            // A caller's robot holding one of Berth's names (made before the name was
+            // reserved) is never taken for Berth's.
+            Some(robot)
+                if robot.is_default() != spec.is_default || robot.managed() != spec.managed =>
+            {
+                return Err(RegistryError::RobotNameTaken);
+            }
             Some(robot) => robot,
             None => {
                 let robot = RobotCredential::creating(registry.id(), spec, now());

@@ -431,8 +431,9 @@ pub(crate) async fn disable(
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, V1Error> {
     let organization = organization(&org_id)?;
+    let purge = purge_parameter(request.query_string())?;
     let service = service(&state)?;
-    if purge_parameter(request.query_string())? {
+    if purge {
         service.purge(&caller.0, organization).await?;
     } else {
         service.disable(&caller.0, organization).await?;
