@@ -820,6 +820,11 @@ impl RobotCredential {
         self.updated_at = at;
     }
 
+    /// Records the registry credential that holds the managed robot's login.
+    pub fn record_credential(&mut self, credential: CredentialGuid) {
+        self.credential = Some(credential);
+    }
+
     /// Records a renewal: the new lifetime (`None` = never expires) and the expiry the backend
     /// computed for it.
     pub fn renew(

@@ -1025,7 +1025,8 @@ fn every_refused_start_names_the_setting_and_the_rule_the_readme_lists() {
 /// Two replicas on one database and one emulator, with an organization whose registry is
 /// enabled through the first.
 struct RegistryPair {
-    _db: TestDatabase,
+    db: TestDatabase,
+    keys: String,
     harbor: harbor_emulator::RunningEmulator,
     replicas: [Replica; 2],
     token: String,
@@ -1045,7 +1046,8 @@ impl RegistryPair {
         let token = admin_token(&db, keys);
         let organization = put_organization(first.port, &token).await;
         let pair = Self {
-            _db: db,
+            db,
+            keys: keys.to_owned(),
             harbor,
             replicas: [first, second],
             token,
@@ -1696,4 +1698,135 @@ async fn a_purge_killed_midway_is_finished_by_the_reconciler_then_the_organizati
     }
     assert!(harbor.state().robots.is_empty());
     assert!(managed_credentials(&db, keys).await.is_empty());
+}
+
+#[tokio::test]
+async fn pull_rotations_renewals_and_purges_over_two_processes_never_fail_nor_disagree() {
+    let pair = RegistryPair::start().await;
+    let busy = |status: u16, body: &serde_json::Value| {
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "registry_busy", "{body}");
+    };
+
+    // Fifty rotations of the pull credential: each 204 or 409, and the stored password is the
+    // robot's secret in Harbor afterwards.
+    let rotations = (0..50).map(|index| {
+        pair.send(
+            index,
+            reqwest::Method::POST,
+            "/pull_credential/rotate",
+            None,
+        )
+    });
+    let results = futures_util::future::join_all(rotations).await;
+    for (status, body) in &results {
+        if *status != 204 {
+            busy(*status, body);
+        }
+    }
+    assert!(
+        results.iter().any(|(status, _)| *status == 204),
+        "{results:?}"
+    );
+    let managed = managed_credentials(&pair.db, &pair.keys).await;
+    assert_eq!(managed.len(), 1);
+    let pulled = pair
+        .client
+        .get(format!(
+            "{}/api/v2.0/projects/org-{}/repositories",
+            pair.harbor.url(),
+            pair.organization
+        ))
+        .basic_auth(&managed[0].0, Some(&managed[0].1))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        pulled, 200,
+        "Berth's stored password is Harbor's current secret"
+    );
+
+    // Fifty renewals of one robot: Berth's expiry is Harbor's afterwards.
+    let (status, created) = pair
+        .send(
+            0,
+            reqwest::Method::POST,
+            "/credentials",
+            Some(serde_json::json!({"name": "ci", "access": "pull", "expires_in_days": 2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let robot = format!(
+        "/credentials/{}",
+        created["credential"]["id"].as_str().unwrap()
+    );
+    let renewals = (0..50).map(|index| {
+        let days = 10 + u64::try_from(index).unwrap();
+        pair.send(
+            index,
+            reqwest::Method::PATCH,
+            &robot,
+            Some(serde_json::json!({"expires_in_days": days})),
+        )
+    });
+    let results = futures_util::future::join_all(renewals).await;
+    for (status, body) in &results {
+        if *status != 200 {
+            busy(*status, body);
+        }
+    }
+    assert!(results.iter().any(|(status, _)| *status == 200));
+    let (_, listed) = pair
+        .send(1, reqwest::Method::GET, "/credentials", None)
+        .await;
+    let ci = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ci")
+        .unwrap()
+        .clone();
+    let recorded = time::OffsetDateTime::parse(
+        ci["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    let in_harbor = pair
+        .harbor
+        .state()
+        .robots
+        .into_iter()
+        .find(|r| r.stored_name.ends_with("+ci"))
+        .unwrap()
+        .expires_at;
+    assert_eq!(recorded, in_harbor, "Berth's record is Harbor's");
+
+    // Fifty purges: one purges, the others wait and find it busy or gone; never a 5xx.
+    assert!(
+        pair.harbor
+            .add_repositories(&format!("org-{}", pair.organization), 4)
+    );
+    let purges =
+        (0..50).map(|index| pair.send(index, reqwest::Method::DELETE, "?purge=true", None));
+    let results = futures_util::future::join_all(purges).await;
+    for (status, body) in &results {
+        match *status {
+            204 => {}
+            404 => assert_eq!(body["error"]["code"], "registry_not_found", "{body}"),
+            _ => busy(*status, body),
+        }
+    }
+    assert!(results.iter().any(|(status, _)| *status == 204));
+    let state = pair.harbor.state();
+    assert!(
+        state.projects.is_empty() && state.robots.is_empty(),
+        "{state:?}"
+    );
+    assert!(managed_credentials(&pair.db, &pair.keys).await.is_empty());
+    for index in 0..2 {
+        let (status, _) = pair.send(index, reqwest::Method::GET, "", None).await;
+        assert_eq!(status, 404);
+    }
 }

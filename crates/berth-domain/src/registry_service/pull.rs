@@ -78,10 +78,12 @@ impl RegistryService {
         let username = robot.username().unwrap_or_default().to_owned();
         let credential = pull_credential(registry, &username)?;
         let password = Password::parse(secret.clone()).map_err(|_| broken("robot secret"))?;
-        self.registries
+        let guid = self
+            .registries
             .update_managed_robot(robot, holder, &credential, &password)
-            .await
-            .map(drop)
+            .await?;
+        robot.record_credential(guid);
+        Ok(())
     }
 }
 
