@@ -563,6 +563,10 @@ pub enum RobotState {
     /// Recorded before Harbor is asked, so a crash never leaves an unknown robot.
     Creating,
     Active,
+    /// The platform pull robot, recorded before Harbor is asked for its new secret: until the
+    /// new secret is stored, Harbor's and Berth's may differ, so a rotation cut short is
+    /// finished (rotated again) by a retry or the reconciler.
+    Rotating,
 }
 
 impl RobotState {
@@ -570,6 +574,7 @@ impl RobotState {
         match self {
             Self::Creating => "creating",
             Self::Active => "active",
+            Self::Rotating => "rotating",
         }
     }
 
@@ -577,6 +582,7 @@ impl RobotState {
         match text {
             "creating" => Some(Self::Creating),
             "active" => Some(Self::Active),
+            "rotating" => Some(Self::Rotating),
             _ => None,
         }
     }
@@ -817,6 +823,12 @@ impl RobotCredential {
         self.username = Some(username);
         self.expires_at = expires_at;
         self.state = RobotState::Active;
+        self.updated_at = at;
+    }
+
+    /// Marks a rotation about to ask the backend for a new secret (see [`RobotState::Rotating`]).
+    pub fn start_rotating(&mut self, at: OffsetDateTime) {
+        self.state = RobotState::Rotating;
         self.updated_at = at;
     }
 

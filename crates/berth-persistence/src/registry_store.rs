@@ -536,7 +536,10 @@ impl RegistryStore for SeaOrmRegistryStore {
         before: OffsetDateTime,
     ) -> Result<Vec<RobotCredential>, StoreError> {
         robot::Entity::find()
-            .filter(robot::Column::State.eq(RobotState::Creating.as_str()))
+            .filter(
+                robot::Column::State
+                    .is_in([RobotState::Creating.as_str(), RobotState::Rotating.as_str()]),
+            )
             .filter(robot::Column::UpdatedAt.lte(before))
             .all(&self.db)
             .await

@@ -39,11 +39,36 @@ impl RegistryService {
     ) -> Result<(), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
         self.under_lease(organization, async |registry, holder| {
-            self.issue_robot(&registry, holder, RobotSpec::pull_robot())
-                .await
-                .map(drop)
+            self.rotate_pull_robot(&registry, holder).await
         })
         .await
+    }
+
+    /// Rotates the pull robot under the lease: marked `Rotating` first, so that a rotation cut
+    /// short between the provisioner's new secret and the stored password is finished by the
+    /// next holder (a retry, or the reconciler), never left with a stale stored password.
+    pub(super) async fn rotate_pull_robot(
+        &self,
+        registry: &Registry,
+        holder: LeaseHolder,
+    ) -> Result<(), RegistryError> {
+        let pull = self
+            .registries
+            .robots(registry.id())
+            .await?
+            .into_iter()
+            .find(|robot| robot.managed() && robot.state() == RobotState::Active);
+        if let Some(mut robot) = pull {
+            robot.start_rotating(now());
+            match self.registries.update_robot(&robot, holder).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Err(RegistryError::Contended),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.issue_robot(registry, holder, RobotSpec::pull_robot())
+            .await
+            .map(drop)
     }
 
     /// The saga's pull robot step: issued unless an earlier attempt already recorded it (an

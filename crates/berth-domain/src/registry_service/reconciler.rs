@@ -3,7 +3,9 @@
 
 use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
-use crate::registry::{Registry, RegistryId, RegistryState, RobotCredential, RobotId, RobotState};
+use crate::registry::{
+    Registry, RegistryId, RegistryState, RobotCredential, RobotId, RobotSpec, RobotState,
+};
 
 use super::{LeaseWait, RegistryError, RegistryService};
 
@@ -14,6 +16,8 @@ pub struct ReconcileReport {
     pub disabled: u64,
     pub purged: u64,
     pub robots_removed: u64,
+    /// Pull robot rotations cut short and finished.
+    pub rotations_finished: u64,
     /// What could not be settled, each with its cause; the next pass tries again.
     pub failures: Vec<ReconcileFailure>,
 }
@@ -25,6 +29,7 @@ impl ReconcileReport {
             && self.disabled == 0
             && self.purged == 0
             && self.robots_removed == 0
+            && self.rotations_finished == 0
             && self.failures.is_empty()
     }
 }
@@ -91,12 +96,18 @@ impl RegistryService {
             let Some(holder) = self.take_lease(registry.id(), LeaseWait::No).await? else {
                 continue;
             };
+            let rotating = robot.state() == RobotState::Rotating;
             match self
                 .holding(registry.id(), holder, async || {
-                    self.remove_stalled_robot(&registry, &robot).await
+                    if rotating {
+                        self.finish_rotation(&registry, &robot, holder).await
+                    } else {
+                        self.remove_stalled_robot(&registry, &robot).await
+                    }
                 })
                 .await
             {
+                Ok(true) if rotating => report.rotations_finished += 1,
                 Ok(true) => report.robots_removed += 1,
                 Ok(false) => {}
                 Err(cause) => report.failures.push(ReconcileFailure {
@@ -131,6 +142,28 @@ impl RegistryService {
             }
             RegistryState::Ready | RegistryState::Disabled => Ok(Settled::Nothing),
         }
+    }
+
+    /// Rotates again a pull robot still stuck in `Rotating` (re-read under the lease), so the
+    /// stored password is the provisioner's secret; `false` when it was no longer stuck.
+    async fn finish_rotation(
+        &self,
+        registry: &Registry,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
+    ) -> Result<bool, RegistryError> {
+        let still_rotating = self
+            .registries
+            .robots(registry.id())
+            .await?
+            .into_iter()
+            .any(|current| current.id() == robot.id() && current.state() == RobotState::Rotating);
+        if !still_rotating {
+            return Ok(false);
+        }
+        self.issue_robot(registry, holder, RobotSpec::pull_robot())
+            .await?;
+        Ok(true)
     }
 
     /// Deletes a robot still stuck in `Creating` (re-read under the lease: its creator may have

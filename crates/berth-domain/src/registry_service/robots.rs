@@ -30,7 +30,8 @@ impl RegistryService {
             .robots(registry.id())
             .await?
             .into_iter()
-            .filter(|robot| robot.state() == RobotState::Active)
+            // A pull robot being rotated is still the registry's (its old secret may still work).
+            .filter(|robot| robot.state() != RobotState::Creating)
             .collect())
     }
 

@@ -23,6 +23,7 @@ pub(super) async fn reconcile_forever(registries: RegistryService, interval: Dur
                     disabled = report.disabled,
                     purged = report.purged,
                     robots_removed = report.robots_removed,
+                    rotations_finished = report.rotations_finished,
                     failed = report.failures.len(),
                     "reconciled stalled registries"
                 )

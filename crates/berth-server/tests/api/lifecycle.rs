@@ -737,3 +737,78 @@ async fn an_app_of_the_organization_resolves_its_registry_to_the_pull_robot_with
         "nothing was pushed"
     );
 }
+
+#[tokio::test]
+async fn a_pull_rotation_cut_short_after_harbor_rotated_is_finished_by_the_reconciler() {
+    use std::sync::Arc;
+
+    use berth_domain::registry_service::{RegistryService, RegistrySettings};
+
+    let (app, harbor) = TestApp::spawn_with_harbor(|_| {}).await;
+    let organization = enabled(&app).await;
+    let project = format!("org-{organization}");
+    let (credential, before) = pull_credential(&app, &organization).await;
+    let username = credential["username"].as_str().unwrap().to_owned();
+    // Harbor makes the new secret, and the answer is lost: the stored password is now stale.
+    harbor.set_faults(Faults {
+        drop: vec![harbor_emulator::DropRule {
+            route: "PATCH /robots/{id}".into(),
+            nth: 1,
+        }],
+        ..Faults::default()
+    });
+    let (status, body) = app
+        .post(
+            &format!("{}/pull_credential/rotate", path(&organization)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    harbor.set_faults(Faults::default());
+    let (_, stale) = pull_credential(&app, &organization).await;
+    assert_eq!(stale, before);
+    assert_eq!(
+        pull_as(&harbor, &project, (&username, &stale)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let pull = robots(&app, &organization)
+        .await
+        .into_iter()
+        .find(|r| r["name"] == "berth-pull");
+    assert!(pull.is_some(), "a robot being rotated is still listed");
+
+    // The reconciler (its own, for which anything untouched is stalled) rotates it again.
+    let db = app.connect().await;
+    let reconciler = RegistryService::new(
+        Arc::new(berth_persistence::SeaOrmRegistryStore::new(
+            db.clone(),
+            Arc::new(berth_persistence::sealing::KeyRing::from_spec(&app.key_spec, "k1").unwrap()),
+        )),
+        Arc::new(berth_persistence::SeaOrmDirectoryStore::new(db)),
+        Arc::new(
+            berth_harbor::HarborClient::new(crate::helpers::harbor_settings(harbor.url())).unwrap(),
+        ),
+        RegistrySettings {
+            stale_after: time::Duration::ZERO,
+            ..crate::common::registry_settings()
+        },
+    );
+    let report = reconciler.reconcile().await.unwrap();
+    assert_eq!(
+        (
+            report.rotations_finished,
+            report.robots_removed,
+            report.failures.len()
+        ),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    let (_, fixed) = pull_credential(&app, &organization).await;
+    assert_eq!(
+        pull_as(&harbor, &project, (&username, &fixed)).await,
+        StatusCode::OK,
+        "the stored password is Harbor's secret again"
+    );
+    assert!(reconciler.reconcile().await.unwrap().is_empty(), "settled");
+    assert_eq!(harbor.state().robots.len(), 2);
+}
