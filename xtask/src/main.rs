@@ -147,6 +147,7 @@ fn has_nextest() -> bool {
 /// Runs every test on SQLite, then on PostgreSQL.
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let postgres_url = postgres_url()?;
+    ensure_client_tools()?;
     let nextest = has_nextest();
     for backend in ["sqlite", "postgres"] {
         eprintln!("==> test suite on {backend}");
@@ -163,6 +164,49 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         run(&mut command).with_context(|| format!("the test suite failed on {backend}"))?;
     }
     Ok(())
+}
+
+/// Real clients and registries that the tests drive, each from Debian's packages: `skopeo`
+/// (pulls through `docker-credential-berth`), `docker-registry` (a real Registry v2 server)
+/// and `htpasswd` (its bcrypt password file). The tests that need one fail clearly without it.
+const CLIENT_TOOLS: &[(&str, &str)] = &[
+    ("skopeo", "skopeo"),
+    ("docker-registry", "docker-registry"),
+    ("htpasswd", "apache2-utils"),
+];
+
+/// Installs the missing [`CLIENT_TOOLS`] with apt-get, where apt-get runs (as root).
+fn ensure_client_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = CLIENT_TOOLS
+        .iter()
+        .filter(|(binary, _)| !on_path(binary))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        eprintln!(
+            "==> warning: {} missing and no apt-get here: the tests that drive them will fail",
+            missing.join(", ")
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "==> installing {} from Debian's packages",
+        missing.join(", ")
+    );
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("the tests need {}: apt-get install them", missing.join(" ")))
+}
+
+fn on_path(binary: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(binary).is_file()))
 }
 
 /// `BERTH_TEST_DATABASE_URL`, or the local server on 127.0.0.1:5432 (started if it is down).

@@ -25,6 +25,33 @@ pub const MAX_PATH_LEN: usize = 255;
 pub const MAX_REFERENCE_LEN: usize = 1024;
 const MAX_TAG_LEN: usize = 128;
 
+/// A domain (`host[:port]`) of the grammar, for the patterns below.
+macro_rules! domain_pattern {
+    () => {
+        concat!(
+            r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])",
+            r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*",
+            r"|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+        )
+    };
+}
+
+/// The reference grammar as a regular expression (for the OpenAPI document): every text
+/// [`ImageReference::parse`] accepts matches it; a few it matches are still refused (a path over
+/// 255 characters, a port over 65535, an unsupported digest algorithm).
+pub const IMAGE_REFERENCE_PATTERN: &str = concat!(
+    "^(?:",
+    domain_pattern!(),
+    "/)?",
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?",
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+);
+
+/// A bare `host[:port]` as a regular expression: every text [`RegistryHost::parse`] accepts
+/// matches it.
+pub const REGISTRY_HOST_PATTERN: &str = concat!("^", domain_pattern!(), "$");
+
 /// Why an image reference or a registry host was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -92,7 +119,8 @@ impl RegistryHost {
     fn parse_authority(text: &str) -> Result<Self, ReferenceError> {
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (inside, after) = rest.split_once(']').ok_or(ReferenceError::InvalidHost)?;
-            if inside.parse::<Ipv6Addr>().is_err() {
+            // The grammar's IPv6 literal is hexadecimal digits and colons: no embedded IPv4.
+            if inside.contains('.') || inside.parse::<Ipv6Addr>().is_err() {
                 return Err(ReferenceError::InvalidHost);
             }
             let port = match after {
@@ -494,6 +522,7 @@ mod tests {
             ("r_x.io/app", ReferenceError::InvalidHost),
             ("[zz]:5000/app", ReferenceError::InvalidHost),
             ("[::1/app", ReferenceError::InvalidHost),
+            ("[::ffff:1.2.3.4]/app", ReferenceError::InvalidHost),
             ("nginx:", ReferenceError::InvalidTag),
             ("nginx:.v1", ReferenceError::InvalidTag),
             ("nginx:v1+x", ReferenceError::InvalidTag),

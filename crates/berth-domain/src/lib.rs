@@ -5,6 +5,7 @@ pub mod credential;
 pub mod credential_service;
 pub mod directory;
 pub mod directory_service;
+pub mod idempotency;
 pub mod ids;
 pub mod image_reference;
 pub mod label_selector;

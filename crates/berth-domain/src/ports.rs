@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::credential::{Password, RegistryCredential};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
+use crate::idempotency::{Claim, ClaimOutcome, KeyOwner, StoredAnswer};
 use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
 use crate::pull_secrets::{PullLookup, PullQuery, Reveal};
@@ -521,4 +522,44 @@ pub trait RegistryStore: Send + Sync {
         &self,
         before: time::OffsetDateTime,
     ) -> Result<Vec<RobotCredential>, StoreError>;
+}
+
+/// Keeps idempotency keys' records: a claim while the request runs, then its answer, sealed
+/// (it may carry a one-time secret), until the replay window ends.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims the key atomically: inserts the record, or takes over one whose replay window or
+    /// claim has run out. Of concurrent claims of one key, across processes, exactly one is
+    /// [`ClaimOutcome::Claimed`]; the others see the record as it is ([`ClaimOutcome::Held`]),
+    /// its answer opened.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`] (a sealed value that does not
+    /// open among them).
+    async fn claim(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError>;
+
+    /// Seals and keeps the answer of a claimed key, until `expires_at`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the claim is gone; otherwise [`StoreError::Unavailable`] or
+    /// [`StoreError::Unexpected`].
+    async fn complete(
+        &self,
+        owner: &KeyOwner,
+        answer: &StoredAnswer,
+        expires_at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes a claim that has no answer (the request failed), so a retry runs again.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn release(&self, owner: &KeyOwner) -> Result<(), StoreError>;
+
+    /// Deletes at most `batch` records whose replay window ended before `now`, and whose claim
+    /// (if unanswered) ran out too; returns how many. Safe to run on every replica at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn prune(&self, now: time::OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
 }

@@ -5,6 +5,7 @@ pub mod caller;
 pub mod head;
 pub mod health;
 pub mod logging;
+pub mod one_time_secrets;
 pub mod openapi;
 pub mod ops;
 pub mod prometheus;

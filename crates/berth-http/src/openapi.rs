@@ -451,9 +451,13 @@ impl Modify for DomainRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use berth_domain::credential::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
         use berth_domain::directory::MAX_NAME_LEN;
+        use berth_domain::image_reference::{
+            IMAGE_REFERENCE_PATTERN, MAX_REFERENCE_LEN, REGISTRY_HOST_PATTERN,
+        };
         use berth_domain::listing::{MAX_PAGE, MAX_PER_PAGE};
         use berth_domain::location::MAX_LOCATION_LEN;
         use berth_domain::registry::{MAX_EXPIRES_IN_DAYS, MAX_QUOTA_GB, MAX_ROBOT_NAME_LEN};
+        use utoipa::openapi::schema::ArrayItems;
         use utoipa::openapi::{RefOr, schema::Schema};
 
         let fields = [
@@ -496,6 +500,26 @@ impl Modify for DomainRules {
                         body.properties.get_mut(*field)
                 {
                     rule.apply(property);
+                }
+            }
+        }
+        // Each entry of a pull-secret body: the grammar's pattern and the parser's bound.
+        let entries = [
+            ("images", IMAGE_REFERENCE_PATTERN),
+            ("registries", REGISTRY_HOST_PATTERN),
+        ];
+        if let Some(components) = openapi.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(body))) =
+                components.schemas.get_mut("PullSecretsBody")
+        {
+            for (field, pattern) in entries {
+                if let Some(RefOr::T(Schema::Array(list))) = body.properties.get_mut(field)
+                    && let ArrayItems::RefOrSchema(item) = &mut list.items
+                    && let RefOr::T(Schema::Object(item)) = item.as_mut()
+                {
+                    item.min_length = Some(1);
+                    item.max_length = Some(MAX_REFERENCE_LEN);
+                    item.pattern = Some(pattern.to_owned());
                 }
             }
         }
@@ -682,6 +706,114 @@ impl Modify for SharedAnswers {
     }
 }
 
+/// The routes of `one_time_secrets`: the `Idempotency-Key` header and its answers, and the
+/// headers of answers that carry a secret, documented from the middleware's own list.
+struct OneTimeSecrets;
+
+impl Modify for OneTimeSecrets {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+
+        use crate::one_time_secrets::{Dialect, GUARDED_ROUTES};
+
+        for route in GUARDED_ROUTES {
+            let Some(operation) = openapi
+                .paths
+                .paths
+                .get_mut(route.pattern)
+                .and_then(|item| item.post.as_mut())
+            else {
+                continue;
+            };
+            operation.parameters.get_or_insert_with(Vec::new).push(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(format!(
+                        "IETF httpapi Idempotency-Key: a quoted string (or the same characters \
+                         unquoted), 1 to {} printable ASCII characters. The same key and request \
+                         from the same caller within 24 hours replay the first successful answer \
+                         (with `Idempotent-Replayed: true`); another request with the key is 422; \
+                         while the first runs, 409.",
+                        berth_domain::idempotency::MAX_KEY_LEN
+                    )))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(berth_domain::idempotency::MAX_KEY_LEN + 2)),
+                    ))
+                    .build()
+                    .into(),
+            );
+            let (schema, malformed, reused, in_flight) = match route.dialect {
+                Dialect::V3 => (
+                    "V3ErrorBody",
+                    "CF-InvalidRequest (10004): a malformed or repeated Idempotency-Key",
+                    "CF-UnprocessableEntity (10008): the Idempotency-Key was used for another request",
+                    "CF-InvalidRequest (10004): a request with this Idempotency-Key is in progress",
+                ),
+                Dialect::V1 => (
+                    "V1ErrorBody",
+                    "invalid_idempotency_key",
+                    "idempotency_key_reused",
+                    "idempotency_key_in_flight",
+                ),
+            };
+            for (status, text) in [("400", malformed), ("422", reused), ("409", in_flight)] {
+                let responses = &mut operation.responses.responses;
+                let description = match responses.get(status) {
+                    Some(RefOr::T(existing)) => format!("{}; or {text}", existing.description),
+                    _ => text.to_owned(),
+                };
+                responses.insert(
+                    status.to_owned(),
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(schema)))
+                                .build(),
+                        )
+                        .into(),
+                );
+            }
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if status.starts_with('2') {
+                    response.headers.insert(
+                        "Idempotent-Replayed".to_owned(),
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .description(Some(
+                                "`true` on an answer replayed for an Idempotency-Key",
+                            ))
+                            .build()
+                            .into(),
+                    );
+                }
+                if route.carries_secret {
+                    response.headers.insert(
+                        "Cache-Control".to_owned(),
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .description(Some("`no-store`: the answer may carry a one-time secret"))
+                            .build()
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Berth", description = "Registry credentials (Cloud Foundry V3) and organization registries on Harbor."),
@@ -720,7 +852,7 @@ impl Modify for SharedAnswers {
     ),
     // The error envelopes are named by the shared answers above, which do not collect schemas.
     components(schemas(V3ErrorBody, V1ErrorBody)),
-    modifiers(&BearerAuth, &SharedAnswers, &DomainRules),
+    modifiers(&BearerAuth, &SharedAnswers, &DomainRules, &OneTimeSecrets),
     security(("bearer" = [])),
     tags(
         (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
+use berth_domain::idempotency::IdempotencyService;
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::RegistryService;
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub pull_secrets: PullSecretService,
     /// `None` when no Harbor is configured: the registry routes answer 503.
     pub registries: Option<RegistryService>,
+    /// Idempotency keys of the routes that create (`one_time_secrets`).
+    pub idempotency: IdempotencyService,
     pub links: Links,
     pub authenticator: Arc<Authenticator>,
     pub readiness: Readiness,

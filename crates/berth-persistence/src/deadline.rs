@@ -13,11 +13,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_domain::credential::{Password, RegistryCredential};
 use berth_domain::directory::{App, DirectoryEntry, Organization, Space};
+use berth_domain::idempotency::{Claim, ClaimOutcome, KeyOwner, StoredAnswer};
 use berth_domain::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{CredentialQuery, DirectoryQuery, Page};
 use berth_domain::ports::{
-    CredentialStore, DirectoryEntries, DirectoryStore, Lease, LeaseHolder, LockedCredential,
-    RegistryStore, StoreError,
+    CredentialStore, DirectoryEntries, DirectoryStore, IdempotencyStore, Lease, LeaseHolder,
+    LockedCredential, RegistryStore, StoreError,
 };
 use berth_domain::pull_secrets::{PullLookup, PullQuery, Reveal};
 use berth_domain::registry::{Registry, RegistryId, RobotCredential, RobotId};
@@ -199,6 +200,13 @@ bounded!(RegistryStore {
             .await
     }
 );
+
+bounded!(IdempotencyStore {
+    fn claim(&self, claim: &Claim) -> ClaimOutcome;
+    fn complete(&self, owner: &KeyOwner, answer: &StoredAnswer, expires_at: OffsetDateTime) -> ();
+    fn release(&self, owner: &KeyOwner) -> ();
+    fn prune(&self, now: OffsetDateTime, batch: u32) -> u64;
+});
 
 #[cfg(test)]
 mod tests {

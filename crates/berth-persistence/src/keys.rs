@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::credential_store::password_binding;
 use crate::entities::registry_credential as credentials;
+use crate::idempotency_store::keys as idempotency_keys;
 use crate::sealing::{KeyRing, SealError};
 
 /// Why a key operation failed.
@@ -23,6 +24,8 @@ pub enum KeyOperationError {
         #[source]
         source: SealError,
     },
+    #[error("an idempotency record does not open")]
+    SealIdempotency(#[source] SealError),
 }
 
 /// Rows sealed under one label.
@@ -47,14 +50,16 @@ pub async fn label_counts(db: &DatabaseConnection) -> Result<Vec<LabelCount>, Ke
         .into_tuple()
         .all(db)
         .await?;
-    Ok(rows
+    let mut counts: Vec<LabelCount> = rows
         .into_iter()
         .map(|(label, rows)| LabelCount {
             table: crate::credential_store::TABLE,
             label,
             rows: u64::try_from(rows).unwrap_or_default(),
         })
-        .collect())
+        .collect();
+    counts.extend(idempotency_keys::label_counts(db).await?);
+    Ok(counts)
 }
 
 /// Labels in use by stored rows that the key ring lacks: Berth must not start with any.
@@ -144,5 +149,8 @@ pub async fn rotate(
             }
         }
     }
+    let idempotency = idempotency_keys::rotate(db, &keys, Ord::max(batch_size, 1)).await?;
+    report.rotated += idempotency.rotated;
+    report.raced += idempotency.raced;
     Ok(report)
 }

@@ -5,6 +5,7 @@ mod deadline;
 mod directory_store;
 mod entities;
 mod errors;
+mod idempotency_store;
 pub mod keys;
 mod paging;
 mod registry_store;
@@ -18,6 +19,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 pub use credential_store::SeaOrmCredentialStore;
 pub use deadline::Deadline;
 pub use directory_store::SeaOrmDirectoryStore;
+pub use idempotency_store::SeaOrmIdempotencyStore;
 pub use registry_store::SeaOrmRegistryStore;
 pub use sea_orm::DatabaseConnection as Connection;
 

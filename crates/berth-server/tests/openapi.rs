@@ -22,6 +22,8 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
     for path in [
         "/v3/registry_credentials",
         "/v3/registry_credentials/{guid}",
+        "/v3/registry_credentials/actions/resolve",
+        "/v3/registry_credentials/actions/explain",
         "/v3/organizations",
         "/v3/organizations/{guid}",
         "/v3/spaces",
@@ -55,6 +57,9 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "CredentialResource",
         "EnableResponse",
         "CreateCredentialBody",
+        "PullSecretsBody",
+        "ResolveAnswer",
+        "ExplainAnswer",
     ] {
         assert!(schemas.contains_key(schema), "{schema} is missing");
     }
@@ -207,4 +212,63 @@ fn the_document_states_what_the_server_enforces() {
             "{body}: not blank, no control characters"
         );
     }
+}
+
+/// The patterns the document gives pull-secret entries match every entry the server accepts, so
+/// a client checking against the document (or schemathesis's negative-data check) never meets
+/// an entry the server takes but the document forbids.
+#[test]
+fn pull_secret_entry_patterns_admit_whatever_the_server_accepts() {
+    use berth_domain::image_reference::{ImageReference, RegistryHost};
+
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let body = &document["components"]["schemas"]["PullSecretsBody"]["properties"];
+    let pattern = |field: &str| {
+        let text = body[field]["items"]["pattern"].as_str().unwrap();
+        regex::Regex::new(text).unwrap()
+    };
+    let (images, registries) = (pattern("images"), pattern("registries"));
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let texts = [
+        "nginx".to_owned(),
+        "nginx:1.27".to_owned(),
+        format!("nginx@{digest}"),
+        format!("r.example.com:5000/team/app:v1@{digest}"),
+        "Foo/app".to_owned(),
+        "R.Example.COM/team/app:Latest".to_owned(),
+        "localhost:5000/a__b/c--d/e.f".to_owned(),
+        "[::1]:5000/app".to_owned(),
+        "[::ffff:1.2.3.4]/app".to_owned(),
+        "[2001:DB8::1]/app".to_owned(),
+        "10.0.0.1:5000/a/b".to_owned(),
+        "r.io:99999/app".to_owned(),
+        "r.io/a___b".to_owned(),
+        "r.io/-a".to_owned(),
+        "team/App".to_owned(),
+        "nginx:".to_owned(),
+        "nginx@md5:0123456789abcdef0123456789abcdef".to_owned(),
+        "https://r.io/app".to_owned(),
+        "r.io".to_owned(),
+        "r.io:5000".to_owned(),
+        "[::1]".to_owned(),
+        "index.docker.io".to_owned(),
+        "bad_host".to_owned(),
+        "r.io/team".to_owned(),
+        " r.io".to_owned(),
+        String::new(),
+    ];
+    for text in &texts {
+        if ImageReference::parse(text).is_ok() {
+            assert!(images.is_match(text), "the image pattern refuses {text:?}");
+        }
+        if RegistryHost::parse(text).is_ok() {
+            assert!(
+                registries.is_match(text),
+                "the registry pattern refuses {text:?}"
+            );
+        }
+    }
+    assert!(images.is_match(&format!("r.example.com:5000/team/app:v1@{digest}")));
+    assert!(!images.is_match("team/App") && !images.is_match("https://r.io/app"));
+    assert!(registries.is_match("r.io:5000") && !registries.is_match("r.io/team"));
 }

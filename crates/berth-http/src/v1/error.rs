@@ -252,3 +252,29 @@ impl From<RegistryError> for V1Error {
         }
     }
 }
+
+impl From<crate::one_time_secrets::IdempotencyRefusal> for V1Error {
+    fn from(refusal: crate::one_time_secrets::IdempotencyRefusal) -> Self {
+        use crate::one_time_secrets::IdempotencyRefusal as R;
+        let message = refusal.to_string();
+        match refusal {
+            R::Malformed(_) | R::Repeated => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", message)
+            }
+            R::Unreadable => Self::invalid_json(),
+            R::TooLarge => Self::payload_too_large(crate::body::MAX_BODY_BYTES),
+            R::InFlight => Self::new(StatusCode::CONFLICT, "idempotency_key_in_flight", message),
+            R::Mismatch => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
+            R::Store(StoreError::Unavailable(_)) => Self::unavailable(
+                "database_unavailable",
+                "The database is unavailable; retry later.",
+                &refusal,
+            ),
+            R::Store(_) => Self::internal(&refusal),
+        }
+    }
+}

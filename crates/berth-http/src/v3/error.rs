@@ -270,6 +270,30 @@ impl From<DirectoryError> for V3Error {
     }
 }
 
+impl From<crate::one_time_secrets::IdempotencyRefusal> for V3Error {
+    fn from(refusal: crate::one_time_secrets::IdempotencyRefusal) -> Self {
+        use crate::one_time_secrets::IdempotencyRefusal as R;
+        let invalid = |status, detail: String| {
+            V3Error::new(
+                status,
+                10004,
+                "CF-InvalidRequest",
+                format!("The request is invalid: {detail}"),
+            )
+        };
+        match refusal {
+            R::Malformed(_) | R::Repeated | R::Unreadable => {
+                invalid(StatusCode::BAD_REQUEST, refusal.to_string())
+            }
+            R::TooLarge => V3Error::payload_too_large(crate::body::MAX_BODY_BYTES),
+            // V3 has no code of its own for these; the status says which (IETF draft).
+            R::InFlight => invalid(StatusCode::CONFLICT, refusal.to_string()),
+            R::Mismatch => V3Error::unprocessable(&[refusal.to_string()]),
+            R::Store(error) => from_store(&error),
+        }
+    }
+}
+
 impl From<PullSecretError> for V3Error {
     fn from(error: PullSecretError) -> Self {
         match &error {

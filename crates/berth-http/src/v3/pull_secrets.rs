@@ -10,7 +10,8 @@
 //! `https://index.docker.io/v1/`, and a Hub location with a path gives `docker.io/<path>`. Two
 //! entries given one key always won the same credential (so the key appears once); should two
 //! credentials ever claim one key, each image among them is keyed by its whole repository
-//! (`host[:port]/<path>`) instead.
+//! (`host[:port]/<path>`) instead. A port is kept as written, `:443` included: Docker and the
+//! kubelet key credentials by the image's `host[:port]` with no default-port equivalence.
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, web};
@@ -28,6 +29,7 @@ use std::collections::BTreeMap;
 use super::V3Caller;
 use super::body::{JsonObject, Problems, reject_unknown_fields};
 use super::error::V3Error;
+use super::presenters::CredentialScopeName;
 use super::registry_credentials::requested_owner;
 use crate::openapi::{PullSecretsBody, V3BodyRefused, V3PullSecretsScope, V3Unauthenticated};
 use crate::state::AppState;
@@ -55,7 +57,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                    specific location. Keys: the image's `host[:port]` plus the matched location's \
                    path when it has one, else `host[:port]`; Docker Hub's bare key is \
                    `https://index.docker.io/v1/`, a Hub location with a path gives `docker.io/<path>`. \
-                   Answered with `Cache-Control: no-store`.",
+                   A port is kept as written (`:443` included: clients key credentials by the \
+                   image's `host[:port]`). Answered with `Cache-Control: no-store`.",
     request_body(content = PullSecretsBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The resolutions and the docker config", body = ResolveAnswer,
@@ -70,7 +73,7 @@ pub(crate) async fn resolve(
     caller: V3Caller,
     body: JsonObject,
 ) -> Result<HttpResponse, V3Error> {
-    // Refused before the body is read: the route is for one client only.
+    // Refused before the body's fields are looked at: the route is for one client only.
     PullSecretService::may_resolve(&caller.0)?;
     let (request, texts) = pull_request(&body.0)?;
     let secrets = state.pull_secrets.resolve(&caller.0, request).await?;
@@ -153,6 +156,10 @@ fn pull_request(body: &Map<String, Value>) -> Result<(PullRequest, Vec<EntryText
             text: (*text).to_owned(),
         });
     }
+    if subjects.len() < texts.len() {
+        // Some entry was refused: the request's own bounds would only repeat it.
+        return Err(problems.refusal());
+    }
     let request = owner.and_then(|owner| problems.check(PullRequest::new(owner, subjects)));
     problems.finish(|| Some((request?, texts)))
 }
@@ -197,9 +204,13 @@ pub struct ResolveAnswer {
 /// credential (or null: pulled anonymously) and its key in `docker_config` (or null).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ResolutionBody {
+    /// The image as sent; absent for a registry entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     image: Option<String>,
+    /// The registry as sent; absent for an image entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     registry: Option<String>,
     /// Such as `docker.io/library/nginx`, or `docker.io` for a registry.
     normalized: String,
@@ -215,7 +226,7 @@ pub struct WinnerBody {
     #[schema(format = Uuid)]
     guid: String,
     location: String,
-    /// `foundation`, `organization`, `space` or `app`.
+    #[schema(value_type = CredentialScopeName)]
     scope: &'static str,
 }
 
@@ -295,9 +306,13 @@ pub struct ExplainAnswer {
 /// How one entry resolved, and why: the levels searched in order, up to the winner's.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ExplanationBody {
+    /// The image as sent; absent for a registry entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     image: Option<String>,
+    /// The registry as sent; absent for an image entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     registry: Option<String>,
     normalized: String,
     levels: Vec<LevelBody>,
@@ -311,7 +326,7 @@ pub struct ExplanationBody {
 /// locations looked up there, most specific first.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LevelBody {
-    /// `app`, `space`, `organization` or `foundation`.
+    #[schema(value_type = CredentialScopeName)]
     level: &'static str,
     #[schema(format = Uuid, required = true)]
     owner_guid: Option<String>,

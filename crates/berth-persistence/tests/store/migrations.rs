@@ -146,10 +146,28 @@ async fn organization_list_index_comes_and_goes_with_its_migration() {
         "the organization list's index exists after the migrations"
     );
 
-    // Back to before the fifth migration, whatever came after it.
-    let after_fifth = u32::try_from(Migrator::migrations().len() - 4).unwrap();
-    Migrator::down(&connection, Some(after_fifth))
+    // Down to the fourth migration, whatever has been added since.
+    let later = u32::try_from(Migrator::migrations().len() - 4).unwrap();
+    Migrator::down(&connection, Some(later)).await.unwrap();
+    assert!(!has_index(&connection, index).await);
+}
+
+#[tokio::test]
+async fn idempotency_keys_come_and_go_with_their_migration() {
+    let db = TestDatabase::new().await;
+    let connection = berth_persistence::connect(db.url(), &Default::default())
         .await
         .unwrap();
+    Migrator::up(&connection, None).await.unwrap();
+    let index = "idx_idempotency_keys_expires_at";
+    assert!(has_index(&connection, index).await);
+    let position = Migrator::migrations()
+        .iter()
+        .position(|migration| migration.name() == "m20261130_000010_create_idempotency_keys")
+        .expect("the migration is listed");
+    let later = u32::try_from(Migrator::migrations().len() - position).unwrap();
+    Migrator::down(&connection, Some(later)).await.unwrap();
     assert!(!has_index(&connection, index).await);
+    Migrator::up(&connection, None).await.unwrap();
+    assert!(has_index(&connection, index).await);
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use berth_auth::{Authenticator, TokenVerifier};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
+use berth_domain::idempotency::IdempotencyService;
 use berth_domain::ports::RegistryProvisioner;
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::{RegistryService, RegistrySettings};
@@ -20,14 +21,15 @@ use berth_http::v3;
 use berth_http::v3::presenters::Links;
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{
-    Deadline, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmRegistryStore, WorkerPools,
+    Deadline, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmIdempotencyStore,
+    SeaOrmRegistryStore, WorkerPools,
 };
 use tracing_actix_web::TracingLogger;
 
 use super::harbor::{self, ChosenHarbor, EmbeddedHarbor};
 use super::ops_probe::DatabaseProbe;
 use super::runtime::Runtime;
-use super::{database, reconciler, request_id};
+use super::{database, pruner, reconciler, request_id};
 
 /// A running Berth: its port and the server future (and the metrics server's, when
 /// `metrics.listen` gives the metrics their own address).
@@ -88,6 +90,13 @@ impl Application {
                 runtime.reconcile_interval,
             ));
         }
+        tokio::spawn(pruner::prune_forever(
+            IdempotencyService::new(Arc::new(Deadline::new(
+                SeaOrmIdempotencyStore::new(db.clone(), runtime.keys.clone()),
+                call_deadline,
+            ))),
+            pruner::PRUNE_INTERVAL,
+        ));
         let parts = SharedParts {
             pools,
             call_deadline,
@@ -119,6 +128,9 @@ impl Application {
         let server = actix_web::HttpServer::new(move || {
             let state = web::Data::new(parts.worker_state());
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    berth_http::one_time_secrets::one_time_secrets,
+                ))
                 .wrap(actix_web::middleware::from_fn(
                     berth_http::head::head_as_get,
                 ))
@@ -229,7 +241,7 @@ impl SharedParts {
         let registries = self.provisioner.clone().map(|provisioner| {
             RegistryService::new(
                 Arc::new(Deadline::new(
-                    SeaOrmRegistryStore::new(db, self.keys.clone()),
+                    SeaOrmRegistryStore::new(db.clone(), self.keys.clone()),
                     deadline,
                 )),
                 directory_store.clone(),
@@ -237,7 +249,12 @@ impl SharedParts {
                 self.registry,
             )
         });
+        let idempotency = IdempotencyService::new(Arc::new(Deadline::new(
+            SeaOrmIdempotencyStore::new(db.clone(), self.keys.clone()),
+            deadline,
+        )));
         AppState {
+            idempotency,
             credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
             pull_secrets: PullSecretService::new(credential_store, directory_store.clone()),
             directory: DirectoryService::new(directory_store),

@@ -4,13 +4,14 @@
 //! One job a file: `runtime` (settings to a runtime, dev mode or production), `database`
 //! (connect, migrate, check the key ring), `harbor` (the Harbor client, or dev mode's embedded
 //! emulator), `application` (adapters wired into the services, listeners bound), `ops_probe`
-//! (what `/readyz` and `/metrics` read), `reconciler` (the background task) and `request_id`
-//! (the middleware).
+//! (what `/readyz` and `/metrics` read), `reconciler` and `pruner` (the background tasks) and
+//! `request_id` (the middleware).
 
 mod application;
 mod database;
 mod harbor;
 mod ops_probe;
+mod pruner;
 mod reconciler;
 mod request_id;
 mod runtime;

@@ -11,6 +11,7 @@ mod credentials_list;
 mod directory;
 mod helpers;
 mod http_semantics;
+mod idempotency;
 mod lifecycle;
 mod permissions;
 mod pull_secrets;

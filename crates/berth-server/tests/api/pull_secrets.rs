@@ -447,9 +447,16 @@ async fn bad_input_is_a_422_naming_the_entry() {
         json!({"images": ["b/A", "ok"], "registries": ["x/y"]}),
     )
     .await;
-    assert!(
-        detail(&answer).contains("images[0]") && detail(&answer).contains("registries[0]"),
-        "{answer}"
+    assert_eq!(
+        detail(&answer),
+        "images[0]: has a repository path with uppercase letters (it must be lowercase), \
+         registries[0]: must be a bare host[:port], without a path"
+    );
+    // Every entry refused: no word about the lists being empty.
+    let (_, _, answer) = post_as(&app, &deployer(), RESOLVE, json!({"images": ["b/A"]})).await;
+    assert_eq!(
+        detail(&answer),
+        "images[0]: has a repository path with uppercase letters (it must be lowercase)"
     );
     // Not a JSON object: the parse error of every V3 body.
     let response = app
@@ -561,4 +568,40 @@ async fn set_ciphertext(db: &sea_orm::DatabaseConnection, guid: uuid::Uuid, byte
         .and_where(Expr::col(Alias::new("guid")).eq(guid))
         .to_owned();
     db.execute(&statement).await.unwrap();
+}
+
+/// Fifty identical resolves at once, through two replicas, all give the same answer.
+#[tokio::test]
+async fn fifty_identical_resolves_across_two_replicas_agree() {
+    let app = TestApp::spawn().await;
+    let chain = chain(&app).await;
+    let replica = app.replica().await;
+    let body = json!({"images": ["apps.example.com/team/web", "nginx"], "relationships": relationship("app", &chain.app)});
+    let deployer = deployer();
+    let requests = (0..50).map(|i| {
+        let address = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.clone()
+        };
+        let request = app
+            .client
+            .post(format!("{address}{RESOLVE}"))
+            .bearer_auth(&deployer)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let (_, first) = &answers[0];
+    assert_eq!(
+        first["docker_config"]["auths"]["apps.example.com/team"],
+        auth("app-user", "app-pw")
+    );
+    for (status, answer) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, first);
+    }
 }
