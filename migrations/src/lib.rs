@@ -7,6 +7,7 @@ mod m20261124_000002_create_registry_credentials;
 mod m20261124_000003_create_registries;
 mod m20261124_000004_label_organizations;
 mod m20261130_000005_credentials_organization_created_at;
+mod m20261130_000006_managed_pull_robots;
 mod m20261130_000010_create_idempotency_keys;
 
 /// Every migration, in order. Each schema change is a new migration; applied ones never change.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_registries::Migration),
             Box::new(m20261124_000004_label_organizations::Migration),
             Box::new(m20261130_000005_credentials_organization_created_at::Migration),
+            Box::new(m20261130_000006_managed_pull_robots::Migration),
             Box::new(m20261130_000010_create_idempotency_keys::Migration),
         ]
     }

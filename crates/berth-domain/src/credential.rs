@@ -204,6 +204,14 @@ impl RegistryCredential {
     pub fn scope(&self) -> Scope {
         self.target.scope()
     }
+
+    /// Whether Berth manages this credential (the platform pull robot's login, SPEC 7.2): only
+    /// the registry routes change or delete it. Callers can never set or remove the label that
+    /// says so ([`crate::registry::MANAGED_BY_LABEL`]), so it cannot be forged.
+    pub fn is_managed(&self) -> bool {
+        self.metadata.label(crate::registry::MANAGED_BY_LABEL)
+            == Some(crate::registry::MANAGED_BY_REGISTRY)
+    }
 }
 
 /// A validated request to create a credential.

@@ -13,6 +13,7 @@ use crate::location::RegistryLocation;
 use crate::metadata::{Metadata, MetadataLimitError};
 use crate::permissions::{self, Permissions};
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
+use crate::registry::MANAGED_BY_LABEL;
 use crate::{RelationshipKind, now};
 
 /// What can go wrong in a credential use case.
@@ -36,6 +37,19 @@ pub enum CredentialError {
     /// The caller may read the credential (or its owner) but not change it.
     #[error("You are not authorized to perform the requested action")]
     NotAuthorized,
+    /// The platform pull robot's credential: only the organization's registry changes it.
+    #[error(
+        "This registry credential is managed by the organization's registry; rotate it with \
+         POST /api/v1/organizations/{0}/registry/pull_credential/rotate, or remove it by \
+         disabling the registry (DELETE /api/v1/organizations/{0}/registry)"
+    )]
+    Managed(crate::ids::OrganizationGuid),
+    /// The label marking managed credentials is Berth's to set.
+    #[error(
+        "The label '{}' is reserved for credentials Berth manages",
+        crate::registry::MANAGED_BY_LABEL
+    )]
+    ReservedLabel,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -48,6 +62,17 @@ fn duplicate_message(scope: Scope, location: &RegistryLocation) -> String {
         Scope::App => "this app",
     };
     format!("A registry credential for location '{location}' already exists for {target}")
+}
+
+/// A managed credential is changed only by the organization's registry (SPEC 7.2). Its label
+/// cannot be set or removed through this service, so the check cannot be forged or evaded.
+fn refuse_managed(credential: &RegistryCredential) -> Result<(), CredentialError> {
+    match credential.target.organization() {
+        Some(organization) if credential.is_managed() => {
+            Err(CredentialError::Managed(organization))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Creates, reads, changes and deletes registry credentials.
@@ -79,6 +104,9 @@ impl CredentialService {
         let target = self.resolve_owner(request.owner, &permissions).await?;
         if !permissions.can_write_credential(&target) {
             return Err(CredentialError::NotAuthorized);
+        }
+        if request.metadata.touches_label(MANAGED_BY_LABEL) {
+            return Err(CredentialError::ReservedLabel);
         }
         let metadata = Metadata::default().apply(&request.metadata)?;
         let created_at = now();
@@ -199,6 +227,10 @@ impl CredentialService {
         if !permissions.can_write_credential(&credential.target) {
             return Err(CredentialError::NotAuthorized);
         }
+        refuse_managed(&credential)?;
+        if request.metadata.touches_label(MANAGED_BY_LABEL) {
+            return Err(CredentialError::ReservedLabel);
+        }
         credential.metadata = credential.metadata.apply(&request.metadata)?;
         if let Some(username) = &request.username {
             credential.username = username.clone();
@@ -220,7 +252,7 @@ impl CredentialService {
     /// [`CredentialError::Store`].
     pub async fn delete(&self, actor: &Actor, guid: CredentialGuid) -> Result<(), CredentialError> {
         let permissions = self.permissions(actor).await?;
-        self.writable(&permissions, guid).await?;
+        refuse_managed(&self.writable(&permissions, guid).await?)?;
         match self.credentials.delete(guid).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(CredentialError::NotFound),

@@ -14,6 +14,17 @@ use crate::permissions::{self, Permissions};
 use crate::ports::{DirectoryStore, StoreError};
 use crate::{RelationshipKind, now};
 
+/// What to do about the dependents that keep a resource from being deleted: a registry goes
+/// only by a purge (a plain disable keeps it, with its project and images).
+fn in_use_advice(dependents: &Dependents) -> &'static str {
+    if dependents.registries > 0 {
+        "delete them first; a registry is deleted by purging it \
+         (DELETE /api/v1/organizations/{orgID}/registry?purge=true)"
+    } else {
+        "delete them first"
+    }
+}
+
 /// What can go wrong in a directory use case.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -23,7 +34,7 @@ pub enum DirectoryError {
     InvalidRelationship(RelationshipKind),
     #[error("The {0}'s {1} cannot be changed")]
     ParentChanged(RelationshipKind, RelationshipKind),
-    #[error("{} still has {}: delete them first", .kind.title(), .dependents.describe())]
+    #[error("{} still has {}: {}", .kind.title(), .dependents.describe(), in_use_advice(.dependents))]
     InUse {
         kind: RelationshipKind,
         dependents: Dependents,

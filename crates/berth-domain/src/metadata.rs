@@ -266,6 +266,25 @@ impl Metadata {
         &self.labels
     }
 
+    /// The value of label `key`, if set.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(label, _)| label.as_str() == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// These labels and annotations with label `key` set to `value`, beyond the per-resource
+    /// limit if need be (for the labels Berth itself sets).
+    pub fn with_label(&self, key: LabelKey, value: LabelValue) -> Self {
+        let mut labels = self.labels.clone();
+        labels.insert(key, value);
+        Self {
+            labels,
+            annotations: self.annotations.clone(),
+        }
+    }
+
     pub fn annotations(&self) -> &BTreeMap<AnnotationKey, AnnotationValue> {
         &self.annotations
     }
@@ -327,6 +346,11 @@ impl MetadataPatch {
 
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.annotations.is_empty()
+    }
+
+    /// Whether the patch sets or deletes the label `key`.
+    pub fn touches_label(&self, key: &str) -> bool {
+        self.labels.keys().any(|label| label.as_str() == key)
     }
 }
 

@@ -318,6 +318,40 @@ pub trait RegistryProvisioner: Send + Sync {
     /// # Errors
     /// MUST return [`ProvisionError::NotFound`] for an unknown robot.
     async fn delete_robot(&self, id: ProvisionedRobotId) -> Result<(), ProvisionError>;
+
+    /// Renews a robot so that it expires `expires_in_days` whole days from now at the earliest
+    /// (`None`: never), and returns it as the backend now reports it. Idempotent.
+    ///
+    /// # Errors
+    /// MUST return [`ProvisionError::NotFound`] for an unknown robot; otherwise
+    /// [`ProvisionError::Unavailable`], [`ProvisionError::Misconfigured`] or
+    /// [`ProvisionError::Rejected`].
+    async fn renew_robot(
+        &self,
+        id: ProvisionedRobotId,
+        expires_in_days: Option<ExpiresInDays>,
+    ) -> Result<ProvisionedRobot, ProvisionError>;
+
+    /// The first page (at most 100) of a project's repositories, by their names inside the
+    /// project (`team/app`, without the project): a purge deletes them and asks again until
+    /// none is left.
+    ///
+    /// # Errors
+    /// MUST return [`ProvisionError::NotFound`] for an unknown project; otherwise
+    /// [`ProvisionError::Unavailable`] or [`ProvisionError::Misconfigured`].
+    async fn repositories(&self, project: &ProjectName) -> Result<Vec<String>, ProvisionError>;
+
+    /// Deletes a repository (with its artifacts) of a project.
+    ///
+    /// # Errors
+    /// MUST return [`ProvisionError::NotFound`] when it is already gone and
+    /// [`ProvisionError::Precondition`] when the backend keeps it (an immutable tag); otherwise
+    /// [`ProvisionError::Unavailable`] or [`ProvisionError::Misconfigured`].
+    async fn delete_repository(
+        &self,
+        project: &ProjectName,
+        repository: &str,
+    ) -> Result<(), ProvisionError>;
 }
 
 /// Who holds a registry's lease: one per attempt to change it, never reused.
@@ -409,7 +443,8 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn release(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
 
-    /// Deletes a registry row and its robots, while holding the lease.
+    /// Deletes a registry row, its robots and the credentials they manage, in one transaction,
+    /// while holding the lease.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when `holder` no longer holds the lease.
@@ -450,6 +485,27 @@ pub trait RegistryStore: Send + Sync {
         holder: LeaseHolder,
     ) -> Result<(), StoreError>;
 
+    /// Records the managed (platform pull) robot's progress and, in the same transaction, writes
+    /// its login as the organization-scoped `credential`, the password sealed as every
+    /// credential's is: a credential already at that scope and location is taken over (its guid
+    /// kept, username, password and the managed label replaced), otherwise `credential` is
+    /// inserted. The robot row records the credential's guid, which is returned. Only while
+    /// `holder` holds the registry's lease, as [`Self::update_robot`].
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease (or a
+    /// concurrent writer took the location meanwhile: nothing is written, a retry settles it) and
+    /// [`StoreError::NotFound`] for an unknown robot.
+    async fn update_managed_robot(
+        &self,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
+        credential: &RegistryCredential,
+        password: &Password,
+    ) -> Result<CredentialGuid, StoreError>;
+
+    /// Deletes a robot's row and, in the same transaction, the credential it manages, if any.
+    ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] for an unknown robot.
     async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError>;

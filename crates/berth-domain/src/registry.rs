@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::ids::OrganizationGuid;
+use crate::ids::{CredentialGuid, OrganizationGuid};
 
 /// Bytes in one GB as Harbor's quotas count them (GiB).
 pub const BYTES_PER_GB: i64 = 1024 * 1024 * 1024;
@@ -15,6 +15,12 @@ pub const BYTES_PER_GB: i64 = 1024 * 1024 * 1024;
 pub const MAX_QUOTA_GB: u64 = 1024 * 1024;
 /// The short name of the robot every enabled registry has.
 pub const DEFAULT_ROBOT_NAME: &str = "berth-default";
+/// The short name of the platform pull robot every enabled registry has (SPEC 7.2).
+pub const PULL_ROBOT_NAME: &str = "berth-pull";
+/// The label that marks the registry credential holding the platform pull robot's login.
+pub const MANAGED_BY_LABEL: &str = "berth.dev/managed-by";
+/// [`MANAGED_BY_LABEL`]'s value on that credential.
+pub const MANAGED_BY_REGISTRY: &str = "organization-registry";
 
 /// A storage quota in whole GB, 1 to 1048576 (Harbor's 1024 TB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -173,6 +179,15 @@ impl RobotName {
         Self(DEFAULT_ROBOT_NAME.to_owned())
     }
 
+    pub fn pull_robot() -> Self {
+        Self(PULL_ROBOT_NAME.to_owned())
+    }
+
+    /// Names Berth keeps for its own robots, refused to callers.
+    pub fn is_reserved(&self) -> bool {
+        self.0 == DEFAULT_ROBOT_NAME || self.0 == PULL_ROBOT_NAME
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -247,6 +262,8 @@ pub enum RegistryState {
     /// Being disabled: robots are being deleted.
     Disabling,
     Disabled,
+    /// Being purged: robots, repositories, the project and then the row itself are deleted.
+    Purging,
 }
 
 impl RegistryState {
@@ -256,6 +273,7 @@ impl RegistryState {
             Self::Ready => "ready",
             Self::Disabling => "disabling",
             Self::Disabled => "disabled",
+            Self::Purging => "purging",
         }
     }
 
@@ -265,6 +283,7 @@ impl RegistryState {
             Self::Ready,
             Self::Disabling,
             Self::Disabled,
+            Self::Purging,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -518,6 +537,17 @@ impl Registry {
         self.state = RegistryState::Disabled;
     }
 
+    /// A purge's first step: from here the registry only goes away.
+    pub fn start_purging(&mut self) {
+        self.state = RegistryState::Purging;
+    }
+
+    /// Where clients pull the project's images from, `<endpoint>/<project>`: the location of
+    /// the platform pull robot's credential.
+    pub fn pull_location(&self) -> String {
+        format!("{}/{}", self.endpoint, self.project_name)
+    }
+
     /// A rolled-back first enablement whose project cannot be deleted (images were pushed into
     /// it): Berth keeps the project and its record of it, disabled.
     pub fn keep_project_disabled(&mut self, id: ProvisionedProjectId) {
@@ -533,6 +563,10 @@ pub enum RobotState {
     /// Recorded before Harbor is asked, so a crash never leaves an unknown robot.
     Creating,
     Active,
+    /// The platform pull robot, recorded before Harbor is asked for its new secret: until the
+    /// new secret is stored, Harbor's and Berth's may differ, so a rotation cut short is
+    /// finished (rotated again) by a retry or the reconciler.
+    Rotating,
 }
 
 impl RobotState {
@@ -540,6 +574,7 @@ impl RobotState {
         match self {
             Self::Creating => "creating",
             Self::Active => "active",
+            Self::Rotating => "rotating",
         }
     }
 
@@ -547,7 +582,24 @@ impl RobotState {
         match text {
             "creating" => Some(Self::Creating),
             "active" => Some(Self::Active),
+            "rotating" => Some(Self::Rotating),
             _ => None,
+        }
+    }
+}
+
+/// Whether a robot's login still works, by its expiry against the domain's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RobotStatus {
+    Active,
+    Expired,
+}
+
+impl RobotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
         }
     }
 }
@@ -561,6 +613,8 @@ pub struct RobotCredential {
     name: RobotName,
     access: RobotAccess,
     is_default: bool,
+    managed: bool,
+    credential: Option<CredentialGuid>,
     expires_in_days: Option<ExpiresInDays>,
     provisioned_id: Option<ProvisionedRobotId>,
     username: Option<String>,
@@ -578,6 +632,8 @@ pub struct RobotRecord {
     pub name: RobotName,
     pub access: RobotAccess,
     pub is_default: bool,
+    pub managed: bool,
+    pub credential: Option<CredentialGuid>,
     pub expires_in_days: Option<ExpiresInDays>,
     pub provisioned_id: Option<ProvisionedRobotId>,
     pub username: Option<String>,
@@ -595,6 +651,8 @@ pub struct RobotSpec {
     pub expires_in_days: Option<ExpiresInDays>,
     /// The registry's default robot, made by enabling.
     pub is_default: bool,
+    /// The platform pull robot, made by enabling, whose login Berth keeps as a credential.
+    pub managed: bool,
 }
 
 impl RobotSpec {
@@ -605,6 +663,19 @@ impl RobotSpec {
             access: RobotAccess::PushPull,
             expires_in_days: None,
             is_default: true,
+            managed: false,
+        }
+    }
+
+    /// The pull-only robot whose login Berth stores as the organization's registry credential;
+    /// it never expires.
+    pub fn pull_robot() -> Self {
+        Self {
+            name: RobotName::pull_robot(),
+            access: RobotAccess::Pull,
+            expires_in_days: None,
+            is_default: false,
+            managed: true,
         }
     }
 }
@@ -619,6 +690,8 @@ impl RobotCredential {
             name: spec.name,
             access: spec.access,
             is_default: spec.is_default,
+            managed: spec.managed,
+            credential: None,
             expires_in_days: spec.expires_in_days,
             provisioned_id: None,
             username: None,
@@ -637,6 +710,8 @@ impl RobotCredential {
             name,
             access,
             is_default,
+            managed,
+            credential,
             expires_in_days,
             provisioned_id,
             username,
@@ -651,6 +726,8 @@ impl RobotCredential {
             name,
             access,
             is_default,
+            managed,
+            credential,
             expires_in_days,
             provisioned_id,
             username,
@@ -681,8 +758,26 @@ impl RobotCredential {
         self.is_default
     }
 
+    /// The platform pull robot: the robot routes refuse to rotate, renew or delete it.
+    pub fn managed(&self) -> bool {
+        self.managed
+    }
+
+    /// The registry credential holding the managed robot's login, once recorded.
+    pub fn credential(&self) -> Option<CredentialGuid> {
+        self.credential
+    }
+
     pub fn expires_in_days(&self) -> Option<ExpiresInDays> {
         self.expires_in_days
+    }
+
+    /// Expired once its expiry is reached at `now` (Harbor refuses the login from then on).
+    pub fn status(&self, now: OffsetDateTime) -> RobotStatus {
+        match self.expires_at {
+            Some(at) if at <= now => RobotStatus::Expired,
+            _ => RobotStatus::Active,
+        }
     }
 
     /// The robot's id in the backend, once it exists there.
@@ -728,6 +823,30 @@ impl RobotCredential {
         self.username = Some(username);
         self.expires_at = expires_at;
         self.state = RobotState::Active;
+        self.updated_at = at;
+    }
+
+    /// Marks a rotation about to ask the backend for a new secret (see [`RobotState::Rotating`]).
+    pub fn start_rotating(&mut self, at: OffsetDateTime) {
+        self.state = RobotState::Rotating;
+        self.updated_at = at;
+    }
+
+    /// Records the registry credential that holds the managed robot's login.
+    pub fn record_credential(&mut self, credential: CredentialGuid) {
+        self.credential = Some(credential);
+    }
+
+    /// Records a renewal: the new lifetime (`None` = never expires) and the expiry the backend
+    /// computed for it.
+    pub fn renew(
+        &mut self,
+        expires_in_days: Option<ExpiresInDays>,
+        expires_at: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) {
+        self.expires_in_days = expires_in_days;
+        self.expires_at = expires_at;
         self.updated_at = at;
     }
 }
@@ -849,6 +968,51 @@ mod tests {
         assert_eq!(robot.state(), RobotState::Active);
         assert_eq!(robot.username(), Some("robot$org+berth-default"));
         assert_eq!(RobotId::parse(&robot.id().to_string()), Ok(robot.id()));
+    }
+
+    #[test]
+    fn a_robot_is_expired_from_its_expiry_on_and_a_renewal_records_the_new_one() {
+        let at = crate::now();
+        let mut robot =
+            RobotCredential::creating(RegistryId::generate(), RobotSpec::pull_robot(), at);
+        assert!(robot.managed() && robot.access() == RobotAccess::Pull && !robot.is_default());
+        assert!(robot.name().is_reserved() && !RobotName::parse("ci").unwrap().is_reserved());
+        let expiry = at + time::Duration::days(1);
+        robot.activate(
+            ProvisionedRobotId::new(1),
+            "robot$p+berth-pull".into(),
+            Some(expiry),
+            at,
+        );
+        assert_eq!(robot.status(at), RobotStatus::Active);
+        assert_eq!(
+            robot.status(expiry),
+            RobotStatus::Expired,
+            "expired at its expiry"
+        );
+        robot.renew(None, None, at);
+        assert_eq!(
+            robot.status(expiry + time::Duration::days(9999)),
+            RobotStatus::Active
+        );
+        assert_eq!(robot.expires_in_days(), None);
+    }
+
+    #[test]
+    fn the_pull_location_is_the_endpoint_and_the_project() {
+        let organization = OrganizationGuid::from_uuid(Uuid::from_u128(3));
+        let mut registry = Registry::claim(
+            organization,
+            "harbor.example:5000".into(),
+            QuotaGb::new(1).unwrap(),
+            crate::now(),
+        );
+        assert_eq!(
+            registry.pull_location(),
+            format!("harbor.example:5000/{}", registry.project_name())
+        );
+        registry.start_purging();
+        assert_eq!(RegistryState::parse("purging"), Some(registry.state()));
     }
 
     #[test]

@@ -218,6 +218,7 @@ fn record(
         .map(|(index, segment)| match segment {
             _ if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) => "{id}",
             _ if name_header && index == 2 => "{project}",
+            _ if name_header && index == 4 => "{repository}",
             _ => segment,
         })
         .collect();
@@ -303,6 +304,37 @@ struct RobotCreatedBody {
 
 fn never() -> i64 {
     -1
+}
+
+#[derive(Deserialize)]
+struct RepositoryBody {
+    name: String,
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// A repository name as Harbor's repository routes take it: URL-encoded twice, so that `a/b`
+/// travels as `a%252Fb` (Harbor decodes the path once more itself).
+fn repository_segment(name: &str) -> String {
+    encode_segment(&encode_segment(name))
+}
+
+/// The `duration` (days from creation, as Harbor counts a robot's lifetime) that makes a robot
+/// created at `created` expire `days` whole days after `now` at the earliest.
+fn duration_from_creation(created: OffsetDateTime, now: OffsetDateTime, days: i64) -> i64 {
+    let elapsed = (now - created).whole_seconds().max(0);
+    let elapsed_days = (elapsed + 86_399) / 86_400;
+    elapsed_days + days
 }
 
 #[async_trait]
@@ -491,5 +523,77 @@ impl RegistryProvisioner for HarborClient {
         self.call(Method::DELETE, &format!("/robots/{robot_id}"), None, false)
             .await
             .map(drop)
+    }
+
+    async fn renew_robot(
+        &self,
+        robot_id: ProvisionedRobotId,
+        expires_in_days: Option<ExpiresInDays>,
+    ) -> Result<ProvisionedRobot, ProvisionError> {
+        let path = format!("/robots/{robot_id}");
+        // PUT takes the whole robot as GET gives it (full name, level, permissions); only the
+        // duration changes, and Harbor counts it from the robot's creation.
+        let mut robot: Value =
+            Self::json(self.call(Method::GET, &path, None, false).await?).await?;
+        let created = parse_time(robot["creation_time"].as_str());
+        robot["duration"] = json!(expires_in_days.map_or(-1, |days| {
+            duration_from_creation(created, OffsetDateTime::now_utc(), i64::from(days.get()))
+        }));
+        self.call(Method::PUT, &path, Some(&robot), false).await?;
+        let renewed: RobotBody =
+            Self::json(self.call(Method::GET, &path, None, false).await?).await?;
+        Ok(ProvisionedRobot {
+            id: ProvisionedRobotId::new(renewed.id),
+            username: renewed.name,
+            expires_at: expiry(renewed.expires_at),
+        })
+    }
+
+    async fn repositories(&self, project: &ProjectName) -> Result<Vec<String>, ProvisionError> {
+        let path = format!("/projects/{project}/repositories?page=1&page_size={PAGE_SIZE}");
+        let repositories: Vec<RepositoryBody> =
+            Self::json(self.call(Method::GET, &path, None, true).await?).await?;
+        // Harbor lists `<project>/<name>`; its routes take `<name>`.
+        let prefix = format!("{project}/");
+        Ok(repositories
+            .into_iter()
+            .map(|repository| match repository.name.strip_prefix(&prefix) {
+                Some(name) => name.to_owned(),
+                None => repository.name,
+            })
+            .collect())
+    }
+
+    async fn delete_repository(
+        &self,
+        project: &ProjectName,
+        repository: &str,
+    ) -> Result<(), ProvisionError> {
+        let path = format!(
+            "/projects/{project}/repositories/{}",
+            repository_segment(repository)
+        );
+        self.call(Method::DELETE, &path, None, true).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_are_encoded_twice_as_harbor_requires() {
+        assert_eq!(repository_segment("team/app"), "team%252Fapp");
+        assert_eq!(repository_segment("plain-name_1.0"), "plain-name_1.0");
+    }
+
+    #[test]
+    fn a_renewal_counts_from_creation_and_never_falls_short() {
+        let created = OffsetDateTime::UNIX_EPOCH;
+        let day = time::Duration::days(1);
+        assert_eq!(duration_from_creation(created, created, 30), 30);
+        assert_eq!(duration_from_creation(created, created + day * 40, 30), 70);
+        let later = created + day * 40 + time::Duration::seconds(1);
+        assert_eq!(duration_from_creation(created, later, 30), 71);
     }
 }

@@ -253,3 +253,92 @@ async fn the_request_id_travels_to_harbor() {
         .await;
     assert!(harbor.state().request_ids.contains(&"req-4242".to_owned()));
 }
+
+#[tokio::test]
+async fn renews_robots_and_purges_repositories_page_by_page() {
+    let harbor = emulator();
+    let client = client(harbor.url(), "Harbor12345", Duration::from_secs(5));
+    let id = client
+        .create_project(&project("org-2"), gb(1))
+        .await
+        .unwrap();
+    let created = client
+        .create_robot(
+            &project("org-2"),
+            &robot("ci"),
+            RobotAccess::Pull,
+            Some(ExpiresInDays::new(2).unwrap()),
+        )
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let renewed = client
+        .renew_robot(created.robot.id, Some(ExpiresInDays::new(30).unwrap()))
+        .await
+        .unwrap();
+    let expires = renewed.expires_at.unwrap().unix_timestamp();
+    assert!(
+        (now + 30 * 86_400..=now + 31 * 86_400).contains(&expires),
+        "{renewed:?}"
+    );
+    let in_harbor = harbor.state().robots[0].clone();
+    assert_eq!(in_harbor.expires_at, expires, "Harbor's own expiry");
+    assert_eq!(
+        in_harbor.permissions[0]["access"].as_array().unwrap().len(),
+        1,
+        "kept"
+    );
+    let never = client.renew_robot(created.robot.id, None).await.unwrap();
+    assert_eq!(
+        (never.expires_at, harbor.state().robots[0].expires_at),
+        (None, -1)
+    );
+    client.delete_robot(created.robot.id).await.unwrap();
+    assert_eq!(
+        client.renew_robot(created.robot.id, None).await,
+        Err(ProvisionError::NotFound)
+    );
+
+    // The first page, by names inside the project; a `/` survives Harbor's double decoding.
+    harbor.add_repositories("org-2", 105);
+    let page = client.repositories(&project("org-2")).await.unwrap();
+    assert_eq!(page.len(), 100);
+    assert!(
+        page.iter().all(|name| name.starts_with("team/app-")),
+        "{page:?}"
+    );
+    for name in &page {
+        client
+            .delete_repository(&project("org-2"), name)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        client.delete_repository(&project("org-2"), &page[0]).await,
+        Err(ProvisionError::NotFound)
+    );
+    assert!(matches!(
+        client.delete_project(id).await,
+        Err(ProvisionError::Precondition(_))
+    ));
+    let rest = client.repositories(&project("org-2")).await.unwrap();
+    assert_eq!(rest.len(), 5);
+    for name in &rest {
+        client
+            .delete_repository(&project("org-2"), name)
+            .await
+            .unwrap();
+    }
+    assert!(
+        client
+            .repositories(&project("org-2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    client.delete_project(id).await.unwrap();
+    assert_eq!(
+        client.repositories(&project("org-2")).await,
+        Err(ProvisionError::NotFound)
+    );
+}

@@ -344,6 +344,46 @@ pub struct CreateRobotBody {
     pub expires_in_days: Option<u32>,
 }
 
+/// A robot's renewal.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRobotBody {
+    /// Days from now until the robot expires, 1 to 3650 (Harbor's lifetime, counted from the
+    /// robot's creation, is set so that it expires no earlier), or -1: never.
+    #[schema(schema_with = renewal_days)]
+    pub expires_in_days: i64,
+}
+
+/// -1, or 1 to [`berth_domain::registry::MAX_EXPIRES_IN_DAYS`].
+fn renewal_days() -> utoipa::openapi::schema::Schema {
+    use berth_domain::registry::MAX_EXPIRES_IN_DAYS;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let days = usize::try_from(MAX_EXPIRES_IN_DAYS).unwrap_or(usize::MAX);
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .enum_values(Some([-1]))
+                .description(Some("never expires")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(days)),
+        )
+        .build()
+        .into()
+}
+
+/// Whether a robot's login still works.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RobotStatusName {
+    Active,
+    Expired,
+}
+
 /// What a robot may do.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -601,7 +641,7 @@ pub enum V1Conflict {
     #[response(
         status = 409,
         description = "registry_already_enabled, registry_provisioning, harbor_project_conflict, \
-                       robot_name_taken or registry_busy"
+                       robot_name_taken, managed_robot, purge_blocked or registry_busy"
     )]
     Conflict(V1ErrorBody),
 }
@@ -808,6 +848,8 @@ impl Modify for OneTimeSecrets {
         crate::v1::registry::create_robot,
         crate::v1::registry::rotate_robot,
         crate::v1::registry::delete_robot,
+        crate::v1::registry::renew_robot,
+        crate::v1::registry::rotate_pull_credential,
         crate::health::healthz,
         crate::health::readyz,
     ),

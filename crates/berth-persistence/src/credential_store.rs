@@ -129,6 +129,113 @@ impl SeaOrmCredentialStore {
     }
 }
 
+/// Writes done inside another store's transaction (the registry store's, for the platform pull
+/// robot's credential), sealed exactly as [`CredentialStore::insert`] and updates seal.
+impl SeaOrmCredentialStore {
+    /// Inserts `credential`, or takes over the credential already at its scope target and
+    /// location (its guid kept; username, password and the labels `credential` carries
+    /// replaced), inside `transaction`; returns the guid written.
+    pub(crate) async fn upsert_in(
+        &self,
+        transaction: &DatabaseTransaction,
+        credential: &RegistryCredential,
+        password: &Password,
+    ) -> Result<Uuid, StoreError> {
+        let existing = credentials::Entity::find()
+            .filter(credentials::Column::ScopeKey.eq(scope_key(&credential.target)))
+            .filter(credentials::Column::Location.eq(credential.location.as_str()))
+            .one(transaction)
+            .await
+            .map_err(store_error)?;
+        let Some(existing) = existing else {
+            credentials::Entity::insert(self.credential_row(credential, password)?)
+                .exec_without_returning(transaction)
+                .await
+                .map_err(store_error)?;
+            let label_rows = label_rows(credential);
+            if !label_rows.is_empty() {
+                labels::Entity::insert_many(label_rows)
+                    .exec_without_returning(transaction)
+                    .await
+                    .map_err(store_error)?;
+            }
+            return Ok(credential.guid.as_uuid());
+        };
+        let current = to_domain(existing)?;
+        let guid = current.guid.as_uuid();
+        let metadata = credential
+            .metadata
+            .labels()
+            .iter()
+            .fold(current.metadata.clone(), |metadata, (key, value)| {
+                metadata.with_label(key.clone(), value.clone())
+            });
+        let sealed = self.seal(&guid.to_string(), password)?;
+        credentials::Entity::update_many()
+            .col_expr(
+                credentials::Column::Username,
+                Expr::value(credential.username.as_str()),
+            )
+            .col_expr(
+                credentials::Column::PasswordCiphertext,
+                Expr::value(sealed.bytes),
+            )
+            .col_expr(
+                credentials::Column::PasswordKeyLabel,
+                Expr::value(sealed.label),
+            )
+            .col_expr(
+                credentials::Column::Labels,
+                Expr::value(labels_json(&metadata)),
+            )
+            .col_expr(
+                credentials::Column::UpdatedAt,
+                Expr::value(credential.updated_at),
+            )
+            .col_expr(
+                credentials::Column::Revision,
+                Expr::value(current.revision + 1),
+            )
+            .filter(credentials::Column::Guid.eq(guid))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        labels::Entity::delete_many()
+            .filter(labels::Column::CredentialGuid.eq(guid))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        let label_rows = label_rows(&RegistryCredential {
+            metadata,
+            ..current
+        });
+        if !label_rows.is_empty() {
+            labels::Entity::insert_many(label_rows)
+                .exec_without_returning(transaction)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(guid)
+    }
+
+    /// Deletes a credential and its labels inside `transaction`; one already gone is fine.
+    pub(crate) async fn delete_in(
+        transaction: &DatabaseTransaction,
+        guid: Uuid,
+    ) -> Result<(), StoreError> {
+        credentials::Entity::delete_by_id(guid)
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        labels::Entity::delete_many()
+            .filter(labels::Column::CredentialGuid.eq(guid))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
 /// The one non-null column the uniqueness of (scope target, location) is enforced on.
 fn scope_key(target: &ScopeTarget) -> String {
     match target {

@@ -173,6 +173,13 @@ bounded!(RegistryStore {
     fn record_usage(&self, id: RegistryId, used_bytes: i64, at: OffsetDateTime) -> ();
     fn insert_robot(&self, robot: &RobotCredential) -> ();
     fn update_robot(&self, robot: &RobotCredential, holder: LeaseHolder) -> ();
+    fn update_managed_robot(
+        &self,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
+        credential: &RegistryCredential,
+        password: &Password
+    ) -> CredentialGuid;
     fn delete_robot(&self, id: RobotId) -> ();
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;

@@ -1,7 +1,10 @@
 //! [`RegistryStore`] on sea-orm: registry rows with leases, and robot credentials.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use berth_domain::ids::OrganizationGuid;
+use berth_domain::credential::{Password, RegistryCredential};
+use berth_domain::ids::{CredentialGuid, OrganizationGuid};
 use berth_domain::ports::{Lease, LeaseHolder, RegistryStore, StoreError};
 use berth_domain::registry::{
     ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
@@ -10,27 +13,112 @@ use berth_domain::registry::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::credential_store::SeaOrmCredentialStore;
 use crate::entities::{registry, registry_robot as robot};
 use crate::errors::{corrupt, store_error};
+use crate::sealing::KeyRing;
 
 /// How often [`RegistryStore::acquire_within`] asks again for a lease held by someone else.
 const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Registries and robots in PostgreSQL or SQLite.
+/// Registries and robots in PostgreSQL or SQLite; the platform pull robot's credential is
+/// written through the credential store's sealing, in the registry store's transactions.
 #[derive(Clone)]
 pub struct SeaOrmRegistryStore {
     db: DatabaseConnection,
+    credentials: SeaOrmCredentialStore,
 }
 
 impl SeaOrmRegistryStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// `keys` seal the managed credentials' passwords, as [`SeaOrmCredentialStore`] seals every
+    /// other credential's (both stores share one database).
+    pub fn new(db: DatabaseConnection, keys: Arc<KeyRing>) -> Self {
+        Self {
+            credentials: SeaOrmCredentialStore::new(db.clone(), keys),
+            db,
+        }
+    }
+
+    /// Proves, inside `transaction`, that `holder` still holds registry `id`'s lease: a no-op
+    /// write on the registry row, which on PostgreSQL also locks the row until commit, so no one
+    /// can take the lease in between.
+    async fn hold_in(
+        transaction: &DatabaseTransaction,
+        id: Uuid,
+        holder: LeaseHolder,
+    ) -> Result<(), StoreError> {
+        let held = registry::Entity::update_many()
+            .col_expr(registry::Column::LeaseHolder, Expr::value(holder.as_uuid()))
+            .filter(registry::Column::Id.eq(id))
+            .filter(held_by(holder))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        if held.rows_affected == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    /// Writes a robot's progress inside `transaction`.
+    async fn write_robot(
+        transaction: &DatabaseTransaction,
+        robot: &RobotCredential,
+        credential: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        let mut update = robot::Entity::update_many()
+            .col_expr(
+                robot::Column::HarborRobotId,
+                Expr::value(robot.provisioned_id().map(ProvisionedRobotId::get)),
+            )
+            .col_expr(
+                robot::Column::Username,
+                Expr::value(robot.username().map(str::to_owned)),
+            )
+            .col_expr(
+                robot::Column::ExpiresInDays,
+                Expr::value(robot.expires_in_days().map(|d| i64::from(d.get()))),
+            )
+            .col_expr(robot::Column::ExpiresAt, Expr::value(robot.expires_at()))
+            .col_expr(robot::Column::State, Expr::value(robot.state().as_str()))
+            .col_expr(robot::Column::UpdatedAt, Expr::value(robot.updated_at()))
+            .filter(robot::Column::Id.eq(robot.id().as_uuid()));
+        if let Some(credential) = credential {
+            update = update.col_expr(robot::Column::CredentialGuid, Expr::value(credential));
+        }
+        let result = update.exec(transaction).await.map_err(store_error)?;
+        if result.rows_affected == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Deletes the credentials the robots matching `condition` manage, inside `transaction`.
+    async fn delete_managed_credentials(
+        transaction: &DatabaseTransaction,
+        condition: Condition,
+    ) -> Result<(), StoreError> {
+        let managed: Vec<Option<Uuid>> = robot::Entity::find()
+            .select_only()
+            .column(robot::Column::CredentialGuid)
+            .filter(condition)
+            .filter(robot::Column::CredentialGuid.is_not_null())
+            .into_tuple()
+            .all(transaction)
+            .await
+            .map_err(store_error)?;
+        for guid in managed.into_iter().flatten() {
+            SeaOrmCredentialStore::delete_in(transaction, guid).await?;
+        }
+        Ok(())
     }
 
     /// The registry's progress, written only while `holder` holds the lease (and then given up
@@ -130,6 +218,8 @@ fn robot_from(model: robot::Model) -> Result<RobotCredential, StoreError> {
         name: RobotName::parse(&model.name).map_err(|_| corrupt("robot name"))?,
         access: RobotAccess::parse(&model.access).ok_or_else(|| corrupt("robot access"))?,
         is_default: model.is_default,
+        managed: model.managed,
+        credential: model.credential_guid.map(CredentialGuid::from_uuid),
         expires_in_days: model
             .expires_in_days
             .map(|days| {
@@ -155,6 +245,8 @@ fn robot_row(robot: &RobotCredential) -> robot::ActiveModel {
         name: ActiveValue::Set(robot.name().as_str().to_owned()),
         access: ActiveValue::Set(robot.access().as_str().to_owned()),
         is_default: ActiveValue::Set(robot.is_default()),
+        managed: ActiveValue::Set(robot.managed()),
+        credential_guid: ActiveValue::Set(robot.credential().map(|g| g.as_uuid())),
         expires_in_days: ActiveValue::Set(robot.expires_in_days().map(|d| i64::from(d.get()))),
         harbor_robot_id: ActiveValue::Set(robot.provisioned_id().map(ProvisionedRobotId::get)),
         username: ActiveValue::Set(robot.username().map(str::to_owned)),
@@ -304,6 +396,12 @@ impl RegistryStore for SeaOrmRegistryStore {
     #[tracing::instrument(name = "db.registries.delete", skip_all, fields(otel.kind = "client"))]
     async fn delete(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
+        Self::hold_in(&transaction, id.as_uuid(), holder).await?;
+        Self::delete_managed_credentials(
+            &transaction,
+            Condition::all().add(robot::Column::RegistryId.eq(id.as_uuid())),
+        )
+        .await?;
         let result = registry::Entity::delete_many()
             .filter(registry::Column::Id.eq(id.as_uuid()))
             .filter(held_by(holder))
@@ -330,6 +428,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             .filter(registry::Column::State.is_in([
                 RegistryState::Provisioning.as_str(),
                 RegistryState::Disabling.as_str(),
+                RegistryState::Purging.as_str(),
             ]))
             .filter(registry::Column::UpdatedAt.lte(before))
             .filter(free)
@@ -375,31 +474,39 @@ impl RegistryStore for SeaOrmRegistryStore {
         holder: LeaseHolder,
     ) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
-        // A no-op write on the registry row: it proves the lease is still ours and, on
-        // PostgreSQL, locks the row until commit, so no one can take the lease in between.
-        let held = registry::Entity::update_many()
-            .col_expr(registry::Column::LeaseHolder, Expr::value(holder.as_uuid()))
-            .filter(registry::Column::Id.eq(robot.registry().as_uuid()))
-            .filter(held_by(holder))
-            .exec(&transaction)
-            .await
-            .map_err(store_error)?;
-        if held.rows_affected != 1 {
-            return Err(StoreError::Conflict);
-        }
-        let result = robot::Entity::update_many()
-            .col_expr(
-                robot::Column::HarborRobotId,
-                Expr::value(robot.provisioned_id().map(ProvisionedRobotId::get)),
-            )
-            .col_expr(
-                robot::Column::Username,
-                Expr::value(robot.username().map(str::to_owned)),
-            )
-            .col_expr(robot::Column::ExpiresAt, Expr::value(robot.expires_at()))
-            .col_expr(robot::Column::State, Expr::value(robot.state().as_str()))
-            .col_expr(robot::Column::UpdatedAt, Expr::value(robot.updated_at()))
-            .filter(robot::Column::Id.eq(robot.id().as_uuid()))
+        Self::hold_in(&transaction, robot.registry().as_uuid(), holder).await?;
+        Self::write_robot(&transaction, robot, None).await?;
+        transaction.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "db.registries.update_managed_robot", skip_all, fields(otel.kind = "client"))]
+    async fn update_managed_robot(
+        &self,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
+        credential: &RegistryCredential,
+        password: &Password,
+    ) -> Result<CredentialGuid, StoreError> {
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        Self::hold_in(&transaction, robot.registry().as_uuid(), holder).await?;
+        let guid = self
+            .credentials
+            .upsert_in(&transaction, credential, password)
+            .await?;
+        Self::write_robot(&transaction, robot, Some(guid)).await?;
+        transaction.commit().await.map_err(store_error)?;
+        Ok(CredentialGuid::from_uuid(guid))
+    }
+
+    #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]
+    async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        Self::delete_managed_credentials(
+            &transaction,
+            Condition::all().add(robot::Column::Id.eq(id.as_uuid())),
+        )
+        .await?;
+        let result = robot::Entity::delete_by_id(id.as_uuid())
             .exec(&transaction)
             .await
             .map_err(store_error)?;
@@ -407,19 +514,6 @@ impl RegistryStore for SeaOrmRegistryStore {
             return Err(StoreError::NotFound);
         }
         transaction.commit().await.map_err(store_error)
-    }
-
-    #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]
-    async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError> {
-        let result = robot::Entity::delete_by_id(id.as_uuid())
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
     }
 
     #[tracing::instrument(name = "db.registries.robots", skip_all, fields(otel.kind = "client"))]
@@ -442,7 +536,10 @@ impl RegistryStore for SeaOrmRegistryStore {
         before: OffsetDateTime,
     ) -> Result<Vec<RobotCredential>, StoreError> {
         robot::Entity::find()
-            .filter(robot::Column::State.eq(RobotState::Creating.as_str()))
+            .filter(
+                robot::Column::State
+                    .is_in([RobotState::Creating.as_str(), RobotState::Rotating.as_str()]),
+            )
             .filter(robot::Column::UpdatedAt.lte(before))
             .all(&self.db)
             .await

@@ -544,8 +544,8 @@ async fn fifty_concurrent_enables_over_two_processes_give_one_registry() {
     let state = harbor.state();
     assert_eq!(
         (state.projects.len(), state.robots.len()),
-        (1, 1),
-        "{:?}",
+        (1, 2),
+        "one project, its default and pull robots: {:?}",
         state.calls
     );
     assert_eq!(
@@ -637,7 +637,7 @@ async fn after_a_sigkill_a_retry_resumes_to_one_project_and_one_robot() {
     let state = harbor.state();
     assert_eq!(
         (state.projects.len(), state.robots.len()),
-        (1, 1),
+        (1, 2),
         "{:?}",
         state.calls
     );
@@ -1083,7 +1083,8 @@ fn every_refused_start_names_the_setting_and_the_rule_the_readme_lists() {
 /// Two replicas on one database and one emulator, with an organization whose registry is
 /// enabled through the first.
 struct RegistryPair {
-    _db: TestDatabase,
+    db: TestDatabase,
+    keys: String,
     harbor: harbor_emulator::RunningEmulator,
     replicas: [Replica; 2],
     token: String,
@@ -1103,7 +1104,8 @@ impl RegistryPair {
         let token = admin_token(&db, keys);
         let organization = put_organization(first.port, &token).await;
         let pair = Self {
-            _db: db,
+            db,
+            keys: keys.to_owned(),
             harbor,
             replicas: [first, second],
             token,
@@ -1391,8 +1393,9 @@ async fn a_robot_creation_killed_midway_is_resumed_by_a_retry_never_duplicated()
             .filter(|call| *call == "GET /robots")
             .count()
     };
+    // Enabling searched twice (the default and the pull robot); the third is the new robot's.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while searches() < 2 {
+    while searches() < 3 {
         assert!(
             Instant::now() < deadline,
             "the robot was never searched for"
@@ -1458,4 +1461,430 @@ async fn a_robot_creation_killed_midway_is_resumed_by_a_retry_never_duplicated()
         1,
         "{robots:?}"
     );
+}
+
+/// How many times the emulator has seen `call`.
+fn calls_of(harbor: &harbor_emulator::RunningEmulator, call: &str) -> usize {
+    harbor
+        .state()
+        .calls
+        .iter()
+        .filter(|seen| *seen == call)
+        .count()
+}
+
+/// Waits until the emulator has answered `call` `nth` times (the emulator logs a call once its
+/// injected latency is over), lets the next step start, and SIGKILLs `doomed`.
+async fn kill_at(
+    harbor: &harbor_emulator::RunningEmulator,
+    doomed: &mut Replica,
+    call: &str,
+    nth: usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while calls_of(harbor, call) < nth {
+        assert!(
+            Instant::now() < deadline,
+            "{call} was never made {nth} times"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.child.kill().unwrap(); // SIGKILL
+    let _ = doomed.child.wait();
+}
+
+/// The organization's managed credentials (guid, username) and each stored password, read
+/// through the credential store as Berth sealed them.
+async fn managed_credentials(db: &TestDatabase, keys: &str) -> Vec<(String, String)> {
+    use berth_domain::ports::CredentialStore;
+    let connection = sea_orm::Database::connect(db.url()).await.unwrap();
+    let ring =
+        std::sync::Arc::new(KeyRing::from_spec(&secrecy::SecretString::from(keys), "k1").unwrap());
+    let store = berth_persistence::SeaOrmCredentialStore::new(connection, ring);
+    let page = store
+        .list(&berth_domain::listing::CredentialQuery {
+            visibility: berth_domain::permissions::CredentialVisibility::Everything,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for credential in page.items.into_iter().filter(|c| c.is_managed()) {
+        let password = store
+            .reveal_password(credential.guid)
+            .await
+            .unwrap()
+            .unwrap();
+        found.push((
+            credential.username.as_str().to_owned(),
+            password.expose().to_owned(),
+        ));
+    }
+    found
+}
+
+/// Starts an enablement whose pull robot call hangs in Harbor (the default robot is made, and
+/// recorded, first), and SIGKILLs Berth while Harbor makes the pull robot.
+async fn kill_during_pull_robot_creation(
+    db: &TestDatabase,
+    keys: &str,
+    harbor: &harbor_emulator::RunningEmulator,
+) -> uuid::Uuid {
+    migrated(db, keys).await;
+    let mut doomed = replica(
+        db,
+        keys,
+        harbor.url(),
+        &[("BERTH_HARBOR__LEASE_SECONDS", "2")],
+    )
+    .await;
+    let token = admin_token(db, keys);
+    let organization = put_organization(doomed.port, &token).await;
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert("POST /robots".into(), 1500);
+    harbor.set_faults(faults);
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/organizations/{organization}/registry",
+        doomed.port
+    );
+    let pending = tokio::spawn(reqwest::Client::new().post(url).bearer_auth(token).send());
+    // The second search is the pull robot's, just before Harbor's slow robot creation.
+    kill_at(harbor, &mut doomed, "GET /robots", 2).await;
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
+    // Harbor finishes the pull robot after its caller died: made, never recorded.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    harbor.set_faults(harbor_emulator::Faults::default());
+    assert_eq!(harbor.state().robots.len(), 2);
+    assert!(
+        managed_credentials(db, keys).await.is_empty(),
+        "nothing recorded yet"
+    );
+    organization
+}
+
+#[tokio::test]
+async fn after_a_sigkill_at_the_pull_robot_a_retry_gives_one_pull_robot_and_its_credential() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    let organization = kill_during_pull_robot_creation(&db, keys, &harbor).await;
+    let survivor = replica(&db, keys, harbor.url(), &[]).await;
+    let token = admin_token(&db, keys);
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/organizations/{organization}/registry",
+        survivor.port
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        if status == 201 {
+            break;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(Instant::now() < deadline, "never resumed: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let state = harbor.state();
+    let pulls: Vec<_> = state
+        .robots
+        .iter()
+        .filter(|robot| robot.stored_name.ends_with("+berth-pull"))
+        .collect();
+    assert_eq!(
+        (state.robots.len(), pulls.len()),
+        (2, 1),
+        "{:?}",
+        state.calls
+    );
+    let managed = managed_credentials(&db, keys).await;
+    assert_eq!(managed.len(), 1, "one managed credential");
+    let (username, password) = &managed[0];
+    let pulled = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2.0/projects/org-{organization}/repositories",
+            harbor.url()
+        ))
+        .basic_auth(username, Some(password))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        pulled, 200,
+        "the stored password is the pull robot's current secret"
+    );
+}
+
+#[tokio::test]
+async fn after_a_sigkill_at_the_pull_robot_the_reconciler_leaves_nothing_behind() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    kill_during_pull_robot_creation(&db, keys, &harbor).await;
+    let survivor = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[
+            ("BERTH_HARBOR__STALE_AFTER_SECONDS", "1"),
+            ("BERTH_HARBOR__RECONCILE_INTERVAL_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = harbor.state();
+        if state.projects.is_empty() && state.robots.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphans remain: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(managed_credentials(&db, keys).await.is_empty());
+    drop(survivor);
+}
+
+#[tokio::test]
+async fn a_purge_killed_midway_is_finished_by_the_reconciler_then_the_organization_goes() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    migrated(&db, keys).await;
+    let mut doomed = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[("BERTH_HARBOR__LEASE_SECONDS", "2")],
+    )
+    .await;
+    let token = admin_token(&db, keys);
+    let organization = put_organization(doomed.port, &token).await;
+    let client = reqwest::Client::new();
+    let registry =
+        |port: u16| format!("http://127.0.0.1:{port}/api/v1/organizations/{organization}/registry");
+    let response = client
+        .post(registry(doomed.port))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(harbor.add_repositories(&format!("org-{organization}"), 6));
+    let mut faults = harbor_emulator::Faults::default();
+    faults.route_latency_ms.insert(
+        "DELETE /projects/{project}/repositories/{repository}".into(),
+        400,
+    );
+    harbor.set_faults(faults);
+    let pending = tokio::spawn(
+        client
+            .delete(format!("{}?purge=true", registry(doomed.port)))
+            .bearer_auth(&token)
+            .send(),
+    );
+    kill_at(
+        &harbor,
+        &mut doomed,
+        "DELETE /projects/{project}/repositories/{repository}",
+        2,
+    )
+    .await;
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the process die"
+    );
+    harbor.set_faults(harbor_emulator::Faults::default());
+    assert_eq!(harbor.state().projects.len(), 1, "cut short");
+
+    let survivor = replica(
+        &db,
+        keys,
+        harbor.url(),
+        &[
+            ("BERTH_HARBOR__STALE_AFTER_SECONDS", "1"),
+            ("BERTH_HARBOR__RECONCILE_INTERVAL_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !harbor.state().projects.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "never purged: {:?}",
+            harbor.state()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let organization_url = format!(
+        "http://127.0.0.1:{}/v3/organizations/{organization}",
+        survivor.port
+    );
+    // The reconciler deletes the row last; the organization goes once it has.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client
+            .delete(&organization_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 422);
+        assert!(
+            Instant::now() < deadline,
+            "the organization was never deletable"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(harbor.state().robots.is_empty());
+    assert!(managed_credentials(&db, keys).await.is_empty());
+}
+
+#[tokio::test]
+async fn pull_rotations_renewals_and_purges_over_two_processes_never_fail_nor_disagree() {
+    let pair = RegistryPair::start().await;
+    let busy = |status: u16, body: &serde_json::Value| {
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "registry_busy", "{body}");
+    };
+
+    // Fifty rotations of the pull credential: each 204 or 409, and the stored password is the
+    // robot's secret in Harbor afterwards.
+    let rotations = (0..50).map(|index| {
+        pair.send(
+            index,
+            reqwest::Method::POST,
+            "/pull_credential/rotate",
+            None,
+        )
+    });
+    let results = futures_util::future::join_all(rotations).await;
+    for (status, body) in &results {
+        if *status != 204 {
+            busy(*status, body);
+        }
+    }
+    assert!(
+        results.iter().any(|(status, _)| *status == 204),
+        "{results:?}"
+    );
+    let managed = managed_credentials(&pair.db, &pair.keys).await;
+    assert_eq!(managed.len(), 1);
+    let pulled = pair
+        .client
+        .get(format!(
+            "{}/api/v2.0/projects/org-{}/repositories",
+            pair.harbor.url(),
+            pair.organization
+        ))
+        .basic_auth(&managed[0].0, Some(&managed[0].1))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        pulled, 200,
+        "Berth's stored password is Harbor's current secret"
+    );
+
+    // Fifty renewals of one robot: Berth's expiry is Harbor's afterwards.
+    let (status, created) = pair
+        .send(
+            0,
+            reqwest::Method::POST,
+            "/credentials",
+            Some(serde_json::json!({"name": "ci", "access": "pull", "expires_in_days": 2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let robot = format!(
+        "/credentials/{}",
+        created["credential"]["id"].as_str().unwrap()
+    );
+    let renewals = (0..50).map(|index| {
+        let days = 10 + u64::try_from(index).unwrap();
+        pair.send(
+            index,
+            reqwest::Method::PATCH,
+            &robot,
+            Some(serde_json::json!({"expires_in_days": days})),
+        )
+    });
+    let results = futures_util::future::join_all(renewals).await;
+    for (status, body) in &results {
+        if *status != 200 {
+            busy(*status, body);
+        }
+    }
+    assert!(results.iter().any(|(status, _)| *status == 200));
+    let (_, listed) = pair
+        .send(1, reqwest::Method::GET, "/credentials", None)
+        .await;
+    let ci = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ci")
+        .unwrap()
+        .clone();
+    let recorded = time::OffsetDateTime::parse(
+        ci["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    let in_harbor = pair
+        .harbor
+        .state()
+        .robots
+        .into_iter()
+        .find(|r| r.stored_name.ends_with("+ci"))
+        .unwrap()
+        .expires_at;
+    assert_eq!(recorded, in_harbor, "Berth's record is Harbor's");
+
+    // Fifty purges: one purges, the others wait and find it busy or gone; never a 5xx.
+    assert!(
+        pair.harbor
+            .add_repositories(&format!("org-{}", pair.organization), 4)
+    );
+    let purges =
+        (0..50).map(|index| pair.send(index, reqwest::Method::DELETE, "?purge=true", None));
+    let results = futures_util::future::join_all(purges).await;
+    for (status, body) in &results {
+        match *status {
+            204 => {}
+            404 => assert_eq!(body["error"]["code"], "registry_not_found", "{body}"),
+            _ => busy(*status, body),
+        }
+    }
+    assert!(results.iter().any(|(status, _)| *status == 204));
+    let state = pair.harbor.state();
+    assert!(
+        state.projects.is_empty() && state.robots.is_empty(),
+        "{state:?}"
+    );
+    assert!(managed_credentials(&pair.db, &pair.keys).await.is_empty());
+    for index in 0..2 {
+        let (status, _) = pair.send(index, reqwest::Method::GET, "", None).await;
+        assert_eq!(status, 404);
+    }
 }

@@ -215,6 +215,33 @@ async fn the_password_is_in_no_log_line_at_any_level() {
             .unwrap()
             .to_owned(),
     );
+    // The platform pull robot's secret, stored (and rotated) as the managed credential's
+    // password, never shown in an answer: read back from the store.
+    let status = client
+        .post(format!("{registry}/pull_credential/rotate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    {
+        use berth_domain::ports::CredentialStore;
+        let store = berth_persistence::SeaOrmCredentialStore::new(
+            sea_orm::Database::connect(db.url()).await.unwrap(),
+            Arc::new(KeyRing::from_spec(&spec, "k1").unwrap()),
+        );
+        let all = store
+            .list(&berth_domain::listing::CredentialQuery {
+                visibility: berth_domain::permissions::CredentialVisibility::Everything,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let managed = all.items.iter().find(|c| c.is_managed()).unwrap();
+        let password = store.reveal_password(managed.guid).await.unwrap().unwrap();
+        robot_secrets.push(password.expose().to_owned());
+    }
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(

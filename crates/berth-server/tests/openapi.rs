@@ -35,6 +35,7 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "/api/v1/organizations/{org_id}/registry/credentials",
         "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
         "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
+        "/api/v1/organizations/{org_id}/registry/pull_credential/rotate",
         "/healthz",
         "/readyz",
     ] {
@@ -44,7 +45,8 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(operations, 30);
+    // 27, resolve and explain (pull secrets), verify, renew and the pull credential's rotation.
+    assert_eq!(operations, 32);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

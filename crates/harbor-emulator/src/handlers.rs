@@ -78,10 +78,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .route("/_emulator/state", web::get().to(emulator_state))
         .route("/_emulator/faults", web::put().to(set_faults))
         .route("/_emulator/faults", web::delete().to(clear_faults))
-        .route(
-            "/_emulator/projects/{name}/repositories",
-            web::post().to(add_repositories),
-        )
+        .configure(crate::repositories::configure)
         .route(
             "/_emulator/projects/{name}/usage",
             web::post().to(set_usage),
@@ -124,7 +121,7 @@ pub(crate) async fn request_id(
     Ok(response)
 }
 
-fn error(status: u16, code: &str, message: impl Into<String>) -> HttpResponse {
+pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     // Harbor sanitises every 500.
     let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
@@ -230,7 +227,7 @@ fn caller(shared: &Shared, request: &HttpRequest) -> Caller {
     }
 }
 
-fn require_admin(shared: &Shared, request: &HttpRequest) -> Result<(), HttpResponse> {
+pub(crate) fn require_admin(shared: &Shared, request: &HttpRequest) -> Result<(), HttpResponse> {
     match caller(shared, request) {
         Caller::Admin => Ok(()),
         Caller::Robot => Err(error(403, "FORBIDDEN", "forbidden")),
@@ -329,7 +326,11 @@ fn finish(drop_after: bool, response: HttpResponse) -> HttpResponse {
         .streaming(failing)
 }
 
-async fn run(shared: &Shared, route: &str, work: impl FnOnce() -> Reply) -> HttpResponse {
+pub(crate) async fn run(
+    shared: &Shared,
+    route: &str,
+    work: impl FnOnce() -> Reply,
+) -> HttpResponse {
     match gate(shared, route).await {
         Err(response) => response,
         Ok(drop_after) => match work() {
@@ -364,7 +365,7 @@ fn project_json(project: &Project) -> Value {
         "update_time": timestamp(project.update_time),
         "deleted": false,
         "togglable": true,
-        "repo_count": project.repo_count,
+        "repo_count": project.repositories.len(),
         "metadata": project.metadata,
         "current_user_role_id": 1,
         "current_user_role_ids": [1],
@@ -391,7 +392,11 @@ fn robot_json(shared: &Shared, robot: &Robot) -> Value {
 }
 
 /// `{project_name_or_id}`: an integer is an id unless `X-Is-Resource-Name: true`.
-fn find_project<'a>(state: &'a State, key: &str, request: &HttpRequest) -> Option<&'a Project> {
+pub(crate) fn find_project<'a>(
+    state: &'a State,
+    key: &str,
+    request: &HttpRequest,
+) -> Option<&'a Project> {
     let by_name = request
         .headers()
         .get("x-is-resource-name")
@@ -404,7 +409,12 @@ fn find_project<'a>(state: &'a State, key: &str, request: &HttpRequest) -> Optio
 }
 
 /// Total count and `Link` headers for a page of a list, as Harbor builds them.
-fn paged(request: &HttpRequest, items: Vec<Value>, page: i64, page_size: i64) -> HttpResponse {
+pub(crate) fn paged(
+    request: &HttpRequest,
+    items: Vec<Value>,
+    page: i64,
+    page_size: i64,
+) -> HttpResponse {
     let total = items.len() as i64;
     let start = ((page - 1) * page_size).clamp(0, total) as usize;
     let end = (start + page_size as usize).min(items.len());
@@ -438,7 +448,7 @@ fn paged(request: &HttpRequest, items: Vec<Value>, page: i64, page_size: i64) ->
     response.json(Value::Array(items[start..end].to_vec()))
 }
 
-fn paging(query: &BTreeMap<String, String>) -> Result<(i64, i64), HttpResponse> {
+pub(crate) fn paging(query: &BTreeMap<String, String>) -> Result<(i64, i64), HttpResponse> {
     let number = |key: &str, default: i64| -> Result<i64, HttpResponse> {
         match query.get(key) {
             None => Ok(default),
@@ -635,7 +645,7 @@ async fn delete_project(
         let mut state = lock(&shared.state);
         let project = find_project(&state, &key, &request)
             .ok_or_else(|| error(404, "NOT_FOUND", format!("project {key} not found")))?;
-        if project.repo_count > 0 {
+        if !project.repositories.is_empty() {
             return Err(error(
                 412,
                 "PRECONDITION",
@@ -659,7 +669,7 @@ async fn project_summary(
         authorized?;
         let state = lock(&shared.state);
         let project = find_project(&state, &key, &request).ok_or_else(|| error(404, "NOT_FOUND", format!("project {key} not found")))?;
-        let mut summary = json!({"repo_count": project.repo_count, "project_admin_count": 1, "maintainer_count": 0,
+        let mut summary = json!({"repo_count": project.repositories.len(), "project_admin_count": 1, "maintainer_count": 0,
             "developer_count": 0, "guest_count": 0, "limited_guest_count": 0});
         if let Some(quota) = state.quotas.values().find(|q| q.project_id == project.id) {
             summary["quota"] = json!({"hard": {"storage": quota.hard_bytes}, "used": {"storage": project.used_bytes}});
@@ -1202,23 +1212,6 @@ async fn set_faults(shared: Data, faults: web::Json<Faults>) -> HttpResponse {
 async fn clear_faults(shared: Data) -> HttpResponse {
     lock(&shared.faults).set(Faults::default());
     HttpResponse::NoContent().finish()
-}
-
-async fn add_repositories(
-    shared: Data,
-    name: web::Path<String>,
-    body: web::Json<Map<String, Value>>,
-) -> HttpResponse {
-    let count = body
-        .get("count")
-        .and_then(Value::as_u64)
-        .and_then(|c| u32::try_from(c).ok())
-        .unwrap_or(1);
-    if lock(&shared.state).add_repositories(&name, count) {
-        HttpResponse::NoContent().finish()
-    } else {
-        HttpResponse::NotFound().finish()
-    }
 }
 
 async fn set_usage(

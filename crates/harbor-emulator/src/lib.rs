@@ -2,6 +2,7 @@
 
 mod faults;
 mod handlers;
+mod repositories;
 mod state;
 
 use std::net::TcpListener;
@@ -65,7 +66,8 @@ impl RunningEmulator {
         lock(&self.shared.faults).set(faults);
     }
 
-    /// Adds repositories to a project, so deleting it answers 412.
+    /// Adds `count` repositories (named `team/app-<n>`) to a project, so deleting it answers
+    /// 412 until they are deleted.
     pub fn add_repositories(&self, project: &str, count: u32) -> bool {
         lock(&self.shared.state).add_repositories(project, count)
     }

@@ -14,8 +14,14 @@ pub(crate) struct Project {
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) creation_time: OffsetDateTime,
     pub(crate) update_time: OffsetDateTime,
-    pub(crate) repo_count: u32,
+    /// Repositories by their name inside the project (`team/app`).
+    pub(crate) repositories: BTreeMap<String, Repository>,
     pub(crate) used_bytes: i64,
+}
+
+pub(crate) struct Repository {
+    pub(crate) id: i64,
+    pub(crate) creation_time: OffsetDateTime,
 }
 
 pub(crate) struct Quota {
@@ -120,7 +126,7 @@ impl State {
                 metadata,
                 creation_time: now,
                 update_time: now,
-                repo_count: 0,
+                repositories: BTreeMap::new(),
                 used_bytes: 0,
             },
         );
@@ -184,10 +190,31 @@ impl State {
         (id, secret, now, expires_at)
     }
 
+    /// Adds `count` repositories named `team/app-<n>` (a `/` in each, as pushed images often
+    /// have, so clients must encode names as Harbor requires).
     pub(crate) fn add_repositories(&mut self, project: &str, count: u32) -> bool {
+        let Some(held) = self.project_by_name(project).map(|p| p.repositories.len()) else {
+            return false;
+        };
+        let names: Vec<String> = (0..count as usize)
+            .map(|n| format!("team/app-{}", held + n + 1))
+            .collect();
+        names.iter().all(|name| self.push_repository(project, name))
+    }
+
+    /// Creates repository `name` in `project` (nothing when it exists); `false` for an unknown
+    /// project.
+    pub(crate) fn push_repository(&mut self, project: &str, name: &str) -> bool {
+        let id = self.next_id();
         match self.projects.values_mut().find(|p| p.name == project) {
             Some(project) => {
-                project.repo_count += count;
+                project
+                    .repositories
+                    .entry(name.to_owned())
+                    .or_insert(Repository {
+                        id,
+                        creation_time: OffsetDateTime::now_utc(),
+                    });
                 true
             }
             None => false,
@@ -211,6 +238,8 @@ pub struct ProjectView {
     pub name: String,
     pub owner_name: String,
     pub repo_count: u32,
+    /// The repositories' names inside the project.
+    pub repositories: Vec<String>,
     pub used_bytes: i64,
 }
 
@@ -254,7 +283,8 @@ pub(crate) fn view(state: &State) -> StateView {
                 id: p.id,
                 name: p.name.clone(),
                 owner_name: p.owner_name.clone(),
-                repo_count: p.repo_count,
+                repo_count: p.repositories.len() as u32,
+                repositories: p.repositories.keys().cloned().collect(),
                 used_bytes: p.used_bytes,
             })
             .collect(),

@@ -644,3 +644,168 @@ async fn registry_login_challenges_issues_tokens_and_accepts_them() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn repositories_are_listed_paged_deleted_by_double_encoded_name_and_pushed_by_permission() {
+    let harbor = Harbor::start(EmulatorConfig::default());
+    let (status, headers, _) = harbor
+        .admin(
+            Method::POST,
+            "/projects",
+            Some(json!({"project_name": "acme", "metadata": {"public": "false"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = headers["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(harbor.emulator.add_repositories("acme", 3));
+    let (status, headers, page) = harbor
+        .admin(
+            Method::GET,
+            "/projects/acme/repositories?page=1&page_size=2",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-total-count"], "3");
+    assert!(headers["link"].to_str().unwrap().contains("rel=\"next\""));
+    assert_eq!(page[0]["name"], "acme/team/app-1", "{page}");
+    let (status, _, body) = harbor
+        .admin(
+            Method::GET,
+            "/projects/acme/repositories?page_size=101",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE_ENTITY")
+    );
+
+    // A `/` in the name travels encoded twice; encoded once it splits Harbor's route.
+    let (status, _, _) = harbor
+        .admin(
+            Method::DELETE,
+            "/projects/acme/repositories/team%2Fapp-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = harbor
+        .admin(
+            Method::DELETE,
+            "/projects/acme/repositories/team%252Fapp-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = harbor
+        .admin(
+            Method::DELETE,
+            "/projects/acme/repositories/team%252Fapp-1",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "NOT_FOUND")
+    );
+    let (status, _, _) = harbor
+        .call(
+            Method::DELETE,
+            "/projects/acme/repositories/team%252Fapp-2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A project holding repositories is kept (412) until the last goes.
+    let (status, _, _) = harbor
+        .admin(Method::DELETE, &format!("/projects/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+
+    // Pushing as a robot needs `repository:push` on the project.
+    let mut secrets = Vec::new();
+    for (name, actions) in [("puller", vec!["pull"]), ("pusher", vec!["pull", "push"])] {
+        let access: Vec<Value> = actions
+            .iter()
+            .map(|action| json!({"resource": "repository", "action": action}))
+            .collect();
+        let (status, _, created) = harbor
+            .admin(
+                Method::POST,
+                "/robots",
+                Some(json!({"name": name, "level": "project", "duration": -1,
+                    "permissions": [{"kind": "project", "namespace": "acme", "access": access}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        secrets.push((
+            created["name"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let push = |login: (String, String)| {
+        let request = harbor
+            .client
+            .post(format!(
+                "{}/_emulator/projects/acme/repositories",
+                harbor.emulator.url()
+            ))
+            .basic_auth(login.0, Some(login.1))
+            .json(&json!({"name": "team/pushed"}));
+        async move { request.send().await.unwrap().status() }
+    };
+    let (puller, pusher) = (secrets[0].clone(), secrets[1].clone());
+    assert_eq!(push(puller.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        push((puller.0.clone(), "wrong".into())).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(push(pusher).await, StatusCode::NO_CONTENT);
+    let (status, _, listed) = harbor
+        .call(
+            Method::GET,
+            "/projects/acme/repositories",
+            Some((&puller.0, &puller.1)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a pull robot lists its project's repositories"
+    );
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["acme/team/app-2", "acme/team/app-3", "acme/team/pushed"]
+    );
+
+    for name in ["team%252Fapp-2", "team%252Fapp-3", "team%252Fpushed"] {
+        let (status, _, _) = harbor
+            .admin(
+                Method::DELETE,
+                &format!("/projects/acme/repositories/{name}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, _) = harbor
+        .admin(Method::DELETE, &format!("/projects/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

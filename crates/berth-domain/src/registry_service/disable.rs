@@ -24,7 +24,9 @@ impl RegistryService {
         match existing.state() {
             RegistryState::Ready | RegistryState::Disabling => {}
             RegistryState::Disabled => return Err(RegistryError::NotFound),
-            RegistryState::Provisioning => return Err(RegistryError::Busy),
+            RegistryState::Provisioning | RegistryState::Purging => {
+                return Err(RegistryError::Busy);
+            }
         }
         let id = existing.id();
         // Robot changes hold the lease too: wait for the one in flight, so that every robot is
@@ -65,7 +67,7 @@ impl RegistryService {
     }
 
     /// Deletes every robot of the registry in the provisioner (searching by name for those
-    /// whose id was never recorded), then their rows.
+    /// whose id was never recorded), then their rows, each with the credential it manages.
     pub(super) async fn delete_robots(&self, registry: &Registry) -> Result<u64, RegistryError> {
         let mut removed = 0;
         for robot in self.registries.robots(registry.id()).await? {

@@ -24,7 +24,7 @@ enum Taken {
 fn refuse_enable(state: RegistryState) -> Result<(), RegistryError> {
     match state {
         RegistryState::Ready => Err(RegistryError::AlreadyEnabled),
-        RegistryState::Disabling => Err(RegistryError::Busy),
+        RegistryState::Disabling | RegistryState::Purging => Err(RegistryError::Busy),
         RegistryState::Provisioning | RegistryState::Disabled => Ok(()),
     }
 }
@@ -174,6 +174,7 @@ impl RegistryService {
         let (_, secret) = self
             .issue_robot(registry, holder, RobotSpec::default_robot())
             .await?;
+        self.ensure_pull_robot(registry, holder).await?;
         registry.mark_ready();
         self.save_and_release(registry, holder).await?;
         Ok(secret)
@@ -218,8 +219,19 @@ impl RegistryService {
             .await?
             .into_iter()
             .find(|robot| robot.name() == &spec.name);
+        // Berth's own robots (default and pull) are recovered by rotation; a caller's name
+        // already active is taken.
         let mut robot = match existing {
-            Some(robot) if robot.state() == RobotState::Active && !spec.is_default => {
+            Some(robot)
+                if robot.state() == RobotState::Active && !spec.is_default && !spec.managed =>
+            {
+                return Err(RegistryError::RobotNameTaken);
+            }
+            // A caller's robot holding one of Berth's names (made before the name was
+            // reserved) is never taken for Berth's.
+            Some(robot)
+                if robot.is_default() != spec.is_default || robot.managed() != spec.managed =>
+            {
                 return Err(RegistryError::RobotNameTaken);
             }
             Some(robot) => robot,
@@ -279,21 +291,31 @@ impl RegistryService {
                 Err(error) => return Err(error.into()),
             },
         };
+        let was_creating = robot.state() == RobotState::Creating;
         robot.activate(
             provisioned.id,
             provisioned.username.clone(),
             provisioned.expires_at,
             now(),
         );
-        match self.registries.update_robot(&robot, holder).await {
+        let recorded = if robot.managed() {
+            self.record_pull_robot(registry, &mut robot, holder, &secret)
+                .await
+        } else {
+            self.registries.update_robot(&robot, holder).await
+        };
+        match recorded {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
                 // The lease ran out and someone else (a disable, perhaps, that already searched
                 // the provisioner) holds the registry: take back what this call made. Its error
                 // is dropped on purpose: the row stays `Creating`, so the next holder (a disable
                 // or a retry, which search by name) or the reconciler deletes the robot should
-                // this delete fail; the answer is `Contended` either way.
-                let _ = self.provisioner.delete_robot(provisioned.id).await;
+                // this delete fail; the answer is `Contended` either way. A robot recorded
+                // before stays: its row names it, and the next holder rotates or deletes it.
+                if was_creating {
+                    let _ = self.provisioner.delete_robot(provisioned.id).await;
+                }
                 return Err(RegistryError::Contended);
             }
             Err(error) => return Err(error.into()),

@@ -5,7 +5,9 @@
 //!   whether a project is Berth's own, and the plain use cases (`get`, `update_quota`);
 //! - `enable`: the saga (claim or resume, run, adopt, issue a robot);
 //! - `disable`: disabling, and deleting a registry's robots;
-//! - `robots`: the robot credentials of a ready registry;
+//! - `robots`: the robot credentials of a ready registry (renewal included);
+//! - `pull`: the platform pull robot and the credential that holds its login;
+//! - `purge`: deleting a registry for good (robots, repositories, project, row);
 //! - `reconciler`: rolls back or finishes what stalled.
 //!
 //! The saga claims a registry row first (unique per organization, in the database), leases it,
@@ -18,7 +20,9 @@
 //! 2. quota: read by project, set when it differs (idempotent);
 //! 3. default robot: a `Creating` row is written first; the provisioner is searched before
 //!    creating, so a robot whose secret was lost is rotated, never duplicated;
-//! 4. ready.
+//! 4. pull robot: the same, and its login is written as the organization's managed registry
+//!    credential in the transaction that records the robot;
+//! 5. ready.
 //!
 //! A failure gives the lease back and answers "unavailable"; the row keeps its progress. The
 //! reconciler rolls back what stalled, so no orphaned project or robot stays behind.
@@ -33,6 +37,8 @@
 
 mod disable;
 mod enable;
+mod pull;
+mod purge;
 mod reconciler;
 mod robots;
 
@@ -75,6 +81,13 @@ pub enum RegistryError {
     ProjectConflict,
     #[error("the registry already has a robot credential with this name")]
     RobotNameTaken,
+    /// The platform pull robot: only the registry's own routes change it.
+    #[error("the platform pull robot is managed by Berth")]
+    ManagedRobot,
+    /// The backend keeps a repository a purge must delete (an immutable tag rule); the purge
+    /// stays recorded and the reconciler tries again.
+    #[error("the registry backend refuses to delete a repository: {0}")]
+    PurgeBlocked(String),
     #[error("another change to the organization's registry is in progress; retry shortly")]
     Contended,
     /// The provisioner (the registry backend) failed; progress is kept for a retry.

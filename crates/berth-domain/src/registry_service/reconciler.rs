@@ -1,9 +1,11 @@
-//! The reconciler: rolls back stalled provisioning, finishes stalled disabling, and removes
+//! The reconciler: rolls back stalled provisioning, finishes stalled disabling and purging, and removes
 //! robots stuck half-created. Every replica may run it: each row is leased before it is touched.
 
 use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
-use crate::registry::{Registry, RegistryId, RegistryState, RobotCredential, RobotId, RobotState};
+use crate::registry::{
+    Registry, RegistryId, RegistryState, RobotCredential, RobotId, RobotSpec, RobotState,
+};
 
 use super::{LeaseWait, RegistryError, RegistryService};
 
@@ -12,7 +14,10 @@ use super::{LeaseWait, RegistryError, RegistryService};
 pub struct ReconcileReport {
     pub rolled_back: u64,
     pub disabled: u64,
+    pub purged: u64,
     pub robots_removed: u64,
+    /// Pull robot rotations cut short and finished.
+    pub rotations_finished: u64,
     /// What could not be settled, each with its cause; the next pass tries again.
     pub failures: Vec<ReconcileFailure>,
 }
@@ -22,7 +27,9 @@ impl ReconcileReport {
     pub fn is_empty(&self) -> bool {
         self.rolled_back == 0
             && self.disabled == 0
+            && self.purged == 0
             && self.robots_removed == 0
+            && self.rotations_finished == 0
             && self.failures.is_empty()
     }
 }
@@ -40,6 +47,7 @@ pub struct ReconcileFailure {
 enum Settled {
     RolledBack,
     Disabled,
+    Purged,
     /// It had moved on (ready or disabled) by the time the lease was had.
     Nothing,
 }
@@ -67,6 +75,7 @@ impl RegistryService {
             {
                 Ok(Settled::RolledBack) => report.rolled_back += 1,
                 Ok(Settled::Disabled) => report.disabled += 1,
+                Ok(Settled::Purged) => report.purged += 1,
                 Ok(Settled::Nothing) => {}
                 Err(cause) => report.failures.push(ReconcileFailure {
                     registry: id,
@@ -87,12 +96,18 @@ impl RegistryService {
             let Some(holder) = self.take_lease(registry.id(), LeaseWait::No).await? else {
                 continue;
             };
+            let rotating = robot.state() == RobotState::Rotating;
             match self
                 .holding(registry.id(), holder, async || {
-                    self.remove_stalled_robot(&registry, &robot).await
+                    if rotating {
+                        self.finish_rotation(&registry, &robot, holder).await
+                    } else {
+                        self.remove_stalled_robot(&registry, &robot).await
+                    }
                 })
                 .await
             {
+                Ok(true) if rotating => report.rotations_finished += 1,
                 Ok(true) => report.robots_removed += 1,
                 Ok(false) => {}
                 Err(cause) => report.failures.push(ReconcileFailure {
@@ -121,8 +136,34 @@ impl RegistryService {
                 self.finish_disable(&mut registry, holder).await?;
                 Ok(Settled::Disabled)
             }
+            RegistryState::Purging => {
+                self.finish_purge(&registry, holder).await?;
+                Ok(Settled::Purged)
+            }
             RegistryState::Ready | RegistryState::Disabled => Ok(Settled::Nothing),
         }
+    }
+
+    /// Rotates again a pull robot still stuck in `Rotating` (re-read under the lease), so the
+    /// stored password is the provisioner's secret; `false` when it was no longer stuck.
+    async fn finish_rotation(
+        &self,
+        registry: &Registry,
+        robot: &RobotCredential,
+        holder: LeaseHolder,
+    ) -> Result<bool, RegistryError> {
+        let still_rotating = self
+            .registries
+            .robots(registry.id())
+            .await?
+            .into_iter()
+            .any(|current| current.id() == robot.id() && current.state() == RobotState::Rotating);
+        if !still_rotating {
+            return Ok(false);
+        }
+        self.issue_robot(registry, holder, RobotSpec::pull_robot())
+            .await?;
+        Ok(true)
     }
 
     /// Deletes a robot still stuck in `Creating` (re-read under the lease: its creator may have
@@ -161,15 +202,7 @@ impl RegistryService {
             registry.mark_disabled();
             return self.save_and_release(registry, holder).await;
         }
-        let project_id = match (registry.project_id(), registry.project_requested_at()) {
-            (Some(id), _) => Some(id),
-            (None, Some(requested_at)) => {
-                self.own_project(registry.project_name(), requested_at)
-                    .await?
-            }
-            (None, None) => None,
-        };
-        if let Some(id) = project_id {
+        if let Some(id) = self.project_to_delete(registry).await? {
             match self.provisioner.delete_project(id).await {
                 Ok(()) | Err(ProvisionError::NotFound) => {}
                 Err(ProvisionError::Precondition(_)) => {

@@ -1,5 +1,6 @@
-//! The robot credentials of a ready registry: list, create, rotate, delete. Every change holds
-//! the registry's lease ([`RegistryService::under_lease`]).
+//! The robot credentials of a ready registry: list, create, rotate, renew, delete. Every change
+//! holds the registry's lease ([`RegistryService::under_lease`]). The platform pull robot is
+//! listed (marked managed) but changed only through `pull`.
 
 use crate::actor::Actor;
 use crate::ids::OrganizationGuid;
@@ -29,7 +30,8 @@ impl RegistryService {
             .robots(registry.id())
             .await?
             .into_iter()
-            .filter(|robot| robot.state() == RobotState::Active)
+            // A pull robot being rotated is still the registry's (its old secret may still work).
+            .filter(|robot| robot.state() != RobotState::Creating)
             .collect())
     }
 
@@ -46,11 +48,16 @@ impl RegistryService {
         expires_in_days: Option<ExpiresInDays>,
     ) -> Result<(RobotCredential, IssuedSecret), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
+        // Berth's own robots' names are never a caller's (the registry always has them).
+        if name.is_reserved() {
+            return Err(RegistryError::RobotNameTaken);
+        }
         let spec = RobotSpec {
             name,
             access,
             expires_in_days,
             is_default: false,
+            managed: false,
         };
         self.under_lease(organization, async move |registry, holder| {
             self.issue_robot(&registry, holder, spec).await
@@ -58,17 +65,61 @@ impl RegistryService {
         .await
     }
 
+    /// An active robot a caller may change: the platform pull robot is
+    /// [`RegistryError::ManagedRobot`].
     async fn active_robot(
         &self,
         registry: &Registry,
         id: RobotId,
     ) -> Result<RobotCredential, RegistryError> {
-        self.registries
+        let robot = self
+            .registries
             .robots(registry.id())
             .await?
             .into_iter()
             .find(|robot| robot.id() == id && robot.state() == RobotState::Active)
-            .ok_or(RegistryError::RobotNotFound)
+            .ok_or(RegistryError::RobotNotFound)?;
+        if robot.managed() {
+            return Err(RegistryError::ManagedRobot);
+        }
+        Ok(robot)
+    }
+
+    /// Renews a robot in the provisioner so that it expires `expires_in_days` from now
+    /// (`None`: never), and records the expiry the provisioner reports.
+    ///
+    /// # Errors
+    /// As [`RegistryService::rotate_robot`].
+    pub async fn renew_robot(
+        &self,
+        actor: &Actor,
+        organization: OrganizationGuid,
+        id: RobotId,
+        expires_in_days: Option<ExpiresInDays>,
+    ) -> Result<RobotCredential, RegistryError> {
+        self.authorize(actor, organization, Need::Write).await?;
+        // Under the lease, renewals apply one after another: the expiry Berth records is the
+        // one the provisioner was given last.
+        self.under_lease(organization, async |registry, holder| {
+            let mut robot = self.active_robot(&registry, id).await?;
+            let provisioned = robot.provisioned_id().ok_or(RegistryError::RobotNotFound)?;
+            let renewed = match self
+                .provisioner
+                .renew_robot(provisioned, expires_in_days)
+                .await
+            {
+                Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
+                other => other?,
+            };
+            robot.renew(expires_in_days, renewed.expires_at, now());
+            match self.registries.update_robot(&robot, holder).await {
+                Ok(()) => Ok(robot),
+                Err(StoreError::Conflict) => Err(RegistryError::Contended),
+                Err(StoreError::NotFound) => Err(RegistryError::RobotNotFound),
+                Err(error) => Err(error.into()),
+            }
+        })
+        .await
     }
 
     /// Gives a robot a new secret, shown here only; the old one stops working.

@@ -81,6 +81,18 @@ impl V1Error {
         }
     }
 
+    /// 400 for a query parameter that is unknown or not of its form.
+    pub fn invalid_query(details: Vec<Detail>) -> Self {
+        Self {
+            details,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "The query string is not valid.",
+            )
+        }
+    }
+
     pub fn invalid_json() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -203,6 +215,19 @@ impl From<RegistryError> for V1Error {
             E::RobotNameTaken => conflict(
                 "robot_name_taken",
                 "the registry already has a robot credential with this name",
+            ),
+            E::ManagedRobot => conflict(
+                "managed_robot",
+                "this is the platform pull robot, managed by Berth: rotate it with \
+                 POST .../registry/pull_credential/rotate; it goes when the registry is disabled",
+            ),
+            E::PurgeBlocked(reason) => Self::new(
+                StatusCode::CONFLICT,
+                "purge_blocked",
+                format!(
+                    "Harbor refuses to delete what the purge must delete ({reason}); the purge \
+                     is recorded and resumes on retry"
+                ),
             ),
             E::Contended => conflict(
                 "registry_busy",

@@ -15,8 +15,8 @@ use time::format_description::well_known::Rfc3339;
 use super::error::{Detail, V1Error};
 use super::{OptionalObject, V1Caller};
 use crate::openapi::{
-    CreateRobotBody, EnableRegistryBody, QuotaBody, V1Always, V1BodyRefused, V1Conflict,
-    V1NotWritable,
+    CreateRobotBody, EnableRegistryBody, QuotaBody, RenewRobotBody, V1Always, V1BodyRefused,
+    V1Conflict, V1ErrorBody, V1NotWritable,
 };
 use crate::state::AppState;
 
@@ -50,9 +50,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             resource(
                 "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
-                "DELETE",
+                "PATCH, DELETE",
             )
+            .route(web::patch().to(renew_robot))
             .route(web::delete().to(delete_robot)),
+        )
+        .service(
+            resource(
+                "/api/v1/organizations/{org_id}/registry/pull_credential/rotate",
+                "POST",
+            )
+            .route(web::post().to(rotate_pull_credential)),
         );
 }
 
@@ -172,8 +180,15 @@ pub struct RobotBody {
     #[schema(value_type = crate::openapi::RobotAccessName)]
     access: &'static str,
     default: bool,
+    /// The platform pull robot, whose login is the organization's managed registry
+    /// credential: changed only by `POST .../registry/pull_credential/rotate`.
+    managed: bool,
+    /// When the robot's login stops working; null: never.
     #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// `expired` once `expires_at` is reached.
+    #[schema(value_type = crate::openapi::RobotStatusName)]
+    status: &'static str,
     #[schema(format = DateTime)]
     created_at: String,
 }
@@ -186,7 +201,9 @@ impl From<&RobotCredential> for RobotBody {
             username: robot.username().map(str::to_owned),
             access: robot.access().as_str(),
             default: robot.is_default(),
+            managed: robot.managed(),
             expires_at: robot.expires_at().map(timestamp),
+            status: robot.status(berth_domain::now()).as_str(),
             created_at: timestamp(robot.created_at()),
         }
     }
@@ -345,14 +362,63 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(RegistryBody::from(&registry)))
 }
 
+/// `purge`, the one parameter of `DELETE .../registry`: `true` or `false`, once; anything
+/// else (another parameter, another spelling) is refused.
+fn purge_parameter(query: &str) -> Result<bool, V1Error> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+        V1Error::invalid_query(vec![detail(
+            "query",
+            "invalid_format",
+            "the query string is not URL-encoded",
+        )])
+    })?;
+    let mut purge = None;
+    let mut details = Vec::new();
+    for (key, value) in pairs {
+        match (key.as_str(), value.as_str()) {
+            ("purge", _) if purge.is_some() => {
+                details.push(detail("purge", "duplicate", "purge may be given once"));
+            }
+            ("purge", "true") => purge = Some(true),
+            ("purge", "false") => purge = Some(false),
+            ("purge", _) => details.push(detail(
+                "purge",
+                "invalid_value",
+                "purge must be true or false",
+            )),
+            _ => details.push(detail(
+                &key,
+                "unknown_parameter",
+                "this parameter is not accepted",
+            )),
+        }
+    }
+    if details.is_empty() {
+        Ok(purge.unwrap_or(false))
+    } else {
+        Err(V1Error::invalid_query(details))
+    }
+}
+
 #[utoipa::path(
     delete,
     path = "/api/v1/organizations/{org_id}/registry",
     tag = "registries",
     operation_id = "disable_registry",
-    params(("org_id" = String, Path, description = "Organization guid")),
+    params(
+        ("org_id" = String, Path, description = "Organization guid"),
+        (
+            "purge" = Option<bool>,
+            Query,
+            description = "`true`: delete the registry for good (robots, the managed credential, every \
+                           repository, the Harbor project, the registry), so the organization may be \
+                           deleted. `false` or absent: disable (robots and the managed credential \
+                           deleted, project and images kept)."
+        ),
+    ),
     responses(
-        (status = 204, description = "Disabled: robots deleted, project kept"),
+        (status = 204, description = "Disabled (robots deleted, project kept), or purged"),
+        (status = 400, description = "invalid_query", body = V1ErrorBody),
         V1Always,
         V1NotWritable,
         V1Conflict,
@@ -362,9 +428,42 @@ pub(crate) async fn disable(
     state: web::Data<AppState>,
     caller: V1Caller,
     org_id: web::Path<String>,
+    request: actix_web::HttpRequest,
+) -> Result<HttpResponse, V1Error> {
+    let organization = organization(&org_id)?;
+    let purge = purge_parameter(request.query_string())?;
+    let service = service(&state)?;
+    if purge {
+        service.purge(&caller.0, organization).await?;
+    } else {
+        service.disable(&caller.0, organization).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{org_id}/registry/pull_credential/rotate",
+    tag = "registries",
+    operation_id = "rotate_pull_credential",
+    params(("org_id" = String, Path, description = "Organization guid")),
+    responses(
+        (
+            status = 204,
+            description = "The platform pull robot's secret and its managed credential's password replaced together"
+        ),
+        V1Always,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
+pub(crate) async fn rotate_pull_credential(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    org_id: web::Path<String>,
 ) -> Result<HttpResponse, V1Error> {
     service(&state)?
-        .disable(&caller.0, organization(&org_id)?)
+        .rotate_pull_credential(&caller.0, organization(&org_id)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -471,6 +570,64 @@ pub(crate) async fn create_robot(
         credential: RobotBody::from(&robot),
         credentials: SecretBody::from(&secret),
     }))
+}
+
+/// `expires_in_days` of a renewal: 1 to 3650, or -1 for never (as Harbor writes it).
+fn renewal(body: &Map<String, Value>, details: &mut Vec<Detail>) -> Option<Option<ExpiresInDays>> {
+    let refused = |details: &mut Vec<Detail>, code| {
+        details.push(detail(
+            "expires_in_days",
+            code,
+            "expires_in_days must be a whole number from 1 to 3650, or -1 for never",
+        ));
+        None
+    };
+    match body.get("expires_in_days") {
+        None | Some(Value::Null) => refused(details, "required"),
+        Some(value) if value.as_i64() == Some(-1) || value.as_f64() == Some(-1.0) => Some(None),
+        Some(value) => match whole_number(value).map(ExpiresInDays::new) {
+            Some(Ok(days)) => Some(Some(days)),
+            _ => refused(details, "out_of_range"),
+        },
+    }
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
+    tag = "registries",
+    operation_id = "renew_robot_credential",
+    params(
+        ("org_id" = String, Path, description = "Organization guid"),
+        ("credential_id" = String, Path, description = "Robot credential id"),
+    ),
+    request_body(content = RenewRobotBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Renewed in Harbor; the robot as it now is", body = RobotBody),
+        V1Always,
+        V1BodyRefused,
+        V1NotWritable,
+        V1Conflict,
+    ),
+)]
+pub(crate) async fn renew_robot(
+    state: web::Data<AppState>,
+    caller: V1Caller,
+    path: web::Path<(String, String)>,
+    body: OptionalObject,
+) -> Result<HttpResponse, V1Error> {
+    let (org_id, credential_id) = path.into_inner();
+    let organization = organization(&org_id)?;
+    let id = robot_id(&credential_id)?;
+    let body = body.0.unwrap_or_default();
+    let mut details = Vec::new();
+    unknown_fields(&body, &["expires_in_days"], &mut details);
+    let expires = renewal(&body, &mut details);
+    let expires = finish(details, expires)?;
+    let robot = service(&state)?
+        .renew_robot(&caller.0, organization, id, expires)
+        .await?;
+    Ok(HttpResponse::Ok().json(RobotBody::from(&robot)))
 }
 
 /// A credential id that is not a UUID names no credential.

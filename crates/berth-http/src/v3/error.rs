@@ -246,9 +246,10 @@ impl From<CredentialError> for V3Error {
                 error.to_string(),
             ),
             // Cloud Foundry answers a request that clashes with the resource's state with 422.
-            CredentialError::InvalidRelationship(_) | CredentialError::Contended => {
-                V3Error::unprocessable(&[error.to_string()])
-            }
+            CredentialError::InvalidRelationship(_)
+            | CredentialError::Contended
+            | CredentialError::Managed(_)
+            | CredentialError::ReservedLabel => V3Error::unprocessable(&[error.to_string()]),
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),

@@ -78,7 +78,7 @@ impl Application {
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
                 Arc::new(Deadline::new(
-                    SeaOrmRegistryStore::new(db.clone()),
+                    SeaOrmRegistryStore::new(db.clone(), runtime.keys.clone()),
                     call_deadline,
                 )),
                 Arc::new(Deadline::new(
@@ -246,7 +246,7 @@ impl SharedParts {
         let registries = self.provisioner.clone().map(|provisioner| {
             RegistryService::new(
                 Arc::new(Deadline::new(
-                    SeaOrmRegistryStore::new(db.clone()),
+                    SeaOrmRegistryStore::new(db.clone(), self.keys.clone()),
                     deadline,
                 )),
                 directory_store.clone(),

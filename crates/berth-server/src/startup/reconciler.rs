@@ -21,7 +21,9 @@ pub(super) async fn reconcile_forever(registries: RegistryService, interval: Dur
                 tracing::info!(
                     rolled_back = report.rolled_back,
                     disabled = report.disabled,
+                    purged = report.purged,
                     robots_removed = report.robots_removed,
+                    rotations_finished = report.rotations_finished,
                     failed = report.failures.len(),
                     "reconciled stalled registries"
                 )

@@ -12,6 +12,7 @@ mod directory;
 mod helpers;
 mod http_semantics;
 mod idempotency;
+mod lifecycle;
 mod permissions;
 mod pull_secrets;
 mod registries;

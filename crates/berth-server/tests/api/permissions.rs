@@ -28,6 +28,9 @@ enum Cred {
     AppB1,
 }
 
+/// The label of the platform pull robots' credentials, one per enabled registry.
+const MANAGED_BY: &str = "berth.dev/managed-by";
+
 const ALL: [Cred; 8] = [
     Cred::Foundation,
     Cred::OrgA,
@@ -425,6 +428,22 @@ async fn check(caller: Caller) {
                     world.default_robot("a")
                 ),
             ),
+            (
+                Method::PATCH,
+                format!(
+                    "{}/credentials/{}",
+                    registry_path(&world.org_a),
+                    world.default_robot("a")
+                ),
+            ),
+            (
+                Method::POST,
+                format!("{}/pull_credential/rotate", registry_path(&world.org_a)),
+            ),
+            (
+                Method::DELETE,
+                format!("{}?purge=true", registry_path(&world.org_a)),
+            ),
         ];
         for path in &credential_paths {
             routes.push((Method::GET, path.clone()));
@@ -447,7 +466,10 @@ async fn check(caller: Caller) {
             }
         }
         let (_, list) = world.app.get("/v3/registry_credentials").await;
-        assert_eq!(list["pagination"]["total_results"], 8, "nothing changed");
+        assert_eq!(
+            list["pagination"]["total_results"], 10,
+            "nothing changed: the eight and the two managed credentials"
+        );
         return;
     };
 
@@ -456,7 +478,7 @@ async fn check(caller: Caller) {
         &world,
         token,
         Method::GET,
-        "/v3/registry_credentials?per_page=5000",
+        &format!("/v3/registry_credentials?per_page=5000&label_selector=!{MANAGED_BY}"),
         None,
     )
     .await;
@@ -476,7 +498,7 @@ async fn check(caller: Caller) {
         &world,
         token,
         Method::GET,
-        "/v3/registry_credentials?per_page=1&page=1",
+        &format!("/v3/registry_credentials?per_page=1&page=1&label_selector=!{MANAGED_BY}"),
         None,
     )
     .await;
@@ -490,7 +512,7 @@ async fn check(caller: Caller) {
         token,
         Method::GET,
         &format!(
-            "/v3/registry_credentials?organization_guids={}",
+            "/v3/registry_credentials?organization_guids={}&label_selector=!{MANAGED_BY}",
             world.org_a
         ),
         None,
@@ -507,6 +529,24 @@ async fn check(caller: Caller) {
         guids_of(&filtered),
         expected_in_a,
         "{caller:?} organization filter"
+    );
+    // The managed credentials (the platform pull robots') are organization credentials: read by
+    // whoever reads an organization-scoped credential of that organization.
+    let (_, managed) = call(
+        &world,
+        token,
+        Method::GET,
+        &format!("/v3/registry_credentials?label_selector={MANAGED_BY}"),
+        None,
+    )
+    .await;
+    let readable_organizations = [Cred::OrgA, Cred::OrgB]
+        .iter()
+        .filter(|c| expect.read.contains(c))
+        .count();
+    assert_eq!(
+        managed["pagination"]["total_results"], readable_organizations,
+        "{caller:?} managed credentials: {managed}"
     );
 
     // Show and change each credential.
@@ -755,6 +795,24 @@ async fn check(caller: Caller) {
         let (status, body) = call(
             &world,
             token,
+            Method::PATCH,
+            &format!("{base}/credentials/{robot}"),
+            Some(json!({"expires_in_days": 30})),
+        )
+        .await;
+        denied(status, &body, StatusCode::OK);
+        let (status, body) = call(
+            &world,
+            token,
+            Method::POST,
+            &format!("{base}/pull_credential/rotate"),
+            None,
+        )
+        .await;
+        denied(status, &body, StatusCode::NO_CONTENT);
+        let (status, body) = call(
+            &world,
+            token,
             Method::DELETE,
             &format!("{base}/credentials/{robot}"),
             None,
@@ -763,9 +821,13 @@ async fn check(caller: Caller) {
         denied(status, &body, StatusCode::NO_CONTENT);
         let (status, body) = call(&world, token, Method::DELETE, &base, None).await;
         denied(status, &body, StatusCode::NO_CONTENT);
+        let purge = format!("{base}?purge=true");
+        let (status, body) = call(&world, token, Method::DELETE, &purge, None).await;
+        denied(status, &body, StatusCode::NO_CONTENT);
     }
+    // Each registry has its default and pull robots.
     let robots_left = world.harbor.state().robots.len();
-    let expected_robots = 2 - expect.registry_writes.len();
+    let expected_robots = 2 * (2 - expect.registry_writes.len());
     assert_eq!(
         robots_left, expected_robots,
         "{caller:?}: only the registries it may change lost their robots"
@@ -937,6 +999,28 @@ async fn another_organizations_ids_answer_404_or_422_and_change_nothing() {
                 let (status, _) = call(&world, token, method.clone(), &path, None).await;
                 assert_eq!(status, StatusCode::NOT_FOUND, "{roles:?} {method} {path}");
             }
+        }
+        let registry = registry_path(&world.org_a);
+        let robot = world.default_robot("a");
+        for (method, path, body) in [
+            (Method::GET, registry.clone(), None),
+            (Method::GET, format!("{registry}/credentials"), None),
+            (
+                Method::PATCH,
+                format!("{registry}/credentials/{robot}"),
+                Some(json!({"expires_in_days": 5})),
+            ),
+            (
+                Method::POST,
+                format!("{registry}/pull_credential/rotate"),
+                None,
+            ),
+            (Method::DELETE, format!("{registry}?purge=true"), None),
+            (Method::DELETE, registry.clone(), None),
+        ] {
+            let (status, response) = call(&world, token, method.clone(), &path, body).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{roles:?} {method} {path}");
+            assert_eq!(response["error"]["code"], "organization_not_found");
         }
         let (status, _) = call(
             &world,

@@ -78,13 +78,26 @@ async fn enabling_matches_the_seed_and_provisions_harbor() {
     let state = harbor.state();
     assert_eq!(state.projects.len(), 1);
     assert_eq!(state.quotas[0].hard_bytes, 10 * 1024 * 1024 * 1024);
-    assert_eq!(state.robots.len(), 1);
+    assert_eq!(
+        state.robots.len(),
+        2,
+        "the default robot and the pull robot"
+    );
     let access = state.robots[0].permissions[0]["access"]
         .as_array()
         .unwrap()
         .len();
     assert_eq!(access, 2, "push and pull");
     assert_eq!(state.robots[0].expires_at, -1);
+    let pull = &state.robots[1];
+    assert!(pull.stored_name.ends_with("+berth-pull"), "{pull:?}");
+    assert_eq!(
+        pull.permissions,
+        json!([{"kind": "project", "namespace": format!("org-{organization}"),
+            "access": [{"resource": "repository", "action": "pull"}]}]),
+        "pull only, on that project only"
+    );
+    assert_eq!(pull.expires_at, -1);
 
     let (status, again) = app.call(Method::POST, &path(&organization), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -193,7 +206,7 @@ async fn disabling_keeps_the_project_and_re_enabling_issues_a_new_robot() {
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(second["registry"]["id"], first["registry"]["id"]);
     let state = harbor.state();
-    assert_eq!((state.projects.len(), state.robots.len()), (1, 1));
+    assert_eq!((state.projects.len(), state.robots.len()), (1, 2));
     assert_eq!(state.projects[0].repo_count, 3);
     let new = &second["credentials"];
     assert_ne!(new["password"], old["password"]);
@@ -217,6 +230,13 @@ async fn disabling_keeps_the_project_and_re_enabling_issues_a_new_robot() {
             .unwrap()
             .contains("1 registry"),
         "{body}"
+    );
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("?purge=true"),
+        "names purge: {body}"
     );
 }
 
@@ -279,7 +299,7 @@ async fn robot_credentials_are_listed_created_rotated_and_deleted() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["berth-default", "ci-pull"]);
+    assert_eq!(names, ["berth-default", "berth-pull", "ci-pull"]);
     assert!(
         !list.to_string().contains(&password),
         "lists never carry secrets"
@@ -417,7 +437,7 @@ async fn fail_then_retry(faults: Faults) -> (TestApp, RunningEmulator, String) {
     let state = harbor.state();
     assert_eq!(
         (state.projects.len(), state.robots.len()),
-        (1, 1),
+        (1, 2),
         "{:?}",
         state.calls
     );
@@ -485,8 +505,8 @@ async fn a_dropped_answer_after_the_robot_was_made_is_recovered_by_rotation() {
     let calls = harbor.state().calls;
     assert_eq!(
         calls.iter().filter(|c| *c == "POST /robots").count(),
-        1,
-        "never a second robot: {calls:?}"
+        2,
+        "the default robot once, then the pull robot; never a second default robot: {calls:?}"
     );
     assert!(
         calls.iter().any(|c| c == "PATCH /robots/{id}"),
@@ -562,7 +582,10 @@ async fn the_reconciler_reports_each_failure_with_its_cause() {
     // A reconciler of this test's own, for which anything untouched is stalled.
     let db = app.connect().await;
     let reconciler = RegistryService::new(
-        Arc::new(berth_persistence::SeaOrmRegistryStore::new(db.clone())),
+        Arc::new(berth_persistence::SeaOrmRegistryStore::new(
+            db.clone(),
+            Arc::new(berth_persistence::sealing::KeyRing::from_spec(&app.key_spec, "k1").unwrap()),
+        )),
         Arc::new(berth_persistence::SeaOrmDirectoryStore::new(db)),
         Arc::new(
             berth_harbor::HarborClient::new(crate::helpers::harbor_settings(harbor.url())).unwrap(),
@@ -680,7 +703,8 @@ async fn metrics_count_requests_harbor_calls_pool_and_sealed_rows() {
         "berth_harbor_calls_total{operation=\"POST /projects\",outcome=\"201\"}",
         "berth_harbor_call_duration_seconds_bucket{operation=\"POST /robots\"",
         "berth_db_pool_connections{state=\"open\"}",
-        "berth_sealed_rows{table=\"registry_credentials\",label=\"k1\"} 1",
+        // The credential above and the platform pull robot's.
+        "berth_sealed_rows{table=\"registry_credentials\",label=\"k1\"} 2",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
