@@ -1,7 +1,7 @@
 //! Reading request bodies for both dialects: bounded, and parsed as JSON.
 
 use actix_web::dev::Payload;
-use actix_web::{HttpRequest, http::header};
+use actix_web::{HttpRequest, http::header, web};
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -18,17 +18,31 @@ pub enum BodyError {
 /// Reads at most [`MAX_BODY_BYTES`] and parses JSON; an empty body is `None`.
 pub async fn read_json(
     request: &HttpRequest,
-    mut payload: Payload,
+    payload: Payload,
 ) -> Result<Option<Value>, BodyError> {
-    let declared = request
-        .headers()
+    let body = read_bounded(request.headers(), payload).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|_| BodyError::Malformed)
+}
+
+/// Reads the body's bytes, at most [`MAX_BODY_BYTES`] (a larger declared length is refused
+/// before anything is read).
+pub async fn read_bounded(
+    headers: &header::HeaderMap,
+    mut payload: Payload,
+) -> Result<web::Bytes, BodyError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = Vec::new();
+    let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Malformed)?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -36,10 +50,5 @@ pub async fn read_json(
         }
         body.extend_from_slice(&chunk);
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|_| BodyError::Malformed)
+    Ok(body.freeze())
 }

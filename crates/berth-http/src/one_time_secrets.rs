@@ -16,10 +16,9 @@ use berth_domain::idempotency::{
     Begin, IdempotencyKey, IdempotencyKeyError, MAX_ANSWER_LEN, RequestFingerprint, StoredAnswer,
 };
 use berth_domain::ports::StoreError;
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::body::MAX_BODY_BYTES;
+use crate::body::{BodyError, MAX_BODY_BYTES, read_bounded};
 use crate::caller::authenticate_request;
 use crate::state::AppState;
 use crate::v1::error::V1Error;
@@ -232,24 +231,13 @@ fn parse_key(request: &ServiceRequest) -> Result<IdempotencyKey, IdempotencyRefu
 
 /// Reads the body (bounded as every body is), to digest it and hand it on to the handler.
 async fn read_body(request: &mut ServiceRequest) -> Result<web::Bytes, IdempotencyRefusal> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return Err(IdempotencyRefusal::TooLarge);
-    }
-    let mut payload = request.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| IdempotencyRefusal::Unreadable)?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(IdempotencyRefusal::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+    let payload = request.take_payload();
+    read_bounded(request.headers(), payload)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => IdempotencyRefusal::TooLarge,
+            BodyError::Malformed => IdempotencyRefusal::Unreadable,
+        })
 }
 
 /// A digest of what makes two requests the same one: method, route, path, query and body.

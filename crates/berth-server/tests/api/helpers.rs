@@ -267,3 +267,18 @@ pub fn assert_v3_error(body: &Value, code: u64, title: &str) {
 pub fn detail(body: &Value) -> &str {
     body["errors"][0]["detail"].as_str().unwrap_or_default()
 }
+
+/// Whether a robot's login works in Harbor (Harbor answers 412 to a robot on /users/current).
+pub async fn robot_login_works(
+    harbor: &harbor_emulator::RunningEmulator,
+    username: &str,
+    password: &str,
+) -> bool {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v2.0/users/current", harbor.url()))
+        .basic_auth(username, Some(password))
+        .send()
+        .await
+        .unwrap();
+    response.status() == StatusCode::PRECONDITION_FAILED
+}

@@ -9,7 +9,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_v3_error, harbor_settings, runtime, token};
+use crate::helpers::{
+    TestApp, assert_v3_error, harbor_settings, robot_login_works, runtime, token,
+};
 
 fn registry_path(organization: &str) -> String {
     format!("/api/v1/organizations/{organization}/registry")
@@ -75,17 +77,6 @@ async fn harbor_replica(app: &TestApp, harbor: &RunningEmulator) -> String {
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     address
-}
-
-async fn robot_login_works(harbor: &RunningEmulator, username: &str, password: &str) -> bool {
-    reqwest::Client::new()
-        .get(format!("{}/api/v2.0/users/current", harbor.url()))
-        .basic_auth(username, Some(password))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        == StatusCode::PRECONDITION_FAILED
 }
 
 fn robots_named(harbor: &RunningEmulator, suffix: &str) -> usize {

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, robot_login_works};
 
 fn path(organization: &str) -> String {
     format!("/api/v1/organizations/{organization}/registry")
@@ -19,17 +19,6 @@ fn assert_v1_error(body: &Value, code: &str) {
         .unwrap_or_else(|| panic!("not a v1 error: {body}"));
     assert_eq!(error["code"], code, "{body}");
     assert!(error["message"].is_string());
-}
-
-/// Whether a robot's login works in Harbor (Harbor answers 412 to a robot on /users/current).
-async fn robot_login_works(harbor: &RunningEmulator, username: &str, password: &str) -> bool {
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v2.0/users/current", harbor.url()))
-        .basic_auth(username, Some(password))
-        .send()
-        .await
-        .unwrap();
-    response.status() == StatusCode::PRECONDITION_FAILED
 }
 
 async fn registry_rows(app: &TestApp) -> (u64, u64) {
