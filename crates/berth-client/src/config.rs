@@ -106,6 +106,18 @@ impl HelperConfig {
     pub fn client(&self) -> Result<BerthClient, ClientError> {
         BerthClient::new(&self.url, self.token.clone())
     }
+
+    /// The client and context both binaries start from, or the one line that says why not.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] or the client's refusal of the URL, as text for stderr.
+    pub fn client_from_env(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(BerthClient, Context), String> {
+        let config = Self::from_env(lookup).map_err(|error| error.to_string())?;
+        let client = config.client().map_err(|error| error.to_string())?;
+        Ok((client, config.context))
+    }
 }
 
 fn invalid_url_reason(error: ClientError) -> String {

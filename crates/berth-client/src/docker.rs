@@ -64,18 +64,14 @@ pub async fn run(args: &[String], stdin: &str, lookup: &dyn Fn(&str) -> Option<S
         )),
         "store" | "erase" => failure(MANAGED),
         "get" | "list" => {
-            let config = match HelperConfig::from_env(lookup) {
-                Ok(config) => config,
-                Err(error) => return failure(&error.to_string()),
-            };
-            let client = match config.client() {
-                Ok(client) => client,
-                Err(error) => return failure(&error.to_string()),
+            let (client, context) = match HelperConfig::client_from_env(lookup) {
+                Ok(configured) => configured,
+                Err(reason) => return failure(&reason),
             };
             if action == "get" {
-                get(&client, config.context, stdin).await
+                get(&client, context, stdin).await
             } else {
-                list(&client, config.context).await
+                list(&client, context).await
             }
         }
         _ => failure(USAGE),

@@ -120,17 +120,13 @@ pub async fn run(stdin: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Outcom
         Ok(request) => request,
         Err(error) => return failure(&error.to_string()),
     };
-    let config = match HelperConfig::from_env(lookup) {
-        Ok(config) => config,
-        Err(error) => return failure(&error.to_string()),
-    };
-    let client = match config.client() {
-        Ok(client) => client,
-        Err(error) => return failure(&error.to_string()),
+    let (client, context) = match HelperConfig::client_from_env(lookup) {
+        Ok(configured) => configured,
+        Err(reason) => return failure(&reason),
     };
     let request = ResolveRequest {
         images: vec![image],
-        context: config.context,
+        context,
         ..ResolveRequest::default()
     };
     let resolved = match client.resolve(&request).await {

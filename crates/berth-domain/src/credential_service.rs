@@ -279,35 +279,68 @@ impl CredentialService {
                 }
                 ScopeTarget::Organization(guid)
             }
-            RequestedOwner::Space(guid) => {
-                let space = self
-                    .directory
-                    .spaces()
-                    .get(guid)
+            RequestedOwner::Space(_) | RequestedOwner::App(_) => {
+                let kind = match owner {
+                    RequestedOwner::Space(_) => RelationshipKind::Space,
+                    _ => RelationshipKind::App,
+                };
+                locate_owner(self.directory.as_ref(), owner)
                     .await
                     .map_err(CredentialError::Store)?
-                    .filter(|space| permissions.can_read_space(space.organization, guid))
-                    .ok_or_else(|| missing(RelationshipKind::Space))?;
-                ScopeTarget::Space {
-                    organization: space.organization,
-                    space: guid,
-                }
-            }
-            RequestedOwner::App(guid) => {
-                let app = self
-                    .directory
-                    .apps()
-                    .get(guid)
-                    .await
-                    .map_err(CredentialError::Store)?
-                    .filter(|app| permissions.can_read_space(app.organization, app.space))
-                    .ok_or_else(|| missing(RelationshipKind::App))?;
-                ScopeTarget::App {
-                    organization: app.organization,
-                    space: app.space,
-                    app: guid,
-                }
+                    .filter(|target| match *target {
+                        ScopeTarget::Space {
+                            organization,
+                            space,
+                        }
+                        | ScopeTarget::App {
+                            organization,
+                            space,
+                            ..
+                        } => permissions.can_read_space(organization, space),
+                        _ => false,
+                    })
+                    .ok_or_else(|| missing(kind))?
             }
         })
     }
+}
+
+/// An owner's scope target with its parents from the directory; `None` when it does not exist.
+/// Each kind but the foundation is one lookup by primary key.
+///
+/// # Errors
+/// The directory's [`StoreError`].
+pub(crate) async fn locate_owner(
+    directory: &dyn DirectoryStore,
+    owner: RequestedOwner,
+) -> Result<Option<ScopeTarget>, StoreError> {
+    Ok(match owner {
+        RequestedOwner::Foundation => Some(ScopeTarget::Foundation),
+        RequestedOwner::Organization(guid) => directory
+            .organizations()
+            .get(guid)
+            .await?
+            .map(|_| ScopeTarget::Organization(guid)),
+        RequestedOwner::Space(guid) => {
+            directory
+                .spaces()
+                .get(guid)
+                .await?
+                .map(|space| ScopeTarget::Space {
+                    organization: space.organization,
+                    space: guid,
+                })
+        }
+        RequestedOwner::App(guid) => {
+            directory
+                .apps()
+                .get(guid)
+                .await?
+                .map(|app| ScopeTarget::App {
+                    organization: app.organization,
+                    space: app.space,
+                    app: guid,
+                })
+        }
+    })
 }

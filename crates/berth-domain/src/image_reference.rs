@@ -85,6 +85,20 @@ pub enum ReferenceError {
     HexName,
 }
 
+/// The first rules of both entry kinds: not blank, not over [`MAX_REFERENCE_LEN`], no scheme.
+fn refuse_blank_long_or_schemed(text: &str) -> Result<(), ReferenceError> {
+    if text.is_empty() {
+        return Err(ReferenceError::Blank);
+    }
+    if text.len() > MAX_REFERENCE_LEN {
+        return Err(ReferenceError::TooLong);
+    }
+    if text.contains("://") {
+        return Err(ReferenceError::HasScheme);
+    }
+    Ok(())
+}
+
 /// A registry as a client addresses it: a lowercased host (a DNS name, an IPv4 address or a
 /// bracketed IPv6 literal) and an optional port, Docker Hub's aliases written `docker.io`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,15 +115,7 @@ impl RegistryHost {
     /// [`ReferenceError::HasPath`], [`ReferenceError::InvalidHost`] or
     /// [`ReferenceError::InvalidPort`].
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
-        if text.is_empty() {
-            return Err(ReferenceError::Blank);
-        }
-        if text.len() > MAX_REFERENCE_LEN {
-            return Err(ReferenceError::TooLong);
-        }
-        if text.contains("://") {
-            return Err(ReferenceError::HasScheme);
-        }
+        refuse_blank_long_or_schemed(text)?;
         if text.contains('/') {
             return Err(ReferenceError::HasPath);
         }
@@ -216,15 +222,7 @@ impl ImageReference {
     /// # Errors
     /// A [`ReferenceError`] naming the first broken rule.
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
-        if text.is_empty() {
-            return Err(ReferenceError::Blank);
-        }
-        if text.len() > MAX_REFERENCE_LEN {
-            return Err(ReferenceError::TooLong);
-        }
-        if text.contains("://") {
-            return Err(ReferenceError::HasScheme);
-        }
+        refuse_blank_long_or_schemed(text)?;
         let (name_and_tag, digest) = match text.split_once('@') {
             Some((name, digest)) => (name, Some(parse_digest(digest)?)),
             None => (text, None),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::RelationshipKind;
 use crate::actor::{Actor, PlatformScope};
 use crate::credential::{RequestedOwner, ScopeTarget};
+use crate::credential_service::locate_owner;
 use crate::permissions;
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
 use crate::pull_secrets::{PullQuery, PullRequest, PullSecrets, Resolution, Reveal};
@@ -118,52 +119,15 @@ impl PullSecretService {
         owner: RequestedOwner,
         visible: impl Fn(&ScopeTarget) -> bool,
     ) -> Result<ScopeTarget, PullSecretError> {
-        let (target, kind) = match owner {
+        let kind = match owner {
             RequestedOwner::Foundation => return Ok(ScopeTarget::Foundation),
-            RequestedOwner::Organization(guid) => {
-                let organization = self
-                    .directory
-                    .organizations()
-                    .get(guid)
-                    .await
-                    .map_err(PullSecretError::Store)?;
-                (
-                    organization.map(|_| ScopeTarget::Organization(guid)),
-                    RelationshipKind::Organization,
-                )
-            }
-            RequestedOwner::Space(guid) => {
-                let space = self
-                    .directory
-                    .spaces()
-                    .get(guid)
-                    .await
-                    .map_err(PullSecretError::Store)?;
-                (
-                    space.map(|space| ScopeTarget::Space {
-                        organization: space.organization,
-                        space: guid,
-                    }),
-                    RelationshipKind::Space,
-                )
-            }
-            RequestedOwner::App(guid) => {
-                let app = self
-                    .directory
-                    .apps()
-                    .get(guid)
-                    .await
-                    .map_err(PullSecretError::Store)?;
-                (
-                    app.map(|app| ScopeTarget::App {
-                        organization: app.organization,
-                        space: app.space,
-                        app: guid,
-                    }),
-                    RelationshipKind::App,
-                )
-            }
+            RequestedOwner::Organization(_) => RelationshipKind::Organization,
+            RequestedOwner::Space(_) => RelationshipKind::Space,
+            RequestedOwner::App(_) => RelationshipKind::App,
         };
+        let target = locate_owner(self.directory.as_ref(), owner)
+            .await
+            .map_err(PullSecretError::Store)?;
         target
             .filter(|target| visible(target))
             .ok_or(PullSecretError::InvalidRelationship(kind))
