@@ -94,10 +94,11 @@ pub trait CredentialStore: Send + Sync {
     /// ciphertext); otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn reveal_password(&self, guid: CredentialGuid) -> Result<Option<Password>, StoreError>;
 
-    /// Every credential of the query's levels ([`PullQuery::levels`]) stored under one of its
-    /// candidate locations ([`PullQuery::locations`]), found in ONE statement on the unique
-    /// (scope target, location) index; then, with [`Reveal::Winners`], the passwords of the
-    /// winners ([`PullQuery::winning_guids`]) and of no other credential are opened.
+    /// Locates the query's owner ([`PullQuery::owner`]) with its parents and finds every
+    /// credential of its chain (the owner, its parents, the foundation) stored under one of the
+    /// candidate locations ([`PullQuery::locations`]), all in ONE statement; then, with
+    /// [`Reveal::Winners`], the passwords of the winners ([`PullQuery::winning_guids`]) and of
+    /// no other credential are opened. `None` when the owner does not exist.
     ///
     /// # Errors
     /// MUST return [`StoreError::Unexpected`] naming the credential's guid when a winner's
@@ -107,7 +108,7 @@ pub trait CredentialStore: Send + Sync {
         &self,
         query: &PullQuery,
         reveal: Reveal,
-    ) -> Result<PullLookup, StoreError>;
+    ) -> Result<Option<PullLookup>, StoreError>;
 }
 
 /// A credential read under a write lock, from [`CredentialStore::lock`].

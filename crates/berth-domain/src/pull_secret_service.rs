@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use crate::RelationshipKind;
 use crate::actor::{Actor, PlatformScope};
-use crate::credential::{RequestedOwner, ScopeTarget};
-use crate::credential_service::locate_owner;
+use crate::credential::RequestedOwner;
 use crate::permissions;
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
-use crate::pull_secrets::{PullQuery, PullRequest, PullSecrets, Resolution, Reveal};
+use crate::pull_secrets::{PullLookup, PullQuery, PullRequest, PullSecrets, Resolution, Reveal};
 
 /// What can go wrong in a pull-secret use case.
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +69,11 @@ impl PullSecretService {
         request: PullRequest,
     ) -> Result<PullSecrets, PullSecretError> {
         Self::may_resolve(actor)?;
-        let context = self.context(request.context(), |_| true).await?;
-        let query = PullQuery::new(&context, request.subjects().to_vec());
-        let lookup = self
-            .credentials
-            .pull_matches(&query, Reveal::Winners)
-            .await
-            .map_err(PullSecretError::Store)?;
-        let resolutions = query.resolve(&lookup.matches);
+        let query = request.into_query();
+        // One statement locates the context and finds the matches: the deployer may resolve
+        // any context, so nothing is decided before it.
+        let lookup = self.lookup(&query, Reveal::Winners).await?;
+        let resolutions = query.resolve(&lookup.context, &lookup.matches);
         PullSecrets::assemble(resolutions, lookup.passwords).map_err(|guid| {
             PullSecretError::Store(StoreError::Unexpected(Box::new(MissingPassword(guid))))
         })
@@ -98,38 +94,36 @@ impl PullSecretService {
             .map_err(PullSecretError::Store)?;
         // The deployer may resolve any context, so it may explain any too.
         let deployer = actor.has_scope(PlatformScope::PullSecrets);
-        let context = self
-            .context(request.context(), |target| {
-                deployer || permissions.can_read_credential(target)
-            })
-            .await?;
-        let query = PullQuery::new(&context, request.subjects().to_vec());
-        let lookup = self
-            .credentials
-            .pull_matches(&query, Reveal::Nothing)
-            .await
-            .map_err(PullSecretError::Store)?;
-        Ok(query.resolve(&lookup.matches))
+        let query = request.into_query();
+        let lookup = self.lookup(&query, Reveal::Nothing).await?;
+        if !(deployer || permissions.can_read_credential(&lookup.context)) {
+            return Err(invalid_context(query.owner()));
+        }
+        Ok(query.resolve(&lookup.context, &lookup.matches))
     }
 
-    /// The context with its parents from the directory; one that does not exist or that
-    /// `visible` refuses is the same error.
-    async fn context(
+    /// The store's lookup; a context that does not exist is refused.
+    async fn lookup(
         &self,
-        owner: RequestedOwner,
-        visible: impl Fn(&ScopeTarget) -> bool,
-    ) -> Result<ScopeTarget, PullSecretError> {
-        let kind = match owner {
-            RequestedOwner::Foundation => return Ok(ScopeTarget::Foundation),
-            RequestedOwner::Organization(_) => RelationshipKind::Organization,
-            RequestedOwner::Space(_) => RelationshipKind::Space,
-            RequestedOwner::App(_) => RelationshipKind::App,
-        };
-        let target = locate_owner(self.directory.as_ref(), owner)
+        query: &PullQuery,
+        reveal: Reveal,
+    ) -> Result<PullLookup, PullSecretError> {
+        self.credentials
+            .pull_matches(query, reveal)
             .await
-            .map_err(PullSecretError::Store)?;
-        target
-            .filter(|target| visible(target))
-            .ok_or(PullSecretError::InvalidRelationship(kind))
+            .map_err(PullSecretError::Store)?
+            .ok_or_else(|| invalid_context(query.owner()))
     }
+}
+
+/// A context that does not exist, or that the caller may not see: the same answer.
+fn invalid_context(owner: RequestedOwner) -> PullSecretError {
+    PullSecretError::InvalidRelationship(match owner {
+        // The foundation always exists; named for completeness.
+        RequestedOwner::Foundation | RequestedOwner::Organization(_) => {
+            RelationshipKind::Organization
+        }
+        RequestedOwner::Space(_) => RelationshipKind::Space,
+        RequestedOwner::App(_) => RelationshipKind::App,
+    })
 }

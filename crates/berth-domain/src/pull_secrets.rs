@@ -139,6 +139,8 @@ pub enum PullRequestError {
 pub struct PullRequest {
     context: RequestedOwner,
     subjects: Vec<PullSubject>,
+    candidates: Vec<Vec<String>>,
+    locations: Vec<String>,
 }
 
 impl PullRequest {
@@ -154,12 +156,16 @@ impl PullRequest {
         if subjects.len() > MAX_PULL_ENTRIES {
             return Err(PullRequestError::TooMany);
         }
-        let distinct: BTreeSet<String> =
-            subjects.iter().flat_map(PullSubject::candidates).collect();
-        if distinct.len() > MAX_CANDIDATE_LOCATIONS {
+        let (candidates, locations) = candidates_of(&subjects);
+        if locations.len() > MAX_CANDIDATE_LOCATIONS {
             return Err(PullRequestError::TooManyCandidates);
         }
-        Ok(Self { context, subjects })
+        Ok(Self {
+            context,
+            subjects,
+            candidates,
+            locations,
+        })
     }
 
     pub fn context(&self) -> RequestedOwner {
@@ -169,6 +175,25 @@ impl PullRequest {
     pub fn subjects(&self) -> &[PullSubject] {
         &self.subjects
     }
+
+    /// The query the store answers, with the candidates computed once, here.
+    pub fn into_query(self) -> PullQuery {
+        PullQuery {
+            owner: self.context,
+            subjects: self.subjects,
+            candidates: self.candidates,
+            locations: self.locations,
+        }
+    }
+}
+
+/// Each subject's candidates, and every candidate of them all once, sorted.
+fn candidates_of(subjects: &[PullSubject]) -> (Vec<Vec<String>>, Vec<String>) {
+    let candidates: Vec<Vec<String>> = subjects.iter().map(PullSubject::candidates).collect();
+    let mut locations: Vec<String> = candidates.iter().flatten().cloned().collect();
+    locations.sort_unstable();
+    locations.dedup();
+    (candidates, locations)
 }
 
 /// The levels a context's credentials come from, in precedence order: an app's are the app,
@@ -224,10 +249,11 @@ pub struct PullMatch {
     pub username: Username,
 }
 
-/// What the store found for a [`PullQuery`]: every match, and the opened passwords of the
-/// winners when they were asked for.
-#[derive(Debug, Default)]
+/// What the store found for a [`PullQuery`]: the context with its parents (located in the same
+/// statement), every match, and the opened passwords of the winners when they were asked for.
+#[derive(Debug)]
 pub struct PullLookup {
+    pub context: ScopeTarget,
     pub matches: Vec<PullMatch>,
     pub passwords: Vec<(CredentialGuid, Password)>,
 }
@@ -241,31 +267,30 @@ pub enum Reveal {
     Nothing,
 }
 
-/// A request with its context resolved: the chain of levels and each subject's candidates.
+/// What the store is asked: the requested context (not yet located: the store finds its
+/// parents in the same statement as the matches) and each subject's candidates.
 #[derive(Debug, Clone)]
 pub struct PullQuery {
-    levels: Vec<ScopeTarget>,
+    owner: RequestedOwner,
     subjects: Vec<PullSubject>,
     candidates: Vec<Vec<String>>,
     locations: Vec<String>,
 }
 
 impl PullQuery {
-    pub fn new(context: &ScopeTarget, subjects: Vec<PullSubject>) -> Self {
-        let candidates: Vec<Vec<String>> = subjects.iter().map(PullSubject::candidates).collect();
-        let locations: BTreeSet<&String> = candidates.iter().flatten().collect();
-        let locations = locations.into_iter().cloned().collect();
+    pub fn new(owner: RequestedOwner, subjects: Vec<PullSubject>) -> Self {
+        let (candidates, locations) = candidates_of(&subjects);
         Self {
-            levels: levels(context),
+            owner,
             subjects,
             candidates,
             locations,
         }
     }
 
-    /// The owners whose credentials may match, in precedence order.
-    pub fn levels(&self) -> &[ScopeTarget] {
-        &self.levels
+    /// The context whose chain is searched.
+    pub fn owner(&self) -> RequestedOwner {
+        self.owner
     }
 
     /// Every candidate location of every subject, each once, sorted.
@@ -277,9 +302,11 @@ impl PullQuery {
         &self.subjects
     }
 
-    /// For each subject, the index in `matches` of the credential it is pulled with, if any.
-    pub fn winners(&self, matches: &[PullMatch]) -> Vec<Option<usize>> {
-        let mut found: HashMap<(Scope, &str), usize> = HashMap::new();
+    /// For each subject, the index in `matches` of the credential it is pulled with, if any,
+    /// `context` being the located owner.
+    pub fn winners(&self, context: &ScopeTarget, matches: &[PullMatch]) -> Vec<Option<usize>> {
+        let levels = levels(context);
+        let mut found: HashMap<(Scope, &str), usize> = HashMap::with_capacity(matches.len());
         for (index, found_match) in matches.iter().enumerate() {
             // The unique index allows one per owner and location; should it not, the first wins.
             found
@@ -289,7 +316,7 @@ impl PullQuery {
         self.candidates
             .iter()
             .map(|candidates| {
-                self.levels.iter().find_map(|level| {
+                levels.iter().find_map(|level| {
                     candidates.iter().find_map(|candidate| {
                         found.get(&(level.scope(), candidate.as_str())).copied()
                     })
@@ -299,8 +326,12 @@ impl PullQuery {
     }
 
     /// The distinct credentials that win for at least one subject: whose passwords are opened.
-    pub fn winning_guids(&self, matches: &[PullMatch]) -> BTreeSet<CredentialGuid> {
-        self.winners(matches)
+    pub fn winning_guids(
+        &self,
+        context: &ScopeTarget,
+        matches: &[PullMatch],
+    ) -> BTreeSet<CredentialGuid> {
+        self.winners(context, matches)
             .into_iter()
             .flatten()
             .map(|index| matches[index].guid)
@@ -308,8 +339,9 @@ impl PullQuery {
     }
 
     /// Each subject's resolution, with its key in the `.dockerconfigjson`.
-    pub fn resolve(&self, matches: &[PullMatch]) -> Vec<Resolution> {
-        let winners = self.winners(matches);
+    pub fn resolve(&self, context: &ScopeTarget, matches: &[PullMatch]) -> Vec<Resolution> {
+        let levels = levels(context);
+        let winners = self.winners(context, matches);
         let mut resolutions: Vec<Resolution> = self
             .subjects
             .iter()
@@ -318,18 +350,17 @@ impl PullQuery {
             .map(|((subject, candidates), winner)| {
                 let winner = winner.map(|index| matches[index].clone());
                 let tried = match &winner {
-                    Some(winner) => self
-                        .levels
+                    Some(winner) => levels
                         .iter()
                         .position(|level| level.scope() == winner.scope)
-                        .map_or(self.levels.len(), |position| position + 1),
-                    None => self.levels.len(),
+                        .map_or(levels.len(), |position| position + 1),
+                    None => levels.len(),
                 };
                 let key = winner.as_ref().map(|winner| key(subject, &winner.location));
                 Resolution {
                     subject: subject.clone(),
                     candidates: candidates.clone(),
-                    levels_tried: self.levels[..tried].to_vec(),
+                    levels_tried: levels[..tried].to_vec(),
                     winner,
                     key,
                 }
@@ -629,8 +660,9 @@ mod tests {
 
     /// The winner's id (`None` for no match) for one image among stored matches.
     fn winner(context: &ScopeTarget, subject: &str, matches: &[PullMatch]) -> Option<u128> {
-        let query = PullQuery::new(context, vec![image(subject)]);
-        query.winners(matches)[0].map(|index| matches[index].guid.as_uuid().as_u128() - 100)
+        let query = PullQuery::new(RequestedOwner::Foundation, vec![image(subject)]);
+        query.winners(context, matches)[0]
+            .map(|index| matches[index].guid.as_uuid().as_u128() - 100)
     }
 
     #[test]
@@ -892,8 +924,8 @@ mod tests {
             ),
         ];
         for (subject, stored, key) in cases {
-            let query = PullQuery::new(&app, vec![subject.clone()]);
-            let resolutions = query.resolve(std::slice::from_ref(&stored));
+            let query = PullQuery::new(RequestedOwner::Foundation, vec![subject.clone()]);
+            let resolutions = query.resolve(&app, std::slice::from_ref(&stored));
             assert_eq!(
                 resolutions[0].key.as_deref(),
                 Some(key),
@@ -907,14 +939,14 @@ mod tests {
     fn two_credentials_never_share_a_key() {
         let app = app_target();
         let query = PullQuery::new(
-            &app,
+            RequestedOwner::Foundation,
             vec![
                 image("r.example.com/a/x"),
                 image("r.example.com/b/y"),
                 registry("r.example.com"),
             ],
         );
-        let mut resolutions = query.resolve(&[]);
+        let mut resolutions = query.resolve(&app, &[]);
         // Built by hand: by the precedence rules two entries of one key always share a winner.
         let first = found(1, Scope::App, "r.example.com");
         let second = found(2, Scope::Foundation, "r.example.com");
@@ -935,10 +967,10 @@ mod tests {
 
         // Two registry entries cannot move: the key is left out rather than shared.
         let mut resolutions = PullQuery::new(
-            &app,
+            RequestedOwner::Foundation,
             vec![registry("r.example.com"), registry("r.example.com")],
         )
-        .resolve(&[]);
+        .resolve(&app, &[]);
         for (resolution, winner) in resolutions.iter_mut().zip([&first, &second]) {
             resolution.winner = Some(winner.clone());
             resolution.key = Some("r.example.com".to_owned());
@@ -951,7 +983,7 @@ mod tests {
     fn one_key_per_credential_in_the_docker_config() {
         let app = app_target();
         let query = PullQuery::new(
-            &app,
+            RequestedOwner::Foundation,
             vec![
                 image("r.example.com/a"),
                 image("r.example.com/b"),
@@ -959,7 +991,7 @@ mod tests {
             ],
         );
         let stored = [found(1, Scope::Space, "r.example.com")];
-        let resolutions = query.resolve(&stored);
+        let resolutions = query.resolve(&app, &stored);
         assert!(resolutions[2].winner.is_none());
         assert_eq!(
             resolutions[2].levels_tried.len(),

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_domain::credential::{Password, RegistryCredential, Scope, ScopeTarget, Username};
+use berth_domain::credential::{
+    Password, RegistryCredential, RequestedOwner, Scope, ScopeTarget, Username,
+};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::label_selector::{LabelSelector, MAX_LIST_VALUES, MAX_REQUIREMENTS, Requirement};
 use berth_domain::listing::{
@@ -238,11 +240,21 @@ impl SeaOrmCredentialStore {
 
 /// The one non-null column the uniqueness of (scope target, location) is enforced on.
 fn scope_key(target: &ScopeTarget) -> String {
-    match target {
-        ScopeTarget::Foundation => "foundation".to_owned(),
-        ScopeTarget::Organization(guid) => format!("organization:{guid}"),
-        ScopeTarget::Space { space, .. } => format!("space:{space}"),
-        ScopeTarget::App { app, .. } => format!("app:{app}"),
+    match *target {
+        ScopeTarget::Foundation => owner_key(RequestedOwner::Foundation),
+        ScopeTarget::Organization(guid) => owner_key(RequestedOwner::Organization(guid)),
+        ScopeTarget::Space { space, .. } => owner_key(RequestedOwner::Space(space)),
+        ScopeTarget::App { app, .. } => owner_key(RequestedOwner::App(app)),
+    }
+}
+
+/// The scope key of an owner's own credentials: its parents play no part in it.
+fn owner_key(owner: RequestedOwner) -> String {
+    match owner {
+        RequestedOwner::Foundation => "foundation".to_owned(),
+        RequestedOwner::Organization(guid) => format!("organization:{guid}"),
+        RequestedOwner::Space(guid) => format!("space:{guid}"),
+        RequestedOwner::App(guid) => format!("app:{guid}"),
     }
 }
 
@@ -782,27 +794,41 @@ impl CredentialStore for SeaOrmCredentialStore {
         &self,
         query: &PullQuery,
         reveal: Reveal,
-    ) -> Result<PullLookup, StoreError> {
-        let owners: Vec<String> = query.levels().iter().map(scope_key).collect();
-        // One statement on the unique (scope_key, location) index: every candidate of every
-        // level at once. The sealed passwords come along; only the winners' are opened.
-        let rows: Vec<PullRow> = credentials::Entity::find()
-            .select_only()
-            .column(credentials::Column::Guid)
-            .column(credentials::Column::Scope)
-            .column(credentials::Column::Location)
-            .column(credentials::Column::Username)
-            .column(credentials::Column::PasswordCiphertext)
-            .column(credentials::Column::PasswordKeyLabel)
-            .filter(credentials::Column::ScopeKey.is_in(owners))
-            .filter(credentials::Column::Location.is_in(query.locations().iter().cloned()))
-            .into_tuple()
+    ) -> Result<Option<PullLookup>, StoreError> {
+        let statement = pull_statement(self.db.get_database_backend(), query);
+        let rows = PullRow::find_by_statement(statement)
             .all(&self.db)
             .await
             .map_err(store_error)?;
+        // An owner that exists gives at least one row (the outer join's); the foundation always
+        // exists.
+        let context = match (query.owner(), rows.first()) {
+            (RequestedOwner::Foundation, _) => ScopeTarget::Foundation,
+            (_, None) => return Ok(None),
+            (owner, Some(first)) => locate(owner, first)?,
+        };
         let mut matches = Vec::with_capacity(rows.len());
         let mut sealed = Vec::with_capacity(rows.len());
-        for (guid, scope, location, username, ciphertext, label) in rows {
+        for row in rows {
+            let (
+                Some(guid),
+                Some(scope),
+                Some(location),
+                Some(username),
+                Some(ciphertext),
+                Some(label),
+            ) = (
+                row.guid,
+                row.scope,
+                row.location,
+                row.username,
+                row.password_ciphertext,
+                row.password_key_label,
+            )
+            else {
+                // The outer join's row of an owner with no match.
+                continue;
+            };
             matches.push(PullMatch {
                 guid: CredentialGuid::from_uuid(guid),
                 scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
@@ -813,7 +839,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         }
         let mut passwords = Vec::new();
         if reveal == Reveal::Winners {
-            let winners = query.winning_guids(&matches);
+            let winners = query.winning_guids(&context, &matches);
             for (found, (ciphertext, label)) in matches.iter().zip(&sealed) {
                 if winners.contains(&found.guid) {
                     passwords.push((
@@ -823,8 +849,110 @@ impl CredentialStore for SeaOrmCredentialStore {
                 }
             }
         }
-        Ok(PullLookup { matches, passwords })
+        Ok(Some(PullLookup {
+            context,
+            matches,
+            passwords,
+        }))
     }
+}
+
+/// The pull lookup's one statement. The owner's row (by primary key) gives its parents, and an
+/// outer join brings every credential of the chain stored under a candidate location: the
+/// owner's own and the foundation's by their scope key, the parents' by their guid columns
+/// (which only the joined row knows), all probed through the location index. Written by hand:
+/// building it with sea-query per request cost more than running it.
+fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
+    const CHAIN: &str = r#""c"."guid", "c"."scope", "c"."location", "c"."username", "c"."password_ciphertext", "c"."password_key_label""#;
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(query.locations().len() + 2);
+    let mut bind = |value: sea_orm::Value| {
+        values.push(value);
+        match backend {
+            DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let locations: Vec<String> = query
+        .locations()
+        .iter()
+        .map(|location| bind(location.as_str().into()))
+        .collect();
+    let locations = locations.join(", ");
+    let owner = query.owner();
+    // (the owner's table and alias, its parents' columns, how its parents' credentials join)
+    let (from, parents, parents_join, guid) = match owner {
+        RequestedOwner::Foundation => {
+            let sql = format!(
+                r#"SELECT NULL AS "context_organization", NULL AS "context_space", {CHAIN} FROM "registry_credentials" AS "c" WHERE "c"."scope_key" = 'foundation' AND "c"."location" IN ({locations})"#
+            );
+            return Statement::from_sql_and_values(backend, sql, values);
+        }
+        RequestedOwner::Organization(guid) => (
+            r#""organizations" AS "o""#,
+            r#""o"."guid" AS "context_organization", NULL AS "context_space""#,
+            "",
+            guid.as_uuid(),
+        ),
+        RequestedOwner::Space(guid) => (
+            r#""spaces" AS "o""#,
+            r#""o"."organization_guid" AS "context_organization", "o"."guid" AS "context_space""#,
+            r#" OR ("c"."scope" = 'organization' AND "c"."organization_guid" = "o"."organization_guid")"#,
+            guid.as_uuid(),
+        ),
+        RequestedOwner::App(guid) => (
+            r#""apps" AS "o""#,
+            r#""o"."organization_guid" AS "context_organization", "o"."space_guid" AS "context_space""#,
+            r#" OR ("c"."scope" = 'space' AND "c"."space_guid" = "o"."space_guid") OR ("c"."scope" = 'organization' AND "c"."organization_guid" = "o"."organization_guid")"#,
+            guid.as_uuid(),
+        ),
+    };
+    let own_key = bind(owner_key(owner).into());
+    let guid = bind(guid.into());
+    let sql = format!(
+        r#"SELECT {parents}, {CHAIN} FROM {from} LEFT JOIN "registry_credentials" AS "c" ON "c"."location" IN ({locations}) AND ("c"."scope_key" IN ({own_key}, 'foundation'){parents_join}) WHERE "o"."guid" = {guid}"#
+    );
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The owner with its parents, from the first row of the pull lookup.
+fn locate(owner: RequestedOwner, row: &PullRow) -> Result<ScopeTarget, StoreError> {
+    let organization = || {
+        row.context_organization
+            .map(OrganizationGuid::from_uuid)
+            .ok_or_else(|| corrupt("owner's organization"))
+    };
+    let space = || {
+        row.context_space
+            .map(SpaceGuid::from_uuid)
+            .ok_or_else(|| corrupt("owner's space"))
+    };
+    Ok(match owner {
+        RequestedOwner::Foundation => ScopeTarget::Foundation,
+        RequestedOwner::Organization(guid) => ScopeTarget::Organization(guid),
+        RequestedOwner::Space(guid) => ScopeTarget::Space {
+            organization: organization()?,
+            space: guid,
+        },
+        RequestedOwner::App(guid) => ScopeTarget::App {
+            organization: organization()?,
+            space: space()?,
+            app: guid,
+        },
+    })
+}
+
+/// A row of the pull-secret lookup: the owner's parents, then what choosing needs and the
+/// sealed password (absent in the outer join's row of an owner with no match).
+#[derive(Debug, FromQueryResult)]
+struct PullRow {
+    context_organization: Option<Uuid>,
+    context_space: Option<Uuid>,
+    guid: Option<Uuid>,
+    scope: Option<String>,
+    location: Option<String>,
+    username: Option<String>,
+    password_ciphertext: Option<Vec<u8>>,
+    password_key_label: Option<String>,
 }
 
 /// A winner's sealed password did not open: logged (with the credential's guid) by the surface
@@ -836,9 +964,6 @@ pub struct SealedPasswordError {
     #[source]
     source: crate::sealing::SealError,
 }
-
-/// A row of the pull-secret lookup: what choosing needs, and the sealed password.
-type PullRow = (Uuid, String, String, String, Vec<u8>, String);
 
 impl SeaOrmCredentialStore {
     fn open_password(

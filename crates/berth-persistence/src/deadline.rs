@@ -84,7 +84,7 @@ bounded!(CredentialStore {
     fn delete(&self, guid: CredentialGuid) -> ();
     fn list(&self, query: &CredentialQuery) -> Page<RegistryCredential>;
     fn reveal_password(&self, guid: CredentialGuid) -> Option<Password>;
-    fn pull_matches(&self, query: &PullQuery, reveal: Reveal) -> PullLookup;
+    fn pull_matches(&self, query: &PullQuery, reveal: Reveal) -> Option<PullLookup>;
 }
     /// The lock is taken within the limit, and its write is bounded by it too.
     async fn lock(
