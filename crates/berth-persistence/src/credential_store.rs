@@ -20,7 +20,7 @@ use berth_domain::pull_secrets::{PullLookup, PullMatch, PullQuery, Reveal};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use secrecy::SecretString;
@@ -796,8 +796,9 @@ impl CredentialStore for SeaOrmCredentialStore {
         reveal: Reveal,
     ) -> Result<Option<PullLookup>, StoreError> {
         let statement = pull_statement(self.db.get_database_backend(), query);
-        let rows = PullRow::find_by_statement(statement)
-            .all(&self.db)
+        let rows = self
+            .db
+            .query_all_raw(statement)
             .await
             .map_err(store_error)?;
         // An owner that exists gives at least one row (the outer join's); the foundation always
@@ -809,33 +810,22 @@ impl CredentialStore for SeaOrmCredentialStore {
         };
         let mut matches = Vec::with_capacity(rows.len());
         let mut sealed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (
-                Some(guid),
-                Some(scope),
-                Some(location),
-                Some(username),
-                Some(ciphertext),
-                Some(label),
-            ) = (
-                row.guid,
-                row.scope,
-                row.location,
-                row.username,
-                row.password_ciphertext,
-                row.password_key_label,
-            )
-            else {
+        for row in &rows {
+            // Read by position (the statement's column order): by name cost a lookup per column.
+            let Some(guid) = get::<Option<Uuid>>(row, 2)? else {
                 // The outer join's row of an owner with no match.
                 continue;
             };
+            let scope: String = get(row, 3)?;
+            let location: String = get(row, 4)?;
+            let username: String = get(row, 5)?;
             matches.push(PullMatch {
                 guid: CredentialGuid::from_uuid(guid),
                 scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
                 location: RegistryLocation::parse(&location).map_err(|_| corrupt("location"))?,
                 username: Username::parse(&username).map_err(|_| corrupt("username"))?,
             });
-            sealed.push((ciphertext, label));
+            sealed.push((get::<Vec<u8>>(row, 6)?, get::<String>(row, 7)?));
         }
         let mut passwords = Vec::new();
         if reveal == Reveal::Winners {
@@ -865,19 +855,23 @@ impl CredentialStore for SeaOrmCredentialStore {
 fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
     const CHAIN: &str = r#""c"."guid", "c"."scope", "c"."location", "c"."username", "c"."password_ciphertext", "c"."password_key_label""#;
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(query.locations().len() + 2);
-    let mut bind = |value: sea_orm::Value| {
+    let mut bind = |sql: &mut String, value: sea_orm::Value| {
         values.push(value);
         match backend {
-            DbBackend::Postgres => format!("${}", values.len()),
-            _ => "?".to_owned(),
+            DbBackend::Postgres => {
+                sql.push('$');
+                sql.push_str(&values.len().to_string());
+            }
+            _ => sql.push('?'),
         }
     };
-    let locations: Vec<String> = query
-        .locations()
-        .iter()
-        .map(|location| bind(location.as_str().into()))
-        .collect();
-    let locations = locations.join(", ");
+    let mut locations = String::with_capacity(query.locations().len() * 5);
+    for (index, location) in query.locations().iter().enumerate() {
+        if index > 0 {
+            locations.push_str(", ");
+        }
+        bind(&mut locations, location.as_str().into());
+    }
     let owner = query.owner();
     // (the owner's table and alias, its parents' columns, how its parents' credentials join)
     let (from, parents, parents_join, guid) = match owner {
@@ -906,23 +900,26 @@ fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
             guid.as_uuid(),
         ),
     };
-    let own_key = bind(owner_key(owner).into());
-    let guid = bind(guid.into());
+    let mut own_key = String::new();
+    bind(&mut own_key, owner_key(owner).into());
+    let mut guid_value = String::new();
+    bind(&mut guid_value, guid.into());
+    let guid = guid_value;
     let sql = format!(
         r#"SELECT {parents}, {CHAIN} FROM {from} LEFT JOIN "registry_credentials" AS "c" ON "c"."location" IN ({locations}) AND ("c"."scope_key" IN ({own_key}, 'foundation'){parents_join}) WHERE "o"."guid" = {guid}"#
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// The owner with its parents, from the first row of the pull lookup.
-fn locate(owner: RequestedOwner, row: &PullRow) -> Result<ScopeTarget, StoreError> {
+/// The owner with its parents, from the first row of the pull lookup (its first two columns).
+fn locate(owner: RequestedOwner, row: &QueryResult) -> Result<ScopeTarget, StoreError> {
     let organization = || {
-        row.context_organization
+        get::<Option<Uuid>>(row, 0)?
             .map(OrganizationGuid::from_uuid)
             .ok_or_else(|| corrupt("owner's organization"))
     };
     let space = || {
-        row.context_space
+        get::<Option<Uuid>>(row, 1)?
             .map(SpaceGuid::from_uuid)
             .ok_or_else(|| corrupt("owner's space"))
     };
@@ -941,18 +938,9 @@ fn locate(owner: RequestedOwner, row: &PullRow) -> Result<ScopeTarget, StoreErro
     })
 }
 
-/// A row of the pull-secret lookup: the owner's parents, then what choosing needs and the
-/// sealed password (absent in the outer join's row of an owner with no match).
-#[derive(Debug, FromQueryResult)]
-struct PullRow {
-    context_organization: Option<Uuid>,
-    context_space: Option<Uuid>,
-    guid: Option<Uuid>,
-    scope: Option<String>,
-    location: Option<String>,
-    username: Option<String>,
-    password_ciphertext: Option<Vec<u8>>,
-    password_key_label: Option<String>,
+/// A column of a pull lookup row, by position.
+fn get<T: sea_orm::TryGetable>(row: &QueryResult, index: usize) -> Result<T, StoreError> {
+    row.try_get_by_index(index).map_err(store_error)
 }
 
 /// A winner's sealed password did not open: logged (with the credential's guid) by the surface

@@ -99,6 +99,7 @@ async fn every_level_and_candidate_is_read_in_one_statement() {
         ]
     );
     let winners: Vec<_> = query
+        .clone()
         .resolve(&lookup.context, &lookup.matches)
         .into_iter()
         .map(|r| r.winner.map(|w| w.guid))
