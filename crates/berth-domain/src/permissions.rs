@@ -45,6 +45,8 @@ pub struct Permissions {
     /// Organizations the caller has any role in (space roles included).
     member_organizations: BTreeSet<OrganizationGuid>,
     managed_organizations: BTreeSet<OrganizationGuid>,
+    /// Organizations the caller audits.
+    audited_organizations: BTreeSet<OrganizationGuid>,
     /// Spaces the caller has any role in.
     member_spaces: BTreeSet<SpaceGuid>,
     developer_spaces: BTreeSet<SpaceGuid>,
@@ -98,6 +100,29 @@ pub enum DirectoryVisibility {
     },
 }
 
+/// Which audit events a caller may see, for a store to apply inside its list query (Cloud
+/// Foundry's `readable_event_dataset`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVisibility {
+    Everything,
+    /// Events in `organizations` (managed or audited by the caller) or in `spaces` (any space
+    /// role); events in neither (foundation-wide) only for [`AuditVisibility::Everything`].
+    Scoped {
+        organizations: Vec<OrganizationGuid>,
+        spaces: Vec<SpaceGuid>,
+    },
+}
+
+impl Default for AuditVisibility {
+    /// Nothing.
+    fn default() -> Self {
+        Self::Scoped {
+            organizations: Vec::new(),
+            spaces: Vec::new(),
+        }
+    }
+}
+
 impl Permissions {
     /// Resolves an actor's permissions. `space_organizations` maps each space the actor has a
     /// role in to its organization, from the directory (spaces unknown to it are left out).
@@ -111,6 +136,7 @@ impl Permissions {
             read_everything,
             member_organizations: BTreeSet::new(),
             managed_organizations: BTreeSet::new(),
+            audited_organizations: BTreeSet::new(),
             member_spaces: BTreeSet::new(),
             developer_spaces: BTreeSet::new(),
         };
@@ -120,8 +146,11 @@ impl Permissions {
                     permissions.member_organizations.insert(organization);
                     permissions.managed_organizations.insert(organization);
                 }
-                Role::OrganizationAuditor(organization)
-                | Role::OrganizationUser(organization)
+                Role::OrganizationAuditor(organization) => {
+                    permissions.member_organizations.insert(organization);
+                    permissions.audited_organizations.insert(organization);
+                }
+                Role::OrganizationUser(organization)
                 | Role::OrganizationBillingManager(organization) => {
                     permissions.member_organizations.insert(organization);
                 }
@@ -169,6 +198,37 @@ impl Permissions {
 
     pub fn is_admin(&self) -> bool {
         self.admin
+    }
+
+    /// Admins, read-only admins and global auditors see every event; an organization's
+    /// managers and auditors its events; a space's auditors, developers, managers and
+    /// supporters its space's events.
+    pub fn audit_visibility(&self) -> AuditVisibility {
+        if self.read_everything {
+            return AuditVisibility::Everything;
+        }
+        AuditVisibility::Scoped {
+            organizations: self
+                .managed_organizations
+                .union(&self.audited_organizations)
+                .copied()
+                .collect(),
+            spaces: self.member_spaces.iter().copied().collect(),
+        }
+    }
+
+    /// As [`Permissions::audit_visibility`], for one event.
+    pub fn can_read_audit_event(
+        &self,
+        organization: Option<OrganizationGuid>,
+        space: Option<SpaceGuid>,
+    ) -> bool {
+        self.read_everything
+            || organization.is_some_and(|organization| {
+                self.managed_organizations.contains(&organization)
+                    || self.audited_organizations.contains(&organization)
+            })
+            || space.is_some_and(|space| self.member_spaces.contains(&space))
     }
 
     fn reads_space(&self, organization: OrganizationGuid, space: SpaceGuid) -> bool {
