@@ -431,13 +431,21 @@ pub trait RegistryStore: Send + Sync {
         wait: time::Duration,
     ) -> Result<bool, StoreError>;
 
-    /// Writes the registry's progress while holding the lease.
+    /// Writes the registry's progress while holding the lease, and `events` (the changes this
+    /// step completes) in the same transaction.
     ///
     /// # Errors
-    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
-    async fn save(&self, registry: &Registry, holder: LeaseHolder) -> Result<(), StoreError>;
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease (nothing
+    /// written).
+    async fn save(
+        &self,
+        registry: &Registry,
+        holder: LeaseHolder,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
-    /// Writes the registry's final state and gives the lease up, in one write.
+    /// Writes the registry's final state and gives the lease up, in one write, with `events`
+    /// in the same transaction.
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
@@ -445,6 +453,7 @@ pub trait RegistryStore: Send + Sync {
         &self,
         registry: &Registry,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError>;
 
     /// Gives the lease up.
@@ -453,12 +462,17 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn release(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
 
-    /// Deletes a registry row, its robots and the credentials they manage, in one transaction,
-    /// while holding the lease.
+    /// Deletes a registry row, its robots and the credentials they manage, and writes `events`,
+    /// in one transaction, while holding the lease.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when `holder` no longer holds the lease.
-    async fn delete(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
+    async fn delete(
+        &self,
+        id: RegistryId,
+        holder: LeaseHolder,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
     /// Registries provisioning or disabling whose lease is free or expired and that have not
     /// changed since `before`.
@@ -482,7 +496,7 @@ pub trait RegistryStore: Send + Sync {
     /// MUST return [`StoreError::Conflict`] when the registry has a robot of that name.
     async fn insert_robot(&self, robot: &RobotCredential) -> Result<(), StoreError>;
 
-    /// Records a robot's progress, only while `holder` holds its registry's lease (checked and
+    /// Records a robot's progress, with `events` in the same transaction, only while `holder` holds its registry's lease (checked and
     /// written in one transaction), so a robot is never recorded by a change that lost the
     /// registry to another (such as a disable).
     ///
@@ -493,6 +507,7 @@ pub trait RegistryStore: Send + Sync {
         &self,
         robot: &RobotCredential,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError>;
 
     /// Records the managed (platform pull) robot's progress and, in the same transaction, writes
@@ -512,13 +527,15 @@ pub trait RegistryStore: Send + Sync {
         holder: LeaseHolder,
         credential: &RegistryCredential,
         password: &Password,
+        events: &[AuditEvent],
     ) -> Result<CredentialGuid, StoreError>;
 
-    /// Deletes a robot's row and, in the same transaction, the credential it manages, if any.
+    /// Deletes a robot's row and, in the same transaction, the credential it manages, if any,
+    /// and writes `events`.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] for an unknown robot.
-    async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError>;
+    async fn delete_robot(&self, id: RobotId, events: &[AuditEvent]) -> Result<(), StoreError>;
 
     /// Robots of a registry, oldest first.
     ///

@@ -167,22 +167,23 @@ bounded!(RegistryStore {
     fn get(&self, id: RegistryId) -> Option<Registry>;
     fn get_by_organization(&self, organization: OrganizationGuid) -> Option<Registry>;
     fn acquire(&self, id: RegistryId, lease: Lease, now: OffsetDateTime) -> bool;
-    fn save(&self, registry: &Registry, holder: LeaseHolder) -> ();
-    fn save_and_release(&self, registry: &Registry, holder: LeaseHolder) -> ();
+    fn save(&self, registry: &Registry, holder: LeaseHolder, events: &[AuditEvent]) -> ();
+    fn save_and_release(&self, registry: &Registry, holder: LeaseHolder, events: &[AuditEvent]) -> ();
     fn release(&self, id: RegistryId, holder: LeaseHolder) -> ();
-    fn delete(&self, id: RegistryId, holder: LeaseHolder) -> ();
+    fn delete(&self, id: RegistryId, holder: LeaseHolder, events: &[AuditEvent]) -> ();
     fn stalled(&self, before: OffsetDateTime) -> Vec<Registry>;
     fn record_usage(&self, id: RegistryId, used_bytes: i64, at: OffsetDateTime) -> ();
     fn insert_robot(&self, robot: &RobotCredential) -> ();
-    fn update_robot(&self, robot: &RobotCredential, holder: LeaseHolder) -> ();
+    fn update_robot(&self, robot: &RobotCredential, holder: LeaseHolder, events: &[AuditEvent]) -> ();
     fn update_managed_robot(
         &self,
         robot: &RobotCredential,
         holder: LeaseHolder,
         credential: &RegistryCredential,
-        password: &Password
+        password: &Password,
+        events: &[AuditEvent]
     ) -> CredentialGuid;
-    fn delete_robot(&self, id: RobotId) -> ();
+    fn delete_robot(&self, id: RobotId, events: &[AuditEvent]) -> ();
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;
 }
