@@ -9,6 +9,7 @@
 //! one way to mention a secret is [`AuditData::hidden`], which stores [`PRIVATE_DATA_HIDDEN`]
 //! and never the value.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -159,10 +160,10 @@ pub enum AuditValue {
     Map(AuditData),
 }
 
-/// An event's `data`: the request's fields, secrets hidden. Keys keep their insertion order.
+/// An event's `data`: the request's fields, secrets hidden, by key (as JSON objects are read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditData {
-    entries: Vec<(String, AuditValue)>,
+    entries: BTreeMap<String, AuditValue>,
 }
 
 impl AuditData {
@@ -172,33 +173,34 @@ impl AuditData {
 
     pub fn text(mut self, key: &str, value: impl Into<String>) -> Self {
         self.entries
-            .push((key.to_owned(), AuditValue::Text(value.into())));
+            .insert(key.to_owned(), AuditValue::Text(value.into()));
         self
     }
 
     pub fn integer(mut self, key: &str, value: i64) -> Self {
-        self.entries.push((key.to_owned(), AuditValue::Integer(value)));
+        self.entries
+            .insert(key.to_owned(), AuditValue::Integer(value));
         self
     }
 
     pub fn flag(mut self, key: &str, value: bool) -> Self {
-        self.entries.push((key.to_owned(), AuditValue::Bool(value)));
+        self.entries.insert(key.to_owned(), AuditValue::Bool(value));
         self
     }
 
     /// Records that a secret was given under `key`, never its value.
     pub fn hidden(mut self, key: &str) -> Self {
-        self.entries.push((key.to_owned(), AuditValue::Hidden));
+        self.entries.insert(key.to_owned(), AuditValue::Hidden);
         self
     }
 
     pub fn map(mut self, key: &str, value: AuditData) -> Self {
-        self.entries.push((key.to_owned(), AuditValue::Map(value)));
+        self.entries.insert(key.to_owned(), AuditValue::Map(value));
         self
     }
 
-    pub fn entries(&self) -> &[(String, AuditValue)] {
-        &self.entries
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &AuditValue)> {
+        self.entries.iter()
     }
 
     /// Cloud Controller's `data: {"request": {...}}`.
@@ -408,11 +410,12 @@ mod tests {
     #[test]
     fn a_hidden_secret_keeps_only_its_key() {
         let data = AuditData::new().text("username", "ci").hidden("password");
+        let entries: Vec<_> = data.entries().collect();
         assert_eq!(
-            data.entries(),
-            &[
-                ("username".to_owned(), AuditValue::Text("ci".to_owned())),
-                ("password".to_owned(), AuditValue::Hidden),
+            entries,
+            [
+                (&"password".to_owned(), &AuditValue::Hidden),
+                (&"username".to_owned(), &AuditValue::Text("ci".to_owned())),
             ]
         );
     }

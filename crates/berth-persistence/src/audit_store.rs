@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use berth_domain::audit::{
-    AuditActor, AuditData, AuditEvent, AuditEventGuid, AuditEventStore, AuditEventType,
-    AuditQuery, AuditTarget, AuditValue, PRIVATE_DATA_HIDDEN,
+    AuditActor, AuditData, AuditEvent, AuditEventGuid, AuditEventStore, AuditEventType, AuditQuery,
+    AuditTarget, AuditValue, PRIVATE_DATA_HIDDEN,
 };
 use berth_domain::ids::{OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{Page, TimestampFilter};
@@ -34,7 +34,6 @@ pub(crate) fn data_json(data: &AuditData) -> String {
     fn object(data: &AuditData) -> Json {
         Json::Object(
             data.entries()
-                .iter()
                 .map(|(key, value)| {
                     let value = match value {
                         AuditValue::Text(text) => Json::String(text.clone()),
@@ -53,18 +52,19 @@ pub(crate) fn data_json(data: &AuditData) -> String {
 
 fn parse_data(text: &str) -> Result<AuditData, StoreError> {
     fn from_object(map: serde_json::Map<String, Json>) -> Result<AuditData, StoreError> {
-        map.into_iter().try_fold(AuditData::new(), |data, (key, value)| {
-            Ok(match value {
-                Json::String(text) if text == PRIVATE_DATA_HIDDEN => data.hidden(&key),
-                Json::String(text) => data.text(&key, text),
-                Json::Bool(flag) => data.flag(&key, flag),
-                Json::Number(number) => {
-                    data.integer(&key, number.as_i64().ok_or_else(|| corrupt("event data"))?)
-                }
-                Json::Object(inner) => data.map(&key, from_object(inner)?),
-                _ => return Err(corrupt("event data")),
+        map.into_iter()
+            .try_fold(AuditData::new(), |data, (key, value)| {
+                Ok(match value {
+                    Json::String(text) if text == PRIVATE_DATA_HIDDEN => data.hidden(&key),
+                    Json::String(text) => data.text(&key, text),
+                    Json::Bool(flag) => data.flag(&key, flag),
+                    Json::Number(number) => {
+                        data.integer(&key, number.as_i64().ok_or_else(|| corrupt("event data"))?)
+                    }
+                    Json::Object(inner) => data.map(&key, from_object(inner)?),
+                    _ => return Err(corrupt("event data")),
+                })
             })
-        })
     }
     match serde_json::from_str(text) {
         Ok(Json::Object(map)) => from_object(map),
@@ -151,7 +151,10 @@ fn timestamp_condition(filter: &TimestampFilter) -> Condition {
         condition = condition.add(column.is_in(filter.equals.iter().copied()));
     }
     for (bound, compare) in [
-        (filter.lt, ColumnTrait::lt as fn(&events::Column, OffsetDateTime) -> _),
+        (
+            filter.lt,
+            ColumnTrait::lt as fn(&events::Column, OffsetDateTime) -> _,
+        ),
         (filter.lte, ColumnTrait::lte),
         (filter.gt, ColumnTrait::gt),
         (filter.gte, ColumnTrait::gte),
@@ -181,13 +184,15 @@ fn visibility_condition(visibility: &AuditVisibility) -> Condition {
 fn query_condition(query: &AuditQuery) -> Condition {
     let mut condition = Condition::all().add(visibility_condition(&query.visibility));
     if let Some(types) = &query.types {
-        condition = condition.add(events::Column::EventType.is_in(types.iter().map(|t| t.as_str())));
+        condition =
+            condition.add(events::Column::EventType.is_in(types.iter().map(|t| t.as_str())));
     }
     if let Some(targets) = &query.target_guids {
         condition = condition.add(events::Column::TargetGuid.is_in(targets.iter().cloned()));
     }
     if let Some(spaces) = &query.space_guids {
-        condition = condition.add(events::Column::SpaceGuid.is_in(spaces.iter().map(SpaceGuid::as_uuid)));
+        condition =
+            condition.add(events::Column::SpaceGuid.is_in(spaces.iter().map(SpaceGuid::as_uuid)));
     }
     if let Some(organizations) = &query.organization_guids {
         condition = condition.add(

@@ -126,11 +126,13 @@ impl LockedCredential for BoundedLock {
 #[async_trait]
 impl<S: DirectoryStore, E: DirectoryEntry> DirectoryEntries<E> for Deadline<S> {
     async fn insert(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
-        self.bound(E::entries(&self.store).insert(entry, event)).await
+        self.bound(E::entries(&self.store).insert(entry, event))
+            .await
     }
 
     async fn update(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
-        self.bound(E::entries(&self.store).update(entry, event)).await
+        self.bound(E::entries(&self.store).update(entry, event))
+            .await
     }
 
     async fn get(&self, guid: E::Guid) -> Result<Option<E>, StoreError> {
@@ -142,7 +144,8 @@ impl<S: DirectoryStore, E: DirectoryEntry> DirectoryEntries<E> for Deadline<S> {
     }
 
     async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError> {
-        self.bound(E::entries(&self.store).delete(guid, event)).await
+        self.bound(E::entries(&self.store).delete(guid, event))
+            .await
     }
 }
 

@@ -14,8 +14,8 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
 };
 
-use crate::entities::{app, organization, registry, registry_credential, space};
 use crate::audit_store;
+use crate::entities::{app, organization, registry, registry_credential, space};
 use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
 use time::OffsetDateTime;

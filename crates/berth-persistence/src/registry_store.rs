@@ -20,9 +20,9 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit_store;
 use crate::credential_store::SeaOrmCredentialStore;
 use crate::entities::{registry, registry_robot as robot};
-use crate::audit_store;
 use crate::errors::{corrupt, store_error};
 use crate::sealing::KeyRing;
 

@@ -66,7 +66,12 @@ impl RegistryService {
     ) -> Result<(), RegistryError> {
         self.delete_robots(registry).await?;
         registry.mark_disabled();
-        let event = registry_event(by, AuditEventType::RegistryDisable, registry, AuditData::new());
+        let event = registry_event(
+            by,
+            AuditEventType::RegistryDisable,
+            registry,
+            AuditData::new(),
+        );
         self.save_and_release(registry, holder, &[event]).await
     }
 

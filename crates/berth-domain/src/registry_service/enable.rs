@@ -326,9 +326,7 @@ impl RegistryService {
             self.record_pull_robot(registry, &mut robot, holder, &secret, &[event])
                 .await
         } else {
-            self.registries
-                .update_robot(&robot, holder, &[event])
-                .await
+            self.registries.update_robot(&robot, holder, &[event]).await
         };
         match recorded {
             Ok(()) => {}

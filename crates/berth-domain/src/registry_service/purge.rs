@@ -66,8 +66,17 @@ impl RegistryService {
             self.delete_project_and_repositories(registry, project)
                 .await?;
         }
-        let event = registry_event(by, AuditEventType::RegistryPurge, registry, AuditData::new());
-        match self.registries.delete(registry.id(), holder, &[event]).await {
+        let event = registry_event(
+            by,
+            AuditEventType::RegistryPurge,
+            registry,
+            AuditData::new(),
+        );
+        match self
+            .registries
+            .delete(registry.id(), holder, &[event])
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => Err(RegistryError::Busy),
             Err(error) => Err(error.into()),

@@ -4,10 +4,10 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use berth_domain::audit::AuditError;
 use berth_domain::credential_service::CredentialError;
 use berth_domain::directory_service::DirectoryError;
 use berth_domain::metadata::MetadataLimitError;
-use berth_domain::audit::AuditError;
 use berth_domain::ports::StoreError;
 use berth_domain::pull_secret_service::PullSecretError;
 use serde::Serialize;

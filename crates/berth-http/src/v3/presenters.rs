@@ -394,7 +394,6 @@ impl AuditEventResource {
         fn object(data: &AuditData) -> serde_json::Value {
             serde_json::Value::Object(
                 data.entries()
-                    .iter()
                     .map(|(key, value)| {
                         let value = match value {
                             AuditValue::Text(text) => serde_json::Value::from(text.as_str()),

@@ -28,10 +28,10 @@ use berth_persistence::{
 };
 use tracing_actix_web::TracingLogger;
 
+use super::access_log::AccessLogWriter;
 use super::harbor::{self, ChosenHarbor, EmbeddedHarbor};
 use super::ops_probe::DatabaseProbe;
 use super::runtime::Runtime;
-use super::access_log::AccessLogWriter;
 use super::{database, pruner, reconciler, request_id, verification};
 
 /// A running Berth: its port and the server future (and the metrics server's, when

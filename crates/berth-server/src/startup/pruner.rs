@@ -39,7 +39,11 @@ pub(super) async fn prune_forever(pruned: Pruned, interval: Duration) {
 
 /// Deletes events past retention, batch after batch, until a batch comes back short (or the
 /// pass's share is done); returns how many.
-pub(super) async fn prune_audit_events(audit: &AuditService, retention_days: u32, batch: u32) -> u64 {
+pub(super) async fn prune_audit_events(
+    audit: &AuditService,
+    retention_days: u32,
+    batch: u32,
+) -> u64 {
     let mut total = 0;
     for _ in 0..AUDIT_BATCHES_PER_PASS {
         match audit.prune_older_than(retention_days, batch).await {
