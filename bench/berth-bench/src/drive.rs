@@ -762,9 +762,8 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
             lists.insert((*name).to_owned(), figures.json());
         }
         // One organization's audit events, first page: as flat as the lists when the table grows.
-        let audit_query = format!(
-            "/v3/audit_events?organization_guids={organization}&per_page={PER_PAGE}"
-        );
+        let audit_query =
+            format!("/v3/audit_events?organization_guids={organization}&per_page={PER_PAGE}");
         let audit_figures = driver.measure(
             port,
             &Load {

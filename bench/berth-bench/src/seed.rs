@@ -156,7 +156,11 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     let directory = &directory;
     stream::iter(&organizations)
         .map(|organization| async move {
-            let event = seeded(AuditEventType::OrganizationUpsert, organization.guid, "organization");
+            let event = seeded(
+                AuditEventType::OrganizationUpsert,
+                organization.guid,
+                "organization",
+            );
             directory.organizations().insert(organization, &event).await
         })
         .buffer_unordered(16)

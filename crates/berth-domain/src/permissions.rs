@@ -8,9 +8,10 @@
 //! | space or app credential | any role in the space, the organization's managers | space developers |
 //! | organization registry | any role in the organization | organization managers |
 //! | organization, space, app (directory) | as their credentials | admins |
+//! | audit event | its organization's managers and auditors, its space's roles | nobody |
 //!
 //! `berth.admin` may do everything; `berth.admin_read_only` and `berth.global_auditor` read
-//! everything. A space role counts as a role in the space's organization (Cloud Foundry makes
+//! everything (every audit event included). A space role counts as a role in the space's organization (Cloud Foundry makes
 //! every space member an organization user).
 
 use std::collections::BTreeSet;
@@ -455,6 +456,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Cloud Foundry's `readable_event_dataset`: global readers all; an organization's managers
+    /// and auditors its events; a space's roles its space's events; organization users and
+    /// callers without roles nothing, not even events outside any organization.
+    #[test]
+    fn audit_event_visibility() {
+        let (in_org, in_space, elsewhere, global) = (
+            (Some(org(1)), None),
+            (Some(org(1)), Some(space(11))),
+            (Some(org(2)), Some(space(21))),
+            (None, None),
+        );
+        let cases = [
+            (permissions(&[PlatformScope::GlobalAuditor], &[]), [true; 4]),
+            (permissions(&[PlatformScope::AdminReadOnly], &[]), [true; 4]),
+            (
+                permissions(&[], &[Role::OrganizationManager(org(1))]),
+                [true, true, false, false],
+            ),
+            (
+                permissions(&[], &[Role::OrganizationAuditor(org(1))]),
+                [true, true, false, false],
+            ),
+            (
+                permissions(&[], &[Role::OrganizationUser(org(1))]),
+                [false; 4],
+            ),
+            (
+                permissions(&[], &[Role::SpaceSupporter(space(11))]),
+                [false, true, false, false],
+            ),
+            (
+                permissions(&[], &[Role::SpaceDeveloper(space(11))]),
+                [false, true, false, false],
+            ),
+            (permissions(&[PlatformScope::PullSecrets], &[]), [false; 4]),
+        ];
+        for (caller, expected) in cases {
+            let seen = [in_org, in_space, elsewhere, global]
+                .map(|(organization, space)| caller.can_read_audit_event(organization, space));
+            assert_eq!(seen, expected, "{caller:?}");
+        }
+        assert_eq!(
+            permissions(&[], &[Role::OrganizationAuditor(org(1))]).audit_visibility(),
+            AuditVisibility::Scoped {
+                organizations: vec![org(1)],
+                spaces: vec![],
+            }
+        );
+        assert_eq!(
+            permissions(&[PlatformScope::GlobalAuditor], &[]).audit_visibility(),
+            AuditVisibility::Everything
+        );
     }
 
     #[test]
