@@ -23,7 +23,10 @@ use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
 
 /// The columns of an event row, in the order [`values`] gives them.
-pub(crate) const COLUMNS: &str = r#""guid", "created_at", "type", "actor_guid", "actor_type", "actor_name", "target_guid", "target_type", "target_name", "data", "organization_guid", "space_guid""#;
+pub(crate) const COLUMNS: &str = concat!(
+    r#""guid", "created_at", "type", "actor_guid", "actor_type", "actor_name", "#,
+    r#""target_guid", "target_type", "target_name", "data", "organization_guid", "space_guid""#
+);
 
 /// Events per multi-row statement: 12 values a row, under both databases' bound-value limits.
 const ROWS_PER_STATEMENT: usize = 1_000;
