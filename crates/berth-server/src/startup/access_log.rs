@@ -131,3 +131,55 @@ async fn flush(store: &SeaOrmAuditStore, batch: &mut Vec<AuditEvent>) {
     }
     batch.clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_domain::audit::{
+        AuditActor, AuditData, AuditEventStore, AuditEventType, AuditQuery, AuditTarget,
+    };
+    use berth_domain::listing::PageRequest;
+    use berth_domain::permissions::AuditVisibility;
+    use berth_persistence::PoolSettings;
+    use berth_testkit::TestDatabase;
+
+    use super::*;
+
+    fn access(index: usize) -> AuditEvent {
+        AuditEvent::new(
+            AuditEventType::CredentialAccess,
+            AuditActor::system(),
+            AuditTarget::new(index, "registry_credential", "r.io"),
+            AuditData::new(),
+        )
+    }
+
+    async fn stored(store: &SeaOrmAuditStore) -> u64 {
+        let query = AuditQuery {
+            visibility: AuditVisibility::Everything,
+            page: PageRequest::new(1, 1).unwrap(),
+            ..AuditQuery::default()
+        };
+        store.list(&query).await.unwrap().total_results
+    }
+
+    /// A full batch is written at once, a short one within the flush interval, and what is
+    /// still queued at shutdown before the writer stops: nothing recorded is lost.
+    #[tokio::test]
+    async fn queued_events_are_written_in_batches_and_at_shutdown() {
+        let db = TestDatabase::new().await;
+        let connection = berth_persistence::connect(db.url(), &PoolSettings::default())
+            .await
+            .unwrap();
+        berth_persistence::migrate(&connection).await.unwrap();
+        let store = SeaOrmAuditStore::new(connection);
+        let (log, writer) = AccessLogWriter::start(store.clone());
+
+        log.record((0..FLUSH_ROWS + 1).map(access).collect()).await;
+        tokio::time::sleep(FLUSH_INTERVAL * 8).await;
+        assert_eq!(stored(&store).await, (FLUSH_ROWS + 1) as u64);
+
+        log.record((0..1_200).map(access).collect()).await;
+        writer.shut_down().await;
+        assert_eq!(stored(&store).await, (FLUSH_ROWS + 1 + 1_200) as u64);
+    }
+}
