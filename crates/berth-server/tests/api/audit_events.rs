@@ -159,6 +159,16 @@ async fn every_change_is_recorded_and_no_secret_reaches_an_event() {
         .delete(&format!("/v3/registry_credentials/{credential}"))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .delete(&format!("{registry}/credentials/{robot_id}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.delete(&registry).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.delete(&format!("{registry}?purge=true")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.delete(&format!("/v3/apps/{application}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 
     let access = wait_for_events(&app, "audit.registry_credential.access", 1).await;
     let event = &access["resources"][0];
@@ -183,14 +193,33 @@ async fn every_change_is_recorded_and_no_secret_reaches_an_event() {
         "audit.registry_credential.access",
         "audit.organization_registry.enable",
         "audit.organization_registry.update",
+        "audit.organization_registry.disable",
+        "audit.organization_registry.purge",
         "audit.registry_robot.create",
         "audit.registry_robot.rotate",
+        "audit.registry_robot.delete",
+        "audit.app.delete",
     ] {
         assert!(
             recorded.contains(expected),
             "{expected} missing: {recorded:?}"
         );
     }
+    let (_, enables) = app
+        .get(&format!(
+            "{EVENTS}?types=audit.organization_registry.enable&organization_guids={organization}"
+        ))
+        .await;
+    assert_eq!(enables["pagination"]["total_results"], 1, "{enables}");
+    assert_eq!(
+        enables["resources"][0]["data"],
+        json!({"request": {"quota_gb": 10}})
+    );
+    assert_eq!(
+        enables["resources"][0]["target"]["type"],
+        "organization_registry"
+    );
+    assert_eq!(enables["resources"][0]["actor"]["type"], "user");
     let (_, creates) = app
         .get(&format!(
             "{EVENTS}?types=audit.registry_credential.create&target_guids={credential}"
