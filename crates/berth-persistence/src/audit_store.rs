@@ -116,11 +116,18 @@ pub(crate) async fn insert_in<C: ConnectionTrait>(
     connection: &C,
     batch: &[AuditEvent],
 ) -> Result<(), StoreError> {
+    insert_rows(connection, batch).await.map_err(store_error)
+}
+
+/// [`insert_in`] with the database's own error, for callers that classify it themselves.
+pub(crate) async fn insert_rows<C: ConnectionTrait>(
+    connection: &C,
+    batch: &[AuditEvent],
+) -> Result<(), sea_orm::DbErr> {
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         events::Entity::insert_many(chunk.iter().map(row))
             .exec_without_returning(connection)
-            .await
-            .map_err(store_error)?;
+            .await?;
     }
     Ok(())
 }

@@ -327,6 +327,32 @@ fn insert_with_labels(
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
+/// Deletes a credential's labels and writes `event`, in `transaction`. On PostgreSQL in one
+/// statement (the event's insert rides along as a data-modifying `WITH`), so an update or a
+/// delete costs no extra round trip for its event; on SQLite (in process) as two.
+async fn delete_labels_with_event(
+    transaction: &DatabaseTransaction,
+    guid: Uuid,
+    event: &AuditEvent,
+) -> Result<(), sea_orm::DbErr> {
+    let delete = labels::Entity::delete_many().filter(labels::Column::CredentialGuid.eq(guid));
+    if transaction.get_database_backend() != DbBackend::Postgres {
+        delete.exec(transaction).await?;
+        return crate::audit_store::insert_rows(transaction, std::slice::from_ref(event)).await;
+    }
+    let statement = delete.build(DbBackend::Postgres);
+    let mut values = statement.values.map(|values| values.0).unwrap_or_default();
+    let audit = audit_cte(&mut values, event);
+    transaction
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("WITH {audit} {}", statement.sql),
+            values,
+        ))
+        .await
+        .map(drop)
+}
+
 /// `"audit" AS (INSERT INTO "audit_events" ... VALUES ($n, ...))`, its values appended to
 /// `values` (PostgreSQL's numbered placeholders may appear in any order in the text).
 fn audit_cte(values: &mut Vec<sea_orm::Value>, event: &AuditEvent) -> String {
@@ -625,9 +651,7 @@ impl LockedCredential for SeaOrmLockedCredential {
                 "a locked credential was not there to update".into(),
             ));
         }
-        labels::Entity::delete_many()
-            .filter(labels::Column::CredentialGuid.eq(guid))
-            .exec(&transaction)
+        delete_labels_with_event(&transaction, guid, event)
             .await
             .map_err(lock_error)?;
         let label_rows = label_rows(&RegistryCredential {
@@ -641,7 +665,6 @@ impl LockedCredential for SeaOrmLockedCredential {
                 .await
                 .map_err(lock_error)?;
         }
-        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await.map_err(lock_error)
     }
 }
@@ -742,12 +765,9 @@ impl CredentialStore for SeaOrmCredentialStore {
         }
         // Cascaded by the foreign key already; explicit so no label outlives its credential
         // even on a connection without foreign-key enforcement.
-        labels::Entity::delete_many()
-            .filter(labels::Column::CredentialGuid.eq(guid.as_uuid()))
-            .exec(&transaction)
+        delete_labels_with_event(&transaction, guid.as_uuid(), event)
             .await
             .map_err(lock_error)?;
-        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await.map_err(lock_error)
     }
 
