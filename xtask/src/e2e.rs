@@ -157,7 +157,10 @@ impl Topology {
                 .env("BERTH_HARBOR__URL", &harbor_url)
                 .env("BERTH_HARBOR__USERNAME", HARBOR_USERNAME)
                 .env("BERTH_HARBOR__PASSWORD", HARBOR_PASSWORD)
-                .env("BERTH_HARBOR__REGISTRY_ENDPOINT", format!("127.0.0.1:{harbor_port}"))
+                .env(
+                    "BERTH_HARBOR__REGISTRY_ENDPOINT",
+                    format!("127.0.0.1:{harbor_port}"),
+                )
                 .env("BERTH_LOG__FORMAT", "json");
             if let Some(port) = port {
                 command
@@ -191,7 +194,12 @@ impl Topology {
         })
     }
 
-    fn spawn(&mut self, name: &'static str, mut command: Command, logs: &Path) -> anyhow::Result<()> {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        mut command: Command,
+        logs: &Path,
+    ) -> anyhow::Result<()> {
         let log = logs.join(format!("{name}.log"));
         let file = File::create(&log)?;
         let child = command
@@ -227,7 +235,12 @@ impl Topology {
             let text = std::fs::read_to_string(&process.log).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = &lines[lines.len().saturating_sub(200)..];
-            eprintln!("==> last {} lines of {} ({}):", tail.len(), process.name, process.log.display());
+            eprintln!(
+                "==> last {} lines of {} ({}):",
+                tail.len(),
+                process.name,
+                process.log.display()
+            );
             for line in tail {
                 eprintln!("    {line}");
             }
@@ -243,7 +256,10 @@ impl Topology {
         self.processes.clear();
         if let Some(name) = self.database.take() {
             eprintln!("==> dropping database {name}");
-            if let Err(error) = psql(&self.server_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+            if let Err(error) = psql(
+                &self.server_url,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ) {
                 eprintln!("==> warning: {error:#}");
             }
         }
@@ -302,7 +318,11 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .ok()?;
     let mut answer = Vec::new();
     stream.take(4096).read_to_end(&mut answer).ok()?;
     String::from_utf8_lossy(&answer)
@@ -332,10 +352,9 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let word = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |word, (index, byte)| word | u32::from(*byte) << (16 - 8 * index));
+        let word = chunk.iter().enumerate().fold(0u32, |word, (index, byte)| {
+            word | u32::from(*byte) << (16 - 8 * index)
+        });
         for index in 0..4 {
             if index <= chunk.len() {
                 out.push(ALPHABET[(word >> (18 - 6 * index) & 63) as usize] as char);
@@ -373,14 +392,20 @@ fn compose() -> anyhow::Result<()> {
         command
     };
     eprintln!("==> docker compose up (builds the image on the first run)");
-    let outcome = run(&mut project(&["up", "--build", "--wait", "--wait-timeout", "300"]))
-        .and_then(|()| {
-            suite(&Target {
-                urls: COMPOSE_URLS.into(),
-                signing_key,
-                harbor_url: COMPOSE_HARBOR_URL.into(),
-            })
-        });
+    let outcome = run(&mut project(&[
+        "up",
+        "--build",
+        "--wait",
+        "--wait-timeout",
+        "300",
+    ]))
+    .and_then(|()| {
+        suite(&Target {
+            urls: COMPOSE_URLS.into(),
+            signing_key,
+            harbor_url: COMPOSE_HARBOR_URL.into(),
+        })
+    });
     if outcome.is_err() {
         let _ = run(&mut project(&["logs", "--no-color", "--tail", "200"]));
     }
@@ -407,12 +432,15 @@ fn compose_command() -> anyhow::Result<Vec<String>> {
     {
         return Ok(vec!["docker-compose".into()]);
     }
-    bail!("no Compose v2 here: install the docker compose plugin (or docker-compose 2.x, for `up --wait`)")
+    bail!(
+        "no Compose v2 here: install the docker compose plugin (or docker-compose 2.x, for `up --wait`)"
+    )
 }
 
 /// The HS256 secret `docker-compose.yml` gives Berth: the suite mints its tokens with it.
 fn compose_signing_key(file: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     text.lines()
         .find_map(|line| line.trim().strip_prefix("BERTH_AUTH__HS256_SECRET:"))
         .map(|value| value.trim().trim_matches('"').to_owned())

@@ -64,7 +64,8 @@ impl Deployment {
         const HOW: &str = "this journey needs a deployment: run `cargo xtask e2e` (or \
                            `cargo xtask e2e --compose`), or set the BERTH_E2E_* variables \
                            (crates/berth-e2e/src/lib.rs lists them)";
-        let urls = lookup("BERTH_E2E_URLS").with_context(|| format!("BERTH_E2E_URLS is unset: {HOW}"))?;
+        let urls =
+            lookup("BERTH_E2E_URLS").with_context(|| format!("BERTH_E2E_URLS is unset: {HOW}"))?;
         let urls: Vec<&str> = urls.split(',').map(str::trim).collect();
         let [first, second] = urls.as_slice() else {
             bail!("BERTH_E2E_URLS must name two replicas, comma-separated, not {urls:?}: {HOW}");
@@ -74,8 +75,8 @@ impl Deployment {
             (None, Some(token)) => Signing::Token(token),
             (None, None) => bail!("set BERTH_E2E_SIGNING_KEY (or BERTH_E2E_TOKEN): {HOW}"),
         };
-        let harbor_url =
-            lookup("BERTH_E2E_HARBOR_URL").with_context(|| format!("BERTH_E2E_HARBOR_URL is unset: {HOW}"))?;
+        let harbor_url = lookup("BERTH_E2E_HARBOR_URL")
+            .with_context(|| format!("BERTH_E2E_HARBOR_URL is unset: {HOW}"))?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -91,7 +92,8 @@ impl Deployment {
             harbor: Harbor {
                 base_url: base_url(&harbor_url)?,
                 username: lookup("BERTH_E2E_HARBOR_USERNAME").unwrap_or_else(|| "admin".into()),
-                password: lookup("BERTH_E2E_HARBOR_PASSWORD").unwrap_or_else(|| "Harbor12345".into()),
+                password: lookup("BERTH_E2E_HARBOR_PASSWORD")
+                    .unwrap_or_else(|| "Harbor12345".into()),
                 http,
             },
         })
@@ -236,7 +238,9 @@ impl Berth {
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Answer> {
         let request_name = format!("{method} {}{path}", self.base_url);
-        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -256,8 +260,9 @@ impl Berth {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text)
-                .with_context(|| format!("{request_name} answered {status} with a body that is not JSON: {text}"))?
+            serde_json::from_str(&text).with_context(|| {
+                format!("{request_name} answered {status} with a body that is not JSON: {text}")
+            })?
         };
         Ok(Answer {
             request: request_name,
@@ -280,7 +285,8 @@ impl Berth {
     /// # Errors
     /// As [`Berth::call`].
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> anyhow::Result<Answer> {
-        self.call(Method::POST, path, Some(token), Some(body), &[]).await
+        self.call(Method::POST, path, Some(token), Some(body), &[])
+            .await
     }
 
     /// `POST path` as `token` without a body.
@@ -296,7 +302,8 @@ impl Berth {
     /// # Errors
     /// As [`Berth::call`].
     pub async fn put(&self, token: &str, path: &str, body: &Value) -> anyhow::Result<Answer> {
-        self.call(Method::PUT, path, Some(token), Some(body), &[]).await
+        self.call(Method::PUT, path, Some(token), Some(body), &[])
+            .await
     }
 
     /// `PATCH path` as `token` with `body`.
@@ -304,7 +311,8 @@ impl Berth {
     /// # Errors
     /// As [`Berth::call`].
     pub async fn patch(&self, token: &str, path: &str, body: &Value) -> anyhow::Result<Answer> {
-        self.call(Method::PATCH, path, Some(token), Some(body), &[]).await
+        self.call(Method::PATCH, path, Some(token), Some(body), &[])
+            .await
     }
 
     /// `DELETE path` as `token`.
@@ -312,7 +320,8 @@ impl Berth {
     /// # Errors
     /// As [`Berth::call`].
     pub async fn delete(&self, token: &str, path: &str) -> anyhow::Result<Answer> {
-        self.call(Method::DELETE, path, Some(token), None, &[]).await
+        self.call(Method::DELETE, path, Some(token), None, &[])
+            .await
     }
 
     /// The path and query of `href` (a link Berth answered), to follow on this replica: links
@@ -334,9 +343,13 @@ impl Berth {
     /// Berth does not answer 201.
     pub async fn organization(&self, token: &str, name: &str) -> anyhow::Result<String> {
         let guid = fresh_guid();
-        self.put(token, &format!("/v3/organizations/{guid}"), &json!({"name": name}))
-            .await?
-            .expect(201)?;
+        self.put(
+            token,
+            &format!("/v3/organizations/{guid}"),
+            &json!({"name": name}),
+        )
+        .await?
+        .expect(201)?;
         Ok(guid)
     }
 
@@ -344,7 +357,12 @@ impl Berth {
     ///
     /// # Errors
     /// Berth does not answer 201.
-    pub async fn space(&self, token: &str, organization: &str, name: &str) -> anyhow::Result<String> {
+    pub async fn space(
+        &self,
+        token: &str,
+        organization: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
         let guid = fresh_guid();
         let body = json!({"name": name, "relationships": {"organization": {"data": {"guid": organization}}}});
         self.put(token, &format!("/v3/spaces/{guid}"), &body)
@@ -401,7 +419,10 @@ impl Harbor {
         match response.status().as_u16() {
             200 => Ok(Some(response.json().await?)),
             404 => Ok(None),
-            other => bail!("Harbor answered {other} for project {name}: {}", response.text().await?),
+            other => bail!(
+                "Harbor answered {other} for project {name}: {}",
+                response.text().await?
+            ),
         }
     }
 
@@ -429,7 +450,10 @@ impl Harbor {
         let id = self.project_id(name).await?;
         let url = reqwest::Url::parse_with_params(
             &format!("{}/api/v2.0/quotas", self.base_url),
-            [("reference", "project".to_owned()), ("reference_id", id.to_string())],
+            [
+                ("reference", "project".to_owned()),
+                ("reference_id", id.to_string()),
+            ],
         )?;
         let quotas: Vec<Value> = self.admin_get(url).await?;
         quotas
@@ -456,7 +480,11 @@ impl Harbor {
             .send()
             .await
             .with_context(|| format!("Harbor {url}: no answer"))?;
-        ensure!(response.status() == 200, "Harbor answered {} for {url}", response.status());
+        ensure!(
+            response.status() == 200,
+            "Harbor answered {} for {url}",
+            response.status()
+        );
         Ok(response.json().await?)
     }
 
@@ -465,7 +493,11 @@ impl Harbor {
     ///
     /// # Errors
     /// Harbor answers neither 200 nor 401.
-    pub async fn registry_login_works(&self, username: &str, password: &str) -> anyhow::Result<bool> {
+    pub async fn registry_login_works(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<bool> {
         let challenge = self
             .http
             .get(format!("{}/v2/", self.base_url))
@@ -479,7 +511,10 @@ impl Harbor {
         );
         let response = self
             .http
-            .get(format!("{}/service/token?service=harbor-registry", self.base_url))
+            .get(format!(
+                "{}/service/token?service=harbor-registry",
+                self.base_url
+            ))
             .basic_auth(username, Some(password))
             .send()
             .await
@@ -536,7 +571,10 @@ mod tests {
 
     const FULL: &[(&str, &str)] = &[
         ("BERTH_E2E_URLS", "http://127.0.0.1:1/, http://127.0.0.1:2"),
-        ("BERTH_E2E_SIGNING_KEY", "a-signing-key-long-enough-for-hs256-tokens"),
+        (
+            "BERTH_E2E_SIGNING_KEY",
+            "a-signing-key-long-enough-for-hs256-tokens",
+        ),
         ("BERTH_E2E_HARBOR_URL", "http://127.0.0.1:3"),
     ];
 
@@ -548,7 +586,10 @@ mod tests {
         let message = error_of(&[("BERTH_E2E_URLS", "http://a:1,http://b:2")]);
         assert!(message.contains("BERTH_E2E_SIGNING_KEY"), "{message}");
         let message = error_of(&FULL[..2]);
-        assert!(message.contains("BERTH_E2E_HARBOR_URL is unset"), "{message}");
+        assert!(
+            message.contains("BERTH_E2E_HARBOR_URL is unset"),
+            "{message}"
+        );
         let message = error_of(&[("BERTH_E2E_URLS", "http://a:1"), FULL[1], FULL[2]]);
         assert!(message.contains("two replicas"), "{message}");
         let message = error_of(&[("BERTH_E2E_URLS", "ftp://a:1,http://b:2"), FULL[1], FULL[2]]);
@@ -561,7 +602,10 @@ mod tests {
         assert_eq!(deployment.first().url(), "http://127.0.0.1:1");
         assert_eq!(deployment.second().url(), "http://127.0.0.1:2");
         assert_eq!(
-            (deployment.harbor.username.as_str(), deployment.harbor.password.as_str()),
+            (
+                deployment.harbor.username.as_str(),
+                deployment.harbor.password.as_str()
+            ),
             ("admin", "Harbor12345")
         );
     }
@@ -570,7 +614,11 @@ mod tests {
     fn minted_tokens_carry_scopes_roles_and_expire_in_ten_minutes() {
         let deployment = Deployment::from_lookup(lookup(FULL)).unwrap();
         let token = deployment
-            .mint("someone", &["berth.pull_secrets"], &["space_developer:abc".into()])
+            .mint(
+                "someone",
+                &["berth.pull_secrets"],
+                &["space_developer:abc".into()],
+            )
             .unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.validate_aud = false;
@@ -584,20 +632,22 @@ mod tests {
         assert_eq!(claims["sub"], "someone");
         assert_eq!(claims["scope"], "berth.pull_secrets");
         assert_eq!(claims["roles"], json!(["space_developer:abc"]));
-        assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 600);
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            600
+        );
         let admin = deployment.admin().unwrap();
-        let admin = jsonwebtoken::dangerous::insecure_decode::<Value>(&admin).unwrap().claims;
+        let admin = jsonwebtoken::dangerous::insecure_decode::<Value>(&admin)
+            .unwrap()
+            .claims;
         assert_eq!(admin["scope"], "berth.admin berth.pull_secrets");
     }
 
     #[test]
     fn a_given_token_is_the_admin_and_minting_others_is_refused() {
-        let deployment = Deployment::from_lookup(lookup(&[
-            FULL[0],
-            ("BERTH_E2E_TOKEN", "given"),
-            FULL[2],
-        ]))
-        .unwrap();
+        let deployment =
+            Deployment::from_lookup(lookup(&[FULL[0], ("BERTH_E2E_TOKEN", "given"), FULL[2]]))
+                .unwrap();
         assert_eq!(deployment.admin().unwrap(), "given");
         let message = deployment.mint("x", &[], &[]).unwrap_err().to_string();
         assert!(message.contains("BERTH_E2E_SIGNING_KEY"), "{message}");
@@ -606,7 +656,8 @@ mod tests {
     #[test]
     fn links_are_followed_by_their_path_and_query() {
         assert_eq!(
-            Berth::path_of("http://external.example/v3/registry_credentials?page=2&per_page=3").unwrap(),
+            Berth::path_of("http://external.example/v3/registry_credentials?page=2&per_page=3")
+                .unwrap(),
             "/v3/registry_credentials?page=2&per_page=3"
         );
         assert_eq!(Berth::path_of("http://h/v3/apps").unwrap(), "/v3/apps");

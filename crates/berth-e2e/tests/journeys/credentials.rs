@@ -37,14 +37,22 @@ async fn credentials_with_labels_page_by_selector_and_follow_their_links() -> an
             .post(&admin, "/v3/registry_credentials", &body)
             .await?
             .expect(201)?;
-        anyhow::ensure!(resource.get("password").is_none(), "a password in {resource}");
+        anyhow::ensure!(
+            resource.get("password").is_none(),
+            "a password in {resource}"
+        );
         anyhow::ensure!(resource["scope"] == "foundation", "{resource}");
         created.push(resource);
     }
 
     let selector = format!("e2e-run%3D{run}%2Cenv%3Dprod");
     let page1 = second
-        .get(&admin, &format!("/v3/registry_credentials?label_selector={selector}&order_by=location&per_page=2"))
+        .get(
+            &admin,
+            &format!(
+                "/v3/registry_credentials?label_selector={selector}&order_by=location&per_page=2"
+            ),
+        )
         .await?
         .expect(200)?;
     let pagination = &page1["pagination"];
@@ -54,8 +62,14 @@ async fn credentials_with_labels_page_by_selector_and_follow_their_links() -> an
     let next = pagination["next"]["href"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("no next link: {page1}"))?;
-    anyhow::ensure!(next.contains("label_selector=") && next.contains("page=2"), "{next}");
-    let page2 = second.get(&admin, &Berth::path_of(next)?).await?.expect(200)?;
+    anyhow::ensure!(
+        next.contains("label_selector=") && next.contains("page=2"),
+        "{next}"
+    );
+    let page2 = second
+        .get(&admin, &Berth::path_of(next)?)
+        .await?
+        .expect(200)?;
     anyhow::ensure!(page2["pagination"]["next"].is_null(), "{page2}");
     let mut seen = locations(&page1);
     seen.extend(locations(&page2));
@@ -66,7 +80,10 @@ async fn credentials_with_labels_page_by_selector_and_follow_their_links() -> an
 
     // Set-based selectors: `in`, and `!=` against the same run.
     let dev = second
-        .get(&admin, &format!("/v3/registry_credentials?label_selector=e2e-run%3D{run}%2Cenv%20in%20(dev)"))
+        .get(
+            &admin,
+            &format!("/v3/registry_credentials?label_selector=e2e-run%3D{run}%2Cenv%20in%20(dev)"),
+        )
         .await?
         .expect(200)?;
     anyhow::ensure!(dev["pagination"]["total_results"] == 2, "{dev}");
@@ -92,7 +109,10 @@ async fn credentials_with_labels_page_by_selector_and_follow_their_links() -> an
 
     first.delete(&admin, &path).await?.expect(204)?;
     let gone = second.get(&admin, &path).await?.expect(404)?;
-    anyhow::ensure!(gone["errors"][0]["title"] == "CF-ResourceNotFound", "{gone}");
+    anyhow::ensure!(
+        gone["errors"][0]["title"] == "CF-ResourceNotFound",
+        "{gone}"
+    );
     Ok(())
 }
 
@@ -103,10 +123,19 @@ async fn callers_are_authenticated_and_bad_input_is_a_clear_4xx() -> anyhow::Res
     let admin = deployment.admin()?;
     for berth in deployment.replicas() {
         let anonymous = berth
-            .call(reqwest::Method::GET, "/v3/registry_credentials", None, None, &[])
+            .call(
+                reqwest::Method::GET,
+                "/v3/registry_credentials",
+                None,
+                None,
+                &[],
+            )
             .await?
             .expect(401)?;
-        anyhow::ensure!(anonymous["errors"][0]["title"] == "CF-NotAuthenticated", "{anonymous}");
+        anyhow::ensure!(
+            anonymous["errors"][0]["title"] == "CF-NotAuthenticated",
+            "{anonymous}"
+        );
         let forged = berth
             .get("not-a-token", "/v3/registry_credentials")
             .await?
@@ -118,10 +147,17 @@ async fn callers_are_authenticated_and_bad_input_is_a_clear_4xx() -> anyhow::Res
             .expect(400)?;
         anyhow::ensure!(bad["errors"][0]["title"] == "CF-BadQueryParameter", "{bad}");
         let invalid = berth
-            .post(&admin, "/v3/registry_credentials", &json!({"location": "", "username": "u"}))
+            .post(
+                &admin,
+                "/v3/registry_credentials",
+                &json!({"location": "", "username": "u"}),
+            )
             .await?
             .expect(422)?;
-        anyhow::ensure!(invalid["errors"][0]["title"] == "CF-UnprocessableEntity", "{invalid}");
+        anyhow::ensure!(
+            invalid["errors"][0]["title"] == "CF-UnprocessableEntity",
+            "{invalid}"
+        );
     }
     Ok(())
 }

@@ -20,7 +20,10 @@ async fn the_directory_is_shared_by_both_replicas_and_deleted_leaf_first() -> an
         .expect(200)?;
     anyhow::ensure!(shown["name"] == "e2e-directory", "{shown}");
     let spaces = second
-        .get(&admin, &format!("/v3/spaces?organization_guids={organization}"))
+        .get(
+            &admin,
+            &format!("/v3/spaces?organization_guids={organization}"),
+        )
         .await?
         .expect(200)?;
     anyhow::ensure!(spaces["pagination"]["total_results"] == 1, "{spaces}");
@@ -33,10 +36,17 @@ async fn the_directory_is_shared_by_both_replicas_and_deleted_leaf_first() -> an
 
     // Renamed on the second replica, read on the first.
     second
-        .put(&admin, &format!("/v3/apps/{app}"), &json!({"name": "renamed", "relationships": {"space": {"data": {"guid": space}}}}))
+        .put(
+            &admin,
+            &format!("/v3/apps/{app}"),
+            &json!({"name": "renamed", "relationships": {"space": {"data": {"guid": space}}}}),
+        )
         .await?
         .expect(200)?;
-    let renamed = first.get(&admin, &format!("/v3/apps/{app}")).await?.expect(200)?;
+    let renamed = first
+        .get(&admin, &format!("/v3/apps/{app}"))
+        .await?
+        .expect(200)?;
     anyhow::ensure!(renamed["name"] == "renamed", "{renamed}");
 
     // An app-level credential holds the whole chain in place.
@@ -58,7 +68,10 @@ async fn the_directory_is_shared_by_both_replicas_and_deleted_leaf_first() -> an
         .delete(&admin, &format!("/v3/organizations/{organization}"))
         .await?
         .expect(422)?;
-    anyhow::ensure!(refused["errors"][0]["title"] == "CF-UnprocessableEntity", "{refused}");
+    anyhow::ensure!(
+        refused["errors"][0]["title"] == "CF-UnprocessableEntity",
+        "{refused}"
+    );
 
     let guid = credential["guid"].as_str().unwrap_or_default();
     second

@@ -25,7 +25,11 @@ async fn a_create_retried_on_the_other_replica_is_replayed_once() -> anyhow::Res
     let retry = second
         .call(Method::POST, path, Some(&admin), Some(&body), &headers)
         .await?;
-    anyhow::ensure!(retry.header("idempotent-replayed") == Some("true"), "{:?}", retry.headers);
+    anyhow::ensure!(
+        retry.header("idempotent-replayed") == Some("true"),
+        "{:?}",
+        retry.headers
+    );
     let replayed = retry.expect(201)?;
     anyhow::ensure!(replayed == original, "{replayed} != {original}");
     let listed = second
@@ -64,15 +68,26 @@ async fn a_robot_create_retried_on_the_other_replica_creates_one_robot() -> anyh
     let retry = second
         .call(Method::POST, &path, Some(&admin), Some(&body), &headers)
         .await?;
-    anyhow::ensure!(retry.header("idempotent-replayed") == Some("true"), "{:?}", retry.headers);
+    anyhow::ensure!(
+        retry.header("idempotent-replayed") == Some("true"),
+        "{:?}",
+        retry.headers
+    );
     anyhow::ensure!(retry.expect(201)? == original);
     let deploy_robots = harbor
         .robots_of(&format!("org-{organization}"))
         .await?
         .into_iter()
-        .filter(|robot| robot["name"].as_str().is_some_and(|name| name.ends_with("+deploy")))
+        .filter(|robot| {
+            robot["name"]
+                .as_str()
+                .is_some_and(|name| name.ends_with("+deploy"))
+        })
         .count();
-    anyhow::ensure!(deploy_robots == 1, "{deploy_robots} deploy robots in Harbor");
+    anyhow::ensure!(
+        deploy_robots == 1,
+        "{deploy_robots} deploy robots in Harbor"
+    );
     let credentials = &original["credentials"];
     anyhow::ensure!(
         harbor

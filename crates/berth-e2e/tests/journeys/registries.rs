@@ -15,7 +15,10 @@ async fn an_enabled_registry_is_a_harbor_project_with_a_working_robot() -> anyho
     let organization = first.organization(&admin, "e2e-registry").await?;
     let path = registry_path(&organization);
     let project = format!("org-{organization}");
-    anyhow::ensure!(harbor.project(&project).await?.is_none(), "{project} exists before enabling");
+    anyhow::ensure!(
+        harbor.project(&project).await?.is_none(),
+        "{project} exists before enabling"
+    );
 
     let enabled = first.post_empty(&admin, &path).await?.expect(201)?;
     let registry = &enabled["registry"];
@@ -25,15 +28,22 @@ async fn an_enabled_registry_is_a_harbor_project_with_a_working_robot() -> anyho
     let quota_gb = registry["quota_gb"]
         .as_i64()
         .ok_or_else(|| anyhow::anyhow!("no quota_gb: {enabled}"))?;
-    let username = enabled["credentials"]["username"].as_str().unwrap_or_default();
-    let password = enabled["credentials"]["password"].as_str().unwrap_or_default();
+    let username = enabled["credentials"]["username"]
+        .as_str()
+        .unwrap_or_default();
+    let password = enabled["credentials"]["password"]
+        .as_str()
+        .unwrap_or_default();
     anyhow::ensure!(
         username == format!("robot${project}+berth-default"),
         "{enabled}"
     );
 
     // Harbor has the project, its quota and the robot; the robot logs in to the registry.
-    anyhow::ensure!(harbor.project(&project).await?.is_some(), "no Harbor project {project}");
+    anyhow::ensure!(
+        harbor.project(&project).await?.is_some(),
+        "no Harbor project {project}"
+    );
     anyhow::ensure!(harbor.storage_quota(&project).await? == quota_gb * GIB);
     anyhow::ensure!(
         harbor.registry_login_works(username, password).await?,
@@ -42,10 +52,19 @@ async fn an_enabled_registry_is_a_harbor_project_with_a_working_robot() -> anyho
 
     // The second replica shows what the first enabled, and refuses a second enable.
     let shown = second.get(&admin, &path).await?.expect(200)?;
-    anyhow::ensure!(shown["id"] == registry["id"] && shown["enabled"] == true, "{shown}");
-    anyhow::ensure!(shown.get("credentials").is_none(), "a secret in GET: {shown}");
+    anyhow::ensure!(
+        shown["id"] == registry["id"] && shown["enabled"] == true,
+        "{shown}"
+    );
+    anyhow::ensure!(
+        shown.get("credentials").is_none(),
+        "a secret in GET: {shown}"
+    );
     let again = second.post_empty(&admin, &path).await?.expect(409)?;
-    anyhow::ensure!(again["error"]["code"] == "registry_already_enabled", "{again}");
+    anyhow::ensure!(
+        again["error"]["code"] == "registry_already_enabled",
+        "{again}"
+    );
 
     let resized = second
         .patch(&admin, &path, &json!({"quota_gb": quota_gb + 5}))
@@ -68,7 +87,10 @@ async fn an_enabled_registry_is_a_harbor_project_with_a_working_robot() -> anyho
         "the default robot still logs in after disabling"
     );
     anyhow::ensure!(harbor.robots_of(&project).await?.is_empty());
-    anyhow::ensure!(harbor.project(&project).await?.is_some(), "the project went with the registry");
+    anyhow::ensure!(
+        harbor.project(&project).await?.is_some(),
+        "the project went with the registry"
+    );
     let shown = second.get(&admin, &path).await?.expect(200)?;
     anyhow::ensure!(shown["enabled"] == false, "{shown}");
     Ok(())

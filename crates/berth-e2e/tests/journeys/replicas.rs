@@ -32,11 +32,18 @@ async fn concurrent_enables_on_both_replicas_give_one_registry() -> anyhow::Resu
             other => anyhow::bail!("{} answered {other}: {}", answer.request, answer.body),
         }
     }
-    anyhow::ensure!(created.len() == 1, "{} enables succeeded: {created:?}", created.len());
+    anyhow::ensure!(
+        created.len() == 1,
+        "{} enables succeeded: {created:?}",
+        created.len()
+    );
 
     let project = format!("org-{organization}");
     let harbor = deployment.harbor();
-    anyhow::ensure!(harbor.project(&project).await?.is_some(), "no Harbor project {project}");
+    anyhow::ensure!(
+        harbor.project(&project).await?.is_some(),
+        "no Harbor project {project}"
+    );
     let robots = harbor.robots_of(&project).await?;
     anyhow::ensure!(
         robots.len() == 2,

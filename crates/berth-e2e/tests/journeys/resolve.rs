@@ -55,7 +55,11 @@ async fn an_app_resolves_a_docker_config_whose_registry_login_works() -> anyhow:
     });
     let deployer = deployment.mint("e2e-deployer", &["berth.pull_secrets"], &[])?;
     let answer = second.post(&deployer, RESOLVE, &body).await?;
-    anyhow::ensure!(answer.header("cache-control") == Some("no-store"), "{:?}", answer.headers);
+    anyhow::ensure!(
+        answer.header("cache-control") == Some("no-store"),
+        "{:?}",
+        answer.headers
+    );
     let resolved = answer.expect(200)?;
     let auths = resolved["docker_config"]["auths"]
         .as_object()
@@ -81,7 +85,13 @@ async fn an_app_resolves_a_docker_config_whose_registry_login_works() -> anyhow:
 
     // Only the pull-secrets scope resolves: an admin without it is refused.
     let plain_admin = deployment.mint("e2e-admin-only", &["berth.admin"], &[])?;
-    let refused = first.post(&plain_admin, RESOLVE, &body).await?.expect(403)?;
-    anyhow::ensure!(refused["errors"][0]["title"] == "CF-NotAuthorized", "{refused}");
+    let refused = first
+        .post(&plain_admin, RESOLVE, &body)
+        .await?
+        .expect(403)?;
+    anyhow::ensure!(
+        refused["errors"][0]["title"] == "CF-NotAuthorized",
+        "{refused}"
+    );
     Ok(())
 }
