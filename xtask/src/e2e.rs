@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use crate::{cargo, has_nextest, postgres_url, run, workspace_root};
+use crate::{cargo, has_nextest, postgres_url, workspace_root};
 
 /// How long a process may take to answer after it starts (a cold debug build is slow to bind).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -34,6 +34,24 @@ pub fn e2e(args: &[String]) -> anyhow::Result<()> {
         [flag] if flag == "--compose" => compose(),
         _ => bail!("usage: cargo xtask e2e [--compose]"),
     }
+}
+
+/// Runs `command`, showing its program and arguments but not its environment (which holds the
+/// run's keys).
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let shown = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("$ {shown}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
 }
 
 /// The suite's environment for a deployment.

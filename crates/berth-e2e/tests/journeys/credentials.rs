@@ -140,7 +140,10 @@ async fn callers_are_authenticated_and_bad_input_is_a_clear_4xx() -> anyhow::Res
             .get("not-a-token", "/v3/registry_credentials")
             .await?
             .expect(401)?;
-        anyhow::ensure!(forged["errors"][0]["code"] == 10002, "{forged}");
+        anyhow::ensure!(
+            forged["errors"][0]["title"] == "CF-InvalidAuthToken",
+            "{forged}"
+        );
         let bad = berth
             .get(&admin, "/v3/registry_credentials?per_page=0")
             .await?

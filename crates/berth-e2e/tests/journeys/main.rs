@@ -9,6 +9,7 @@
 mod credentials;
 mod directory;
 mod idempotency;
+mod permissions;
 mod registries;
 mod replicas;
 mod resolve;
