@@ -10,12 +10,13 @@
 //! |---|---|
 //! | `BERTH_E2E_URLS` | two base URLs of Berth replicas sharing one database, comma-separated |
 //! | `BERTH_E2E_SIGNING_KEY` | the HS256 secret Berth verifies (`auth.hs256_secret`): the suite mints its callers' tokens |
-//! | `BERTH_E2E_TOKEN` | instead of the key: one admin token holding `berth.admin` and `berth.pull_secrets` (journeys needing another caller then fail, saying so) |
+//! | `BERTH_E2E_TOKEN` | instead of the key: one token with `berth.admin` and `berth.pull_secrets` |
 //! | `BERTH_E2E_ISSUER`, `BERTH_E2E_AUDIENCE` | the `iss` and `aud` to mint, where Berth checks them |
 //! | `BERTH_E2E_HARBOR_URL` | Harbor's (or the emulator's) base URL as the suite reaches it |
 //! | `BERTH_E2E_HARBOR_USERNAME`, `BERTH_E2E_HARBOR_PASSWORD` | Harbor's admin login (default `admin` / `Harbor12345`, the emulator's) |
 //!
-//! Without them a journey fails with a message naming what is missing: it never passes
+//! With only `BERTH_E2E_TOKEN`, the journeys that act as another caller fail, saying so.
+//! Without the variables a journey fails with a message naming what is missing: it never passes
 //! silently. Every journey makes its own organizations and labels (fresh guids), so journeys run
 //! in parallel and again on a deployment that keeps its data.
 
