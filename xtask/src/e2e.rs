@@ -28,11 +28,22 @@ const COMPOSE_PROJECT: &str = "berth-e2e";
 const COMPOSE_URLS: &str = "http://127.0.0.1:8080,http://127.0.0.1:8082";
 const COMPOSE_HARBOR_URL: &str = "http://127.0.0.1:8081";
 
+/// `cargo xtask e2e [--compose] [FILTER...]`: the filters (test name substrings) narrow the
+/// suite, as for `cargo nextest run`.
 pub fn e2e(args: &[String]) -> anyhow::Result<()> {
-    match args {
-        [] => local(),
-        [flag] if flag == "--compose" => compose(),
-        _ => bail!("usage: cargo xtask e2e [--compose]"),
+    let compose_mode = args.iter().any(|arg| arg == "--compose");
+    let filters: Vec<String> = args
+        .iter()
+        .filter(|arg| *arg != "--compose")
+        .cloned()
+        .collect();
+    if let Some(flag) = filters.iter().find(|arg| arg.starts_with('-')) {
+        bail!("unknown option {flag}: usage: cargo xtask e2e [--compose] [FILTER...]");
+    }
+    if compose_mode {
+        compose(&filters)
+    } else {
+        local(&filters)
     }
 }
 
@@ -62,7 +73,7 @@ struct Target {
 }
 
 /// Runs the ignored journeys of `berth-e2e` against `target`.
-fn suite(target: &Target) -> anyhow::Result<()> {
+fn suite(target: &Target, filters: &[String]) -> anyhow::Result<()> {
     eprintln!("==> end-to-end suite against {}", target.urls);
     let mut command = cargo();
     if has_nextest() {
@@ -75,8 +86,10 @@ fn suite(target: &Target) -> anyhow::Result<()> {
             "only",
             "--no-fail-fast",
         ]);
+        command.args(filters);
     } else {
         command.args(["test", "-p", "berth-e2e", "--", "--ignored"]);
+        command.args(filters);
     }
     command
         .env("BERTH_E2E_URLS", &target.urls)
@@ -88,7 +101,7 @@ fn suite(target: &Target) -> anyhow::Result<()> {
 }
 
 /// The local topology; every part is stopped and the database dropped however the run ends.
-fn local() -> anyhow::Result<()> {
+fn local(filters: &[String]) -> anyhow::Result<()> {
     let server_url = postgres_url()?;
     eprintln!("==> building berth and the Harbor emulator");
     run(cargo().args([
@@ -117,7 +130,7 @@ fn local() -> anyhow::Result<()> {
     };
     let outcome = topology
         .start(&name, &logs)
-        .and_then(|target| suite(&target));
+        .and_then(|target| suite(&target, filters));
     if outcome.is_err() {
         topology.print_logs();
     }
@@ -386,7 +399,7 @@ fn base64(bytes: &[u8]) -> String {
 
 /// `docker-compose.yml` with its second replica, the same suite against its published ports,
 /// then `down -v` (the e2e project's own volumes only).
-fn compose() -> anyhow::Result<()> {
+fn compose(filters: &[String]) -> anyhow::Result<()> {
     let engine = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output();
@@ -418,11 +431,14 @@ fn compose() -> anyhow::Result<()> {
         "300",
     ]))
     .and_then(|()| {
-        suite(&Target {
-            urls: COMPOSE_URLS.into(),
-            signing_key,
-            harbor_url: COMPOSE_HARBOR_URL.into(),
-        })
+        suite(
+            &Target {
+                urls: COMPOSE_URLS.into(),
+                signing_key,
+                harbor_url: COMPOSE_HARBOR_URL.into(),
+            },
+            filters,
+        )
     });
     if outcome.is_err() {
         let _ = run(&mut project(&["logs", "--no-color", "--tail", "200"]));

@@ -1,11 +1,11 @@
 //! `cargo xtask <task>`: the project's front door for developer tasks.
 //!
 //! - `test`: the whole suite, once on SQLite and once on PostgreSQL.
-//! - `ci`: formatting, lints, the dependency fences, then `test`.
+//! - `ci`: formatting, lints, the dependency fences, then `test` and `e2e`.
 //! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them), and
 //!   no source line over 150 characters.
-//! - `e2e [--compose]`: the black-box suite (`crates/berth-e2e`) against two Berth replicas on
-//!   local processes, or against `docker-compose.yml` (see `e2e`).
+//! - `e2e [--compose] [FILTER...]`: the black-box suite (`crates/berth-e2e`) against two Berth
+//!   replicas on local processes, or against `docker-compose.yml` (see `e2e`).
 //! - `bench [--quick]`: speed and memory against the floors: builds in release mode and starts
 //!   `berth-bench drive` (bench/README.md).
 //!
@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
         Some("e2e") => e2e::e2e(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | e2e [--compose] | bench [--quick]>"
+                "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | e2e [--compose] [FILTER...] | bench [--quick]>"
             );
             std::process::exit(2);
         }
@@ -470,5 +470,6 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     fences()?;
-    test(&[])
+    test(&[])?;
+    e2e::e2e(&[])
 }
