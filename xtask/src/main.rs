@@ -1,9 +1,11 @@
 //! `cargo xtask <task>`: the project's front door for developer tasks.
 //!
 //! - `test`: the whole suite, once on SQLite and once on PostgreSQL.
-//! - `ci`: formatting, lints, the dependency fences, then `test`.
+//! - `ci`: formatting, lints, the dependency fences, then `test` and `e2e`.
 //! - `fences`: each crate's forbidden dependencies (the domain's I/O fence among them), and
 //!   no source line over 150 characters.
+//! - `e2e [--compose] [FILTER...]`: the black-box suite (`crates/berth-e2e`) against two Berth
+//!   replicas on local processes, or against `docker-compose.yml` (see `e2e`).
 //! - `bench [--quick]`: speed and memory against the floors: builds in release mode and starts
 //!   `berth-bench drive` (bench/README.md).
 //!
@@ -16,6 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+mod e2e;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Crates that perform I/O: `berth-domain` must depend on none of them.
@@ -132,6 +136,24 @@ const FENCES: &[Fence] = &[
         why: "a client of the wire protocol stands alone: no Berth crate, no server or database crate",
     },
     Fence {
+        package: "berth-e2e",
+        args: &[],
+        forbidden: &[
+            &[
+                "berth-domain",
+                "berth-auth",
+                "berth-http",
+                "berth-server",
+                "berth-testkit",
+                "actix-web",
+                "sea-orm",
+                "sqlx",
+            ],
+            ADAPTERS,
+        ],
+        why: "the end-to-end suite knows only URLs and secrets: no Berth crate but the client",
+    },
+    Fence {
         package: "berth-server",
         args: &["--no-default-features"],
         forbidden: &[&["harbor-emulator"]],
@@ -147,9 +169,10 @@ fn main() -> anyhow::Result<()> {
         Some("fences") => fences(),
         Some("openapi") => openapi(),
         Some("bench") => bench(&args[1..]),
+        Some("e2e") => e2e::e2e(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | bench [--quick]>"
+                "usage: cargo xtask <test [-- extra test args] | ci | fences | openapi | e2e [--compose] [FILTER...] | bench [--quick]>"
             );
             std::process::exit(2);
         }
@@ -447,5 +470,6 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     fences()?;
-    test(&[])
+    test(&[])?;
+    e2e::e2e(&[])
 }

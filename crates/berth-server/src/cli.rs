@@ -1,4 +1,5 @@
-//! The `berth` command line: `serve` (default), `migrate`, `keys status|rotate`, `token`.
+//! The `berth` command line: `serve` (default), `migrate`, `keys status|rotate`, `token`,
+//! `healthcheck`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +45,9 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 when the Berth on this machine's `listen` port answers /readyz with 200, 1
+    /// otherwise: a container HEALTHCHECK without curl.
+    Healthcheck,
     /// Print new random guids, one a line: ids for the directory routes, on any machine.
     Guid {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -114,6 +118,13 @@ pub async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = config::load(cli.config.as_deref()).context("reading configuration")?;
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        // Before the runtime resolves: the probe needs only the listen address, not keys.
+        let address = crate::healthcheck::probe_address(&settings.listen)?;
+        crate::healthcheck::check(address)?;
+        println!("ready: {address}");
+        return Ok(());
+    }
     let log_format = settings.log.format.clone();
     let log_level = settings.log.level.clone();
     let telemetry = settings.telemetry.clone();
@@ -146,7 +157,7 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(runtime, command).await,
-        Command::Openapi | Command::Guid { .. } => Ok(()),
+        Command::Openapi | Command::Guid { .. } | Command::Healthcheck => Ok(()),
         Command::Token {
             sub,
             scopes,

@@ -1888,3 +1888,44 @@ async fn pull_rotations_renewals_and_purges_over_two_processes_never_fail_nor_di
         assert_eq!(status, 404);
     }
 }
+
+/// `berth healthcheck` with `listen` set to `listen`: whether it exited 0, and its output.
+fn healthcheck(listen: &str) -> (bool, String) {
+    let output = berth()
+        .env("BERTH_LISTEN", listen)
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    (output.status.success(), text(&output))
+}
+
+#[tokio::test]
+async fn healthcheck_exits_zero_only_while_readyz_answers_200() {
+    let db = TestDatabase::new().await;
+    let keys = KeyRing::generate_spec_entry("k1").unwrap();
+    let keys = keys.expose_secret();
+    let harbor = emulator();
+    migrated(&db, keys).await;
+    let server = replica(&db, keys, harbor.url(), &[]).await;
+    let port = server.port;
+
+    let (ready, output) = healthcheck(&format!("127.0.0.1:{port}"));
+    assert!(ready, "{output}");
+    // A container listens on 0.0.0.0: the probe reaches it on loopback.
+    let (ready, output) = healthcheck(&format!("0.0.0.0:{port}"));
+    assert!(ready, "{output}");
+
+    // Harbor gone: /readyz answers 503 and the probe fails, naming the status.
+    harbor.stop().await;
+    let (ready, output) = healthcheck(&format!("127.0.0.1:{port}"));
+    assert!(!ready, "{output}");
+    assert!(output.contains("503"), "{output}");
+
+    drop(server);
+    let (ready, output) = healthcheck(&format!("127.0.0.1:{port}"));
+    assert!(!ready, "{output}");
+    assert!(output.contains("cannot connect"), "{output}");
+    let (ready, output) = healthcheck("not-an-address");
+    assert!(!ready, "{output}");
+    assert!(output.contains("host:port"), "{output}");
+}
