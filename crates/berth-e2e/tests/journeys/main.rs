@@ -6,6 +6,7 @@
 //! `#[ignore = "needs a deployment: run cargo xtask e2e"]`, each starting from
 //! `Deployment::from_env()?` and making its own organizations (fresh guids).
 
+mod audit;
 mod credentials;
 mod directory;
 mod idempotency;
