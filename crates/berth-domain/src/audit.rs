@@ -420,3 +420,135 @@ mod tests {
         );
     }
 }
+
+/// Coalesces the `audit.registry_credential.access` events of one write batch: the reveals of
+/// one credential to one actor in one organization and space become ONE event, the first
+/// reveal's, whose `data` counts them (`reveals`) and dates the last (`last_revealed_at`).
+/// Every reveal is still recorded; a deployer that resolves the same images many times a
+/// second writes a handful of rows per batch instead of one per reveal, so resolve keeps its
+/// speed and the table its size. Other events pass through unchanged, in their order.
+pub fn coalesce_accesses(events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+    type Key = (String, String, Option<OrganizationGuid>, Option<SpaceGuid>);
+    let mut kept: Vec<(AuditEvent, i64, OffsetDateTime)> = Vec::with_capacity(events.len());
+    let mut by_reader: BTreeMap<Key, usize> = BTreeMap::new();
+    for event in events {
+        if event.event_type != AuditEventType::CredentialAccess {
+            let at = event.created_at;
+            kept.push((event, 0, at));
+            continue;
+        }
+        let key = (
+            event.actor.guid.clone(),
+            event.target.guid.clone(),
+            event.organization,
+            event.space,
+        );
+        match by_reader.get(&key) {
+            Some(&index) => {
+                let (first, reveals, last) = &mut kept[index];
+                *reveals += 1;
+                if event.created_at > *last {
+                    *last = event.created_at;
+                }
+                if event.created_at < first.created_at {
+                    // The earliest reveal's event stands for them all.
+                    *first = event;
+                }
+            }
+            None => {
+                by_reader.insert(key, kept.len());
+                let at = event.created_at;
+                kept.push((event, 1, at));
+            }
+        }
+    }
+    kept.into_iter()
+        .map(|(mut event, reveals, last)| {
+            if event.event_type == AuditEventType::CredentialAccess {
+                event.data = std::mem::take(&mut event.data)
+                    .integer("reveals", reveals)
+                    .text("last_revealed_at", rfc3339(last));
+            }
+            event
+        })
+        .collect()
+}
+
+/// A timestamp as Cloud Controller writes them (`2026-11-30T06:20:01Z`).
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod coalescing_tests {
+    use super::*;
+
+    fn access(actor: &str, credential: u128, second: i64) -> AuditEvent {
+        let mut event = AuditEvent::new(
+            AuditEventType::CredentialAccess,
+            AuditActor {
+                guid: actor.to_owned(),
+                kind: "user".to_owned(),
+                name: actor.to_owned(),
+            },
+            AuditTarget::new(
+                uuid::Uuid::from_u128(credential),
+                "registry_credential",
+                "r.io",
+            ),
+            AuditData::request(AuditData::new().text("username", "u").hidden("password")),
+        );
+        event.created_at = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(second);
+        event
+    }
+
+    fn reveals(event: &AuditEvent) -> Option<&AuditValue> {
+        event
+            .data
+            .entries()
+            .find(|(key, _)| key.as_str() == "reveals")
+            .map(|(_, value)| value)
+    }
+
+    #[test]
+    fn reveals_of_one_credential_to_one_actor_become_one_counted_event() {
+        let other = AuditEvent::new(
+            AuditEventType::CredentialCreate,
+            AuditActor::system(),
+            AuditTarget::new(9, "registry_credential", "r.io"),
+            AuditData::new(),
+        );
+        let events = vec![
+            access("deployer", 1, 5),
+            access("deployer", 2, 6),
+            other.clone(),
+            access("deployer", 1, 3),
+            access("deployer", 1, 9),
+            access("auditor", 1, 7),
+        ];
+        let coalesced = coalesce_accesses(events);
+        assert_eq!(coalesced.len(), 4, "{coalesced:#?}");
+        let first = &coalesced[0];
+        assert_eq!(first.actor.guid, "deployer");
+        assert_eq!(
+            first.created_at,
+            OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(3),
+            "the earliest reveal's event"
+        );
+        assert_eq!(reveals(first), Some(&AuditValue::Integer(3)));
+        assert!(
+            first
+                .data
+                .entries()
+                .any(|(key, value)| key == "last_revealed_at"
+                    && *value == AuditValue::Text("1970-01-01T00:00:09Z".to_owned()))
+        );
+        assert_eq!(reveals(&coalesced[1]), Some(&AuditValue::Integer(1)));
+        assert_eq!(coalesced[2], other, "other events pass unchanged");
+        assert_eq!(coalesced[3].actor.guid, "auditor");
+        assert_eq!(reveals(&coalesced[3]), Some(&AuditValue::Integer(1)));
+        // The secret stays hidden in the coalesced event.
+        assert!(first.data.entries().any(|(key, _)| key == "request"));
+    }
+}

@@ -200,7 +200,12 @@ async fn an_app_context_is_located_in_the_same_statement_as_its_chain() {
         created_at: now,
         updated_at: now,
     };
-    harness.directory.spaces().insert(&space).await.unwrap();
+    harness
+        .directory
+        .spaces()
+        .insert(&space, &audit_event())
+        .await
+        .unwrap();
     let app = App {
         guid: AppGuid::from_uuid(uuid::Uuid::new_v4()),
         name: ResourceName::parse("a").unwrap(),
@@ -209,7 +214,12 @@ async fn an_app_context_is_located_in_the_same_statement_as_its_chain() {
         created_at: now,
         updated_at: now,
     };
-    harness.directory.apps().insert(&app).await.unwrap();
+    harness
+        .directory
+        .apps()
+        .insert(&app, &audit_event())
+        .await
+        .unwrap();
     // A sibling app and space of the same organization: never part of this app's chain.
     let sibling_space = Space {
         guid: SpaceGuid::from_uuid(uuid::Uuid::new_v4()),
@@ -218,14 +228,19 @@ async fn an_app_context_is_located_in_the_same_statement_as_its_chain() {
     harness
         .directory
         .spaces()
-        .insert(&sibling_space)
+        .insert(&sibling_space, &audit_event())
         .await
         .unwrap();
     let sibling_app = App {
         guid: AppGuid::from_uuid(uuid::Uuid::new_v4()),
         ..app.clone()
     };
-    harness.directory.apps().insert(&sibling_app).await.unwrap();
+    harness
+        .directory
+        .apps()
+        .insert(&sibling_app, &audit_event())
+        .await
+        .unwrap();
     let in_app = ScopeTarget::App {
         organization,
         space: space.guid,
@@ -265,7 +280,7 @@ async fn an_app_context_is_located_in_the_same_statement_as_its_chain() {
     for row in &stored {
         harness
             .credentials
-            .insert(row, &password("pw"))
+            .insert(row, &password("pw"), &audit_event())
             .await
             .unwrap();
     }
