@@ -59,5 +59,7 @@ ids["SPARE_CREDENTIAL"] = call("POST", "/v3/registry_credentials", {
 ids["SPARE_ROBOT"] = str(call(
     "POST", f"/api/v1/organizations/{ids['ORGANIZATION']}/registry/credentials",
     {"name": "spare", "access": "pull"})["credential"]["id"])
+# An event the seeding itself recorded, for `GET /v3/audit_events/{guid}`.
+ids["AUDIT_EVENT"] = call("GET", "/v3/audit_events?per_page=1")["resources"][0]["guid"]
 for name, value in ids.items():
     print(f"export BERTH_FUZZ_{name}={value}")

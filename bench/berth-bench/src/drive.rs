@@ -36,6 +36,8 @@ struct DataSet {
     credentials: usize,
     organizations: usize,
     registry_organizations: usize,
+    /// Audit events seeded over the organizations (the growth sets' `audit events` run).
+    audit_events: usize,
 }
 
 struct Plan {
@@ -63,6 +65,7 @@ impl Plan {
                 credentials: 100_000,
                 organizations: 100,
                 registry_organizations: 8_000,
+                audit_events: 0,
             },
             growth: vec![
                 DataSet {
@@ -70,12 +73,14 @@ impl Plan {
                     credentials: 10_000,
                     organizations: 1_000,
                     registry_organizations: 0,
+                    audit_events: 10_000,
                 },
                 DataSet {
                     name: "berth_bench_1m",
                     credentials: 1_000_000,
                     organizations: 1_000,
                     registry_organizations: 0,
+                    audit_events: 1_000_000,
                 },
             ],
         }
@@ -93,6 +98,7 @@ impl Plan {
                 credentials: 10_000,
                 organizations: 10,
                 registry_organizations: 3_000,
+                audit_events: 0,
             },
             // The small growth set only: its plans, without the million's seeding time.
             growth: vec![DataSet {
@@ -100,6 +106,7 @@ impl Plan {
                 credentials: 10_000,
                 organizations: 1_000,
                 registry_organizations: 0,
+                audit_events: 10_000,
             }],
         }
     }
@@ -421,6 +428,8 @@ fn seed(server_url: &str, keys: &str, set: &DataSet, out: &Path) -> anyhow::Resu
                 &set.organizations.to_string(),
                 "--registry-organizations",
                 &set.registry_organizations.to_string(),
+                "--audit-events",
+                &set.audit_events.to_string(),
             ])
             .env("BERTH_DATABASE__URL", database_url(server_url, set.name))
             .env("BERTH_ENCRYPTION__KEYS", keys),
@@ -752,6 +761,21 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
             )?;
             lists.insert((*name).to_owned(), figures.json());
         }
+        // One organization's audit events, first page: as flat as the lists when the table grows.
+        let audit_query =
+            format!("/v3/audit_events?organization_guids={organization}&per_page={PER_PAGE}");
+        let audit_figures = driver.measure(
+            port,
+            &Load {
+                query: &audit_query,
+                ..Load::new("list", &admin)
+            },
+            true,
+        )?;
+        lists.insert(
+            "audit events, one organization".to_owned(),
+            audit_figures.json(),
+        );
         let get_figures = driver.measure(
             port,
             &Load {

@@ -14,6 +14,54 @@ use uuid::Uuid;
 
 const COLUMNS: &str = r#""guid", "scope", "scope_key", "organization_guid", "space_guid", "app_guid", "location", "username", "password_ciphertext", "password_key_label", "labels", "annotations", "created_at", "updated_at", "revision""#;
 
+/// `$1` audit events spread evenly over every organization (PostgreSQL), one a second back from
+/// now, so none is past the retention Berth prunes at start; shaped as Berth writes them, on the
+/// index Berth lists them by: `(organization_guid, created_at, guid)`.
+pub const SEED_AUDIT_EVENTS: &str = r#"
+WITH "orgs" AS (
+    SELECT "guid", row_number() OVER (ORDER BY "guid") - 1 AS "i" FROM "organizations"
+), "total" AS (SELECT count(*) AS "c" FROM "orgs")
+INSERT INTO "audit_events" ("guid", "created_at", "type", "actor_guid", "actor_type",
+    "actor_name", "target_guid", "target_type", "target_name", "data", "organization_guid",
+    "space_guid")
+SELECT gen_random_uuid(),
+    date_trunc('second', now()) - "n" * interval '1 second',
+    (ARRAY['audit.registry_credential.create', 'audit.registry_credential.update',
+           'audit.registry_credential.access'])[1 + "n" % 3],
+    'bench-user', 'user', 'bench-user',
+    gen_random_uuid()::text, 'registry_credential', 'registry.example.com/team',
+    '{"request":{"password":"[PRIVATE DATA HIDDEN]","username":"robot"}}',
+    "orgs"."guid", NULL
+FROM generate_series(0, $1::bigint - 1) AS "n"
+CROSS JOIN "total"
+JOIN "orgs" ON "orgs"."i" = "n" % "total"."c"
+"#;
+
+const AUDIT_COLUMNS: &str = r#""guid", "created_at", "type", "actor_guid", "actor_type", "actor_name", "target_guid", "target_type", "target_name", "data", "organization_guid", "space_guid""#;
+
+/// The statements Berth's audit store issues for one organization's first page of events, as
+/// an admin sees them (no visibility condition): the page and its count.
+fn audit_statements(organization: Uuid) -> [(String, Statement); 2] {
+    [
+        (
+            "Berth's statements: audit events, one organization, page".to_owned(),
+            statement(
+                format!(
+                    r#"SELECT {AUDIT_COLUMNS} FROM "audit_events" WHERE "organization_guid" IN ($1) ORDER BY "created_at" ASC, "guid" ASC LIMIT $2 OFFSET $3"#
+                ),
+                vec![organization.into(), 50u64.into(), 0u64.into()],
+            ),
+        ),
+        (
+            "Berth's statements: audit events, one organization, count".to_owned(),
+            statement(
+                r#"SELECT COUNT(*) AS num_items FROM (SELECT "guid" FROM "audit_events" WHERE "organization_guid" IN ($1)) AS "sub""#.to_owned(),
+                vec![organization.into()],
+            ),
+        ),
+    ]
+}
+
 /// Which set of statements a floor runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Statements {
@@ -231,6 +279,9 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
             Statements::Best => "best statements",
         };
         let mut statements = vec![(format!("{name}: get by guid"), set.get_by_guid(args.guid))];
+        if set == Statements::Berth {
+            statements.extend(audit_statements(args.organization));
+        }
         for (text, selector) in &lists {
             let label = if text.is_empty() {
                 "organization list".to_owned()

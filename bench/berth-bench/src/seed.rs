@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use berth_domain::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
 use berth_domain::directory::{App, Organization, ResourceName, Space};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
@@ -45,9 +46,22 @@ pub struct SeedArgs {
     organizations: usize,
     #[arg(long, default_value_t = 0)]
     registry_organizations: usize,
+    /// Audit events spread evenly over every organization (`queries::SEED_AUDIT_EVENTS`).
+    #[arg(long, default_value_t = 0)]
+    audit_events: usize,
     /// Folder for `dataset.json` and the id lists.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// The event the directory store writes with a seeded entry (deleted once the set is seeded).
+fn seeded(kind: AuditEventType, guid: impl ToString, target: &str) -> AuditEvent {
+    AuditEvent::new(
+        kind,
+        AuditActor::system(),
+        AuditTarget::new(guid, target, "seeded"),
+        AuditData::new(),
+    )
 }
 
 /// A cheap, fixed pseudo-random stream (splitmix64), so every run seeds the same shape.
@@ -141,17 +155,30 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
     let directory = &directory;
     stream::iter(&organizations)
-        .map(|organization| directory.organizations().insert(organization))
+        .map(|organization| async move {
+            let event = seeded(
+                AuditEventType::OrganizationUpsert,
+                organization.guid,
+                "organization",
+            );
+            directory.organizations().insert(organization, &event).await
+        })
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;
     stream::iter(&spaces)
-        .map(|space| directory.spaces().insert(space))
+        .map(|space| async move {
+            let event = seeded(AuditEventType::SpaceUpsert, space.guid, "space");
+            directory.spaces().insert(space, &event).await
+        })
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;
     stream::iter(&apps)
-        .map(|app| directory.apps().insert(app))
+        .map(|app| async move {
+            let event = seeded(AuditEventType::AppUpsert, app.guid, "app");
+            directory.apps().insert(app, &event).await
+        })
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;
@@ -228,6 +255,16 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
     let resolve = resolve_credentials(credentials, &apps[0], now).await?;
     let credential_seconds = started.elapsed().as_secs_f64() - directory_seconds;
+    // The set's events are the seeded ones only, not the directory's upserts above.
+    db.execute_unprepared("DELETE FROM audit_events").await?;
+    if args.audit_events > 0 {
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            crate::queries::SEED_AUDIT_EVENTS,
+            [i64::try_from(args.audit_events)?.into()],
+        ))
+        .await?;
+    }
     db.execute_unprepared("VACUUM ANALYZE").await?;
 
     std::fs::create_dir_all(&args.out)?;
@@ -246,6 +283,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         "spaces": spaces.len(),
         "apps": apps.len(),
         "registry_organizations": args.registry_organizations,
+        "audit_events": args.audit_events,
         "list_organization": data_organizations[0].guid.to_string(),
         "post_organization": data_organizations[args.organizations.min(2) - 1].guid.to_string(),
         "sample_guid": sample.first(),

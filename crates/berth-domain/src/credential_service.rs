@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use crate::credential::{
     CreateCredentialRequest, RegistryCredential, RequestedOwner, Scope, ScopeTarget,
     UpdateCredentialRequest,
@@ -75,6 +76,22 @@ fn refuse_managed(credential: &RegistryCredential) -> Result<(), CredentialError
     }
 }
 
+/// The event of a change to `credential` by `actor`, in its organization and space.
+pub(crate) fn credential_event(
+    actor: &Actor,
+    event_type: AuditEventType,
+    credential: &RegistryCredential,
+    request: AuditData,
+) -> AuditEvent {
+    AuditEvent::new(
+        event_type,
+        AuditActor::user(actor),
+        AuditTarget::credential(credential),
+        AuditData::request(request),
+    )
+    .within(&credential.target)
+}
+
 /// Creates, reads, changes and deletes registry credentials.
 #[derive(Clone)]
 pub struct CredentialService {
@@ -120,9 +137,15 @@ impl CredentialService {
             updated_at: created_at,
             revision: 0,
         };
+        let data = AuditData::new()
+            .text("location", credential.location.to_string())
+            .text("username", credential.username.as_str())
+            .hidden("password")
+            .text("scope", credential.scope().as_str());
+        let event = credential_event(actor, AuditEventType::CredentialCreate, &credential, data);
         match self
             .credentials
-            .insert(&credential, &request.password)
+            .insert(&credential, &request.password, &event)
             .await
         {
             Ok(()) => Ok(credential),
@@ -236,7 +259,21 @@ impl CredentialService {
             credential.username = username.clone();
         }
         credential.updated_at = now();
-        match locked.write(&credential, request.password.as_ref()).await {
+        let mut data = AuditData::new();
+        if let Some(username) = &request.username {
+            data = data.text("username", username.as_str());
+        }
+        if request.password.is_some() {
+            data = data.hidden("password");
+        }
+        if !request.metadata.is_empty() {
+            data = data.flag("metadata_changed", true);
+        }
+        let event = credential_event(actor, AuditEventType::CredentialUpdate, &credential, data);
+        match locked
+            .write(&credential, request.password.as_ref(), &event)
+            .await
+        {
             Ok(()) => {
                 credential.revision += 1;
                 Ok(credential)
@@ -252,8 +289,15 @@ impl CredentialService {
     /// [`CredentialError::Store`].
     pub async fn delete(&self, actor: &Actor, guid: CredentialGuid) -> Result<(), CredentialError> {
         let permissions = self.permissions(actor).await?;
-        refuse_managed(&self.writable(&permissions, guid).await?)?;
-        match self.credentials.delete(guid).await {
+        let credential = self.writable(&permissions, guid).await?;
+        refuse_managed(&credential)?;
+        let event = credential_event(
+            actor,
+            AuditEventType::CredentialDelete,
+            &credential,
+            AuditData::new(),
+        );
+        match self.credentials.delete(guid, &event).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(CredentialError::NotFound),
             Err(StoreError::Conflict) => Err(CredentialError::Contended),

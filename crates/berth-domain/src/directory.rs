@@ -93,6 +93,8 @@ pub trait DirectoryEntry: Clone + Send + Sync + 'static {
     fn readable_by(&self, permissions: &Permissions) -> bool;
     /// This kind's entries in a directory store.
     fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self>;
+    /// The organization (and space) its audit events belong to, for their visibility.
+    fn audit_placement(&self) -> (Option<OrganizationGuid>, Option<SpaceGuid>);
 }
 
 impl DirectoryEntry for Organization {
@@ -119,6 +121,10 @@ impl DirectoryEntry for Organization {
 
     fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self> {
         directory.organizations()
+    }
+
+    fn audit_placement(&self) -> (Option<OrganizationGuid>, Option<SpaceGuid>) {
+        (Some(self.guid), None)
     }
 }
 
@@ -147,6 +153,10 @@ impl DirectoryEntry for Space {
     fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self> {
         directory.spaces()
     }
+
+    fn audit_placement(&self) -> (Option<OrganizationGuid>, Option<SpaceGuid>) {
+        (Some(self.organization), Some(self.guid))
+    }
 }
 
 impl DirectoryEntry for App {
@@ -173,6 +183,10 @@ impl DirectoryEntry for App {
 
     fn entries(directory: &dyn DirectoryStore) -> &dyn DirectoryEntries<Self> {
         directory.apps()
+    }
+
+    fn audit_placement(&self) -> (Option<OrganizationGuid>, Option<SpaceGuid>) {
+        (Some(self.organization), Some(self.space))
     }
 }
 

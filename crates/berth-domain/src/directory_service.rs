@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use time::OffsetDateTime;
 
 use crate::directory::{
@@ -73,6 +74,7 @@ impl DirectoryService {
     ) -> Result<(Organization, Upserted), DirectoryError> {
         self.require_writer(actor).await?;
         self.upsert(
+            actor,
             guid,
             name.clone(),
             |_: &Organization| Ok(()),
@@ -102,6 +104,7 @@ impl DirectoryService {
     ) -> Result<(Space, Upserted), DirectoryError> {
         self.require_writer(actor).await?;
         self.upsert(
+            actor,
             guid,
             name.clone(),
             |existing: &Space| parent_kept::<Space>(existing.organization == organization),
@@ -132,6 +135,7 @@ impl DirectoryService {
     ) -> Result<(App, Upserted), DirectoryError> {
         self.require_writer(actor).await?;
         self.upsert(
+            actor,
             guid,
             name.clone(),
             |existing: &App| parent_kept::<App>(existing.space == space),
@@ -160,6 +164,7 @@ impl DirectoryService {
     /// one `fresh` builds; a lost race with a concurrent writer is tried once more.
     async fn upsert<E: DirectoryEntry>(
         &self,
+        actor: &Actor,
         guid: E::Guid,
         name: ResourceName,
         check_existing: impl Fn(&E) -> Result<(), DirectoryError>,
@@ -171,14 +176,16 @@ impl DirectoryService {
             if let Some(mut existing) = entries.get(guid).await.map_err(DirectoryError::Store)? {
                 check_existing(&existing)?;
                 existing.rename(name.clone(), stamp);
-                match entries.update(&existing).await {
+                let event = directory_event(actor, Change::Upsert, &existing);
+                match entries.update(&existing, &event).await {
                     Ok(()) => return Ok((existing, Upserted::Updated)),
                     Err(StoreError::NotFound) => continue,
                     Err(error) => return Err(DirectoryError::Store(error)),
                 }
             }
             let entry = fresh(stamp).await?;
-            match entries.insert(&entry).await {
+            let event = directory_event(actor, Change::Upsert, &entry);
+            match entries.insert(&entry, &event).await {
                 Ok(()) => return Ok((entry, Upserted::Created)),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::MissingParent) if E::PARENT.is_some() => {
@@ -258,7 +265,15 @@ impl DirectoryService {
             self.get::<E>(actor, guid).await?;
             return Err(DirectoryError::NotAuthorized);
         }
-        match E::entries(self.directory.as_ref()).delete(guid).await {
+        let entries = E::entries(self.directory.as_ref());
+        // Read first: the event names the entry and belongs to its organization and space.
+        let entry = entries
+            .get(guid)
+            .await
+            .map_err(DirectoryError::Store)?
+            .ok_or(DirectoryError::NotFound(E::KIND))?;
+        let event = directory_event(actor, Change::Delete, &entry);
+        match entries.delete(guid, &event).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(DirectoryError::NotFound(E::KIND)),
             Err(StoreError::InUse(dependents)) => Err(DirectoryError::InUse {
@@ -268,6 +283,38 @@ impl DirectoryService {
             Err(error) => Err(DirectoryError::Store(error)),
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Upsert,
+    Delete,
+}
+
+/// The event of an upsert or delete of `entry` by `actor`.
+fn directory_event<E: DirectoryEntry>(actor: &Actor, change: Change, entry: &E) -> AuditEvent {
+    let event_type = match (E::KIND, change) {
+        (RelationshipKind::Organization, Change::Upsert) => AuditEventType::OrganizationUpsert,
+        (RelationshipKind::Organization, Change::Delete) => AuditEventType::OrganizationDelete,
+        (RelationshipKind::Space, Change::Upsert) => AuditEventType::SpaceUpsert,
+        (RelationshipKind::Space, Change::Delete) => AuditEventType::SpaceDelete,
+        (RelationshipKind::App, Change::Upsert) => AuditEventType::AppUpsert,
+        (RelationshipKind::App, Change::Delete) => AuditEventType::AppDelete,
+    };
+    let request = match change {
+        Change::Upsert => AuditData::new().text("name", entry.name().as_str()),
+        Change::Delete => AuditData::new(),
+    };
+    let mut event = AuditEvent::new(
+        event_type,
+        AuditActor::user(actor),
+        AuditTarget::new(entry.guid(), E::KIND.as_str(), entry.name().as_str()),
+        AuditData::request(request),
+    );
+    let (organization, space) = entry.audit_placement();
+    event.organization = organization;
+    event.space = space;
+    event
 }
 
 /// A space stays in its organization and an app in its space: an upsert naming another parent

@@ -8,9 +8,10 @@
 //! | space or app credential | any role in the space, the organization's managers | space developers |
 //! | organization registry | any role in the organization | organization managers |
 //! | organization, space, app (directory) | as their credentials | admins |
+//! | audit event | its organization's managers and auditors, its space's roles | nobody |
 //!
 //! `berth.admin` may do everything; `berth.admin_read_only` and `berth.global_auditor` read
-//! everything. A space role counts as a role in the space's organization (Cloud Foundry makes
+//! everything (every audit event included). A space role counts as a role in the space's organization (Cloud Foundry makes
 //! every space member an organization user).
 
 use std::collections::BTreeSet;
@@ -45,6 +46,8 @@ pub struct Permissions {
     /// Organizations the caller has any role in (space roles included).
     member_organizations: BTreeSet<OrganizationGuid>,
     managed_organizations: BTreeSet<OrganizationGuid>,
+    /// Organizations the caller audits.
+    audited_organizations: BTreeSet<OrganizationGuid>,
     /// Spaces the caller has any role in.
     member_spaces: BTreeSet<SpaceGuid>,
     developer_spaces: BTreeSet<SpaceGuid>,
@@ -98,6 +101,29 @@ pub enum DirectoryVisibility {
     },
 }
 
+/// Which audit events a caller may see, for a store to apply inside its list query (Cloud
+/// Foundry's `readable_event_dataset`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVisibility {
+    Everything,
+    /// Events in `organizations` (managed or audited by the caller) or in `spaces` (any space
+    /// role); events in neither (foundation-wide) only for [`AuditVisibility::Everything`].
+    Scoped {
+        organizations: Vec<OrganizationGuid>,
+        spaces: Vec<SpaceGuid>,
+    },
+}
+
+impl Default for AuditVisibility {
+    /// Nothing.
+    fn default() -> Self {
+        Self::Scoped {
+            organizations: Vec::new(),
+            spaces: Vec::new(),
+        }
+    }
+}
+
 impl Permissions {
     /// Resolves an actor's permissions. `space_organizations` maps each space the actor has a
     /// role in to its organization, from the directory (spaces unknown to it are left out).
@@ -111,6 +137,7 @@ impl Permissions {
             read_everything,
             member_organizations: BTreeSet::new(),
             managed_organizations: BTreeSet::new(),
+            audited_organizations: BTreeSet::new(),
             member_spaces: BTreeSet::new(),
             developer_spaces: BTreeSet::new(),
         };
@@ -120,8 +147,11 @@ impl Permissions {
                     permissions.member_organizations.insert(organization);
                     permissions.managed_organizations.insert(organization);
                 }
-                Role::OrganizationAuditor(organization)
-                | Role::OrganizationUser(organization)
+                Role::OrganizationAuditor(organization) => {
+                    permissions.member_organizations.insert(organization);
+                    permissions.audited_organizations.insert(organization);
+                }
+                Role::OrganizationUser(organization)
                 | Role::OrganizationBillingManager(organization) => {
                     permissions.member_organizations.insert(organization);
                 }
@@ -169,6 +199,37 @@ impl Permissions {
 
     pub fn is_admin(&self) -> bool {
         self.admin
+    }
+
+    /// Admins, read-only admins and global auditors see every event; an organization's
+    /// managers and auditors its events; a space's auditors, developers, managers and
+    /// supporters its space's events.
+    pub fn audit_visibility(&self) -> AuditVisibility {
+        if self.read_everything {
+            return AuditVisibility::Everything;
+        }
+        AuditVisibility::Scoped {
+            organizations: self
+                .managed_organizations
+                .union(&self.audited_organizations)
+                .copied()
+                .collect(),
+            spaces: self.member_spaces.iter().copied().collect(),
+        }
+    }
+
+    /// As [`Permissions::audit_visibility`], for one event.
+    pub fn can_read_audit_event(
+        &self,
+        organization: Option<OrganizationGuid>,
+        space: Option<SpaceGuid>,
+    ) -> bool {
+        self.read_everything
+            || organization.is_some_and(|organization| {
+                self.managed_organizations.contains(&organization)
+                    || self.audited_organizations.contains(&organization)
+            })
+            || space.is_some_and(|space| self.member_spaces.contains(&space))
     }
 
     fn reads_space(&self, organization: OrganizationGuid, space: SpaceGuid) -> bool {
@@ -395,6 +456,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Cloud Foundry's `readable_event_dataset`: global readers all; an organization's managers
+    /// and auditors its events; a space's roles its space's events; organization users and
+    /// callers without roles nothing, not even events outside any organization.
+    #[test]
+    fn audit_event_visibility() {
+        let (in_org, in_space, elsewhere, global) = (
+            (Some(org(1)), None),
+            (Some(org(1)), Some(space(11))),
+            (Some(org(2)), Some(space(21))),
+            (None, None),
+        );
+        let cases = [
+            (permissions(&[PlatformScope::GlobalAuditor], &[]), [true; 4]),
+            (permissions(&[PlatformScope::AdminReadOnly], &[]), [true; 4]),
+            (
+                permissions(&[], &[Role::OrganizationManager(org(1))]),
+                [true, true, false, false],
+            ),
+            (
+                permissions(&[], &[Role::OrganizationAuditor(org(1))]),
+                [true, true, false, false],
+            ),
+            (
+                permissions(&[], &[Role::OrganizationUser(org(1))]),
+                [false; 4],
+            ),
+            (
+                permissions(&[], &[Role::SpaceSupporter(space(11))]),
+                [false, true, false, false],
+            ),
+            (
+                permissions(&[], &[Role::SpaceDeveloper(space(11))]),
+                [false, true, false, false],
+            ),
+            (permissions(&[PlatformScope::PullSecrets], &[]), [false; 4]),
+        ];
+        for (caller, expected) in cases {
+            let seen = [in_org, in_space, elsewhere, global]
+                .map(|(organization, space)| caller.can_read_audit_event(organization, space));
+            assert_eq!(seen, expected, "{caller:?}");
+        }
+        assert_eq!(
+            permissions(&[], &[Role::OrganizationAuditor(org(1))]).audit_visibility(),
+            AuditVisibility::Scoped {
+                organizations: vec![org(1)],
+                spaces: vec![],
+            }
+        );
+        assert_eq!(
+            permissions(&[PlatformScope::GlobalAuditor], &[]).audit_visibility(),
+            AuditVisibility::Everything
+        );
     }
 
     #[test]

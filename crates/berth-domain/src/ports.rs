@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use crate::audit::AuditEvent;
+
 use crate::credential::{Password, RegistryCredential, Username};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
 use crate::idempotency::{Claim, ClaimOutcome, KeyOwner, StoredAnswer};
@@ -45,7 +47,8 @@ pub enum StoreError {
 /// Keeps registry credentials, their passwords sealed at rest.
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
-    /// Stores a new credential and seals its password.
+    /// Stores a new credential and seals its password, and writes `event` in the same
+    /// transaction (neither is stored without the other).
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when a credential with the same scope target and
@@ -56,6 +59,7 @@ pub trait CredentialStore: Send + Sync {
         &self,
         credential: &RegistryCredential,
         password: &Password,
+        event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
     /// # Errors
@@ -75,11 +79,13 @@ pub trait CredentialStore: Send + Sync {
         guid: CredentialGuid,
     ) -> Result<Option<Box<dyn LockedCredential>>, StoreError>;
 
+    /// Deletes a credential and writes `event`, in one transaction.
+    ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the credential does not exist, and
     /// [`StoreError::Conflict`] when its lock could not be had in time.
     /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
-    async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError>;
+    async fn delete(&self, guid: CredentialGuid, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// Filters, orders and pages in the store, so `total_results` counts every match.
     ///
@@ -117,7 +123,8 @@ pub trait LockedCredential: Send {
     fn current(&self) -> &RegistryCredential;
 
     /// Replaces username, metadata and `updated_at`, and the password when one is given; the
-    /// stored revision goes up by one. Then releases the lock.
+    /// stored revision goes up by one; `event` is written in the same transaction. Then
+    /// releases the lock.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the database gave up the lock before the write ended;
@@ -126,21 +133,24 @@ pub trait LockedCredential: Send {
         self: Box<Self>,
         credential: &RegistryCredential,
         password: Option<&Password>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError>;
 }
 
 /// One kind of directory entry (organizations, spaces or apps) in the store.
 #[async_trait]
 pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
+    /// Inserts the entry and writes `event`, in one transaction.
+    ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when the guid exists and
     /// [`StoreError::MissingParent`] when its parent ([`DirectoryEntry::PARENT`]) does not.
-    async fn insert(&self, entry: &E) -> Result<(), StoreError>;
-    /// Replaces the name and `updated_at`.
+    async fn insert(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Replaces the name and `updated_at`, and writes `event`, in one transaction.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the guid does not exist.
-    async fn update(&self, entry: &E) -> Result<(), StoreError>;
+    async fn update(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError>;
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn get(&self, guid: E::Guid) -> Result<Option<E>, StoreError>;
@@ -149,13 +159,13 @@ pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn list(&self, query: &DirectoryQuery) -> Result<Page<E>, StoreError>;
-    /// Deletes an entry that nothing refers to, in one transaction.
+    /// Deletes an entry that nothing refers to, and writes `event`, in one transaction.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the guid does not exist and
     /// [`StoreError::InUse`] when children, credentials or a registry still refer to it
     /// (nothing is deleted).
-    async fn delete(&self, guid: E::Guid) -> Result<(), StoreError>;
+    async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError>;
 }
 
 /// Keeps the directory of organizations, spaces and apps.
@@ -421,13 +431,21 @@ pub trait RegistryStore: Send + Sync {
         wait: time::Duration,
     ) -> Result<bool, StoreError>;
 
-    /// Writes the registry's progress while holding the lease.
+    /// Writes the registry's progress while holding the lease, and `events` (the changes this
+    /// step completes) in the same transaction.
     ///
     /// # Errors
-    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
-    async fn save(&self, registry: &Registry, holder: LeaseHolder) -> Result<(), StoreError>;
+    /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease (nothing
+    /// written).
+    async fn save(
+        &self,
+        registry: &Registry,
+        holder: LeaseHolder,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
-    /// Writes the registry's final state and gives the lease up, in one write.
+    /// Writes the registry's final state and gives the lease up, in one write, with `events`
+    /// in the same transaction.
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when `holder` no longer holds the lease.
@@ -435,6 +453,7 @@ pub trait RegistryStore: Send + Sync {
         &self,
         registry: &Registry,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError>;
 
     /// Gives the lease up.
@@ -443,12 +462,17 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn release(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
 
-    /// Deletes a registry row, its robots and the credentials they manage, in one transaction,
-    /// while holding the lease.
+    /// Deletes a registry row, its robots and the credentials they manage, and writes `events`,
+    /// in one transaction, while holding the lease.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when `holder` no longer holds the lease.
-    async fn delete(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError>;
+    async fn delete(
+        &self,
+        id: RegistryId,
+        holder: LeaseHolder,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
     /// Registries provisioning or disabling whose lease is free or expired and that have not
     /// changed since `before`.
@@ -472,7 +496,7 @@ pub trait RegistryStore: Send + Sync {
     /// MUST return [`StoreError::Conflict`] when the registry has a robot of that name.
     async fn insert_robot(&self, robot: &RobotCredential) -> Result<(), StoreError>;
 
-    /// Records a robot's progress, only while `holder` holds its registry's lease (checked and
+    /// Records a robot's progress, with `events` in the same transaction, only while `holder` holds its registry's lease (checked and
     /// written in one transaction), so a robot is never recorded by a change that lost the
     /// registry to another (such as a disable).
     ///
@@ -483,6 +507,7 @@ pub trait RegistryStore: Send + Sync {
         &self,
         robot: &RobotCredential,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError>;
 
     /// Records the managed (platform pull) robot's progress and, in the same transaction, writes
@@ -502,13 +527,15 @@ pub trait RegistryStore: Send + Sync {
         holder: LeaseHolder,
         credential: &RegistryCredential,
         password: &Password,
+        events: &[AuditEvent],
     ) -> Result<CredentialGuid, StoreError>;
 
-    /// Deletes a robot's row and, in the same transaction, the credential it manages, if any.
+    /// Deletes a robot's row and, in the same transaction, the credential it manages, if any,
+    /// and writes `events`.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] for an unknown robot.
-    async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError>;
+    async fn delete_robot(&self, id: RobotId, events: &[AuditEvent]) -> Result<(), StoreError>;
 
     /// Robots of a registry, oldest first.
     ///

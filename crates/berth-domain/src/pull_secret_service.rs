@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use crate::RelationshipKind;
 use crate::actor::{Actor, PlatformScope};
+use crate::audit::{AccessLog, AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use crate::credential::{RequestedOwner, ScopeTarget};
 use crate::credential_service::locate_owner;
 use crate::permissions;
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
-use crate::pull_secrets::{PullQuery, PullRequest, PullSecrets, Resolution, Reveal};
+use crate::pull_secrets::{PullMatch, PullQuery, PullRequest, PullSecrets, Resolution, Reveal};
 
 /// What can go wrong in a pull-secret use case.
 #[derive(Debug, thiserror::Error)]
@@ -30,18 +31,71 @@ pub enum PullSecretError {
 #[error("the store did not open the password of winning credential {0}")]
 struct MissingPassword(crate::ids::CredentialGuid);
 
+/// One `audit.registry_credential.access` event per credential whose password a resolution
+/// reveals (a credential winning for several subjects is revealed once).
+fn access_events(
+    actor: &Actor,
+    context: &ScopeTarget,
+    resolutions: &[Resolution],
+) -> Vec<AuditEvent> {
+    let mut winners: Vec<&PullMatch> = resolutions
+        .iter()
+        .filter_map(|resolution| resolution.winner.as_ref())
+        .collect();
+    winners.sort_by_key(|winner| winner.guid);
+    winners.dedup_by_key(|winner| winner.guid);
+    winners
+        .into_iter()
+        .map(|winner| {
+            let mut event = AuditEvent::new(
+                AuditEventType::CredentialAccess,
+                AuditActor::user(actor),
+                AuditTarget::new(
+                    winner.guid,
+                    "registry_credential",
+                    winner.location.to_string(),
+                ),
+                AuditData::request(
+                    AuditData::new()
+                        .text("username", winner.username.as_str())
+                        .hidden("password"),
+                ),
+            );
+            // The winner belongs to one level of the context's chain: its scope says which.
+            match winner.scope {
+                crate::credential::Scope::Foundation => {}
+                crate::credential::Scope::Organization => {
+                    event.organization = context.organization();
+                }
+                crate::credential::Scope::Space | crate::credential::Scope::App => {
+                    event.organization = context.organization();
+                    event.space = context.space();
+                }
+            }
+            event
+        })
+        .collect()
+}
+
 /// Resolves and explains pull secrets.
 #[derive(Clone)]
 pub struct PullSecretService {
     credentials: Arc<dyn CredentialStore>,
     directory: Arc<dyn DirectoryStore>,
+    /// Where every revealed password is recorded (`audit.registry_credential.access`).
+    access_log: Arc<dyn AccessLog>,
 }
 
 impl PullSecretService {
-    pub fn new(credentials: Arc<dyn CredentialStore>, directory: Arc<dyn DirectoryStore>) -> Self {
+    pub fn new(
+        credentials: Arc<dyn CredentialStore>,
+        directory: Arc<dyn DirectoryStore>,
+        access_log: Arc<dyn AccessLog>,
+    ) -> Self {
         Self {
             credentials,
             directory,
+            access_log,
         }
     }
 
@@ -78,9 +132,12 @@ impl PullSecretService {
             .await
             .map_err(PullSecretError::Store)?;
         let resolutions = query.resolve(&lookup.matches);
-        PullSecrets::assemble(resolutions, lookup.passwords).map_err(|guid| {
+        let accessed = access_events(actor, &context, &resolutions);
+        let secrets = PullSecrets::assemble(resolutions, lookup.passwords).map_err(|guid| {
             PullSecretError::Store(StoreError::Unexpected(Box::new(MissingPassword(guid))))
-        })
+        })?;
+        self.access_log.record(accessed).await;
+        Ok(secrets)
     }
 
     /// The same choice as [`PullSecretService::resolve`], without secrets.

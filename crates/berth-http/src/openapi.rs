@@ -205,6 +205,57 @@ struct CredentialListScalars {
     pub updated_ats_gte: Option<String>,
 }
 
+/// The query of `GET /v3/audit_events`: comma-separated lists, ANDed across parameters.
+pub struct AuditEventListQuery;
+
+impl IntoParams for AuditEventListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut parameters = AuditEventListScalars::into_params(parameter_in_provider);
+        let types: Vec<&str> = berth_domain::audit::AuditEventType::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect();
+        parameters.extend([
+            text_list("types", "Event types", Some(&types)),
+            text_list("target_guids", "Target guids", None),
+            guid_list("space_guids", "Space guids"),
+            guid_list("organization_guids", "Organization guids"),
+            timestamp_list("created_ats", "Creation times"),
+            timestamp_list("updated_ats", "Update times (an event's creation time)"),
+        ]);
+        parameters
+    }
+}
+
+/// The single-valued parameters of `GET /v3/audit_events`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditEventListScalars {
+    /// From 1.
+    pub page: Option<u32>,
+    /// 1 to 5000; default 50.
+    pub per_page: Option<u32>,
+    /// `created_at` or `updated_at`, `-` first for descending.
+    #[param(pattern = r"^[+-]?(created_at|updated_at)$")]
+    pub order_by: Option<String>,
+    #[serde(rename = "created_ats[lt]")]
+    pub created_ats_lt: Option<String>,
+    #[serde(rename = "created_ats[lte]")]
+    pub created_ats_lte: Option<String>,
+    #[serde(rename = "created_ats[gt]")]
+    pub created_ats_gt: Option<String>,
+    #[serde(rename = "created_ats[gte]")]
+    pub created_ats_gte: Option<String>,
+    #[serde(rename = "updated_ats[lt]")]
+    pub updated_ats_lt: Option<String>,
+    #[serde(rename = "updated_ats[lte]")]
+    pub updated_ats_lte: Option<String>,
+    #[serde(rename = "updated_ats[gt]")]
+    pub updated_ats_gt: Option<String>,
+    #[serde(rename = "updated_ats[gte]")]
+    pub updated_ats_gte: Option<String>,
+}
+
 /// The query of `GET /v3/organizations`.
 pub struct OrganizationListQuery;
 
@@ -840,6 +891,8 @@ impl Modify for OneTimeSecrets {
         crate::v3::directory::show_app,
         crate::v3::directory::list_apps,
         crate::v3::directory::delete_app,
+        crate::v3::audit_events::list,
+        crate::v3::audit_events::show,
         crate::v1::registry::enable,
         crate::v1::registry::show,
         crate::v1::registry::update,
@@ -861,6 +914,7 @@ impl Modify for OneTimeSecrets {
         (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),
         (name = "directory", description = "Organizations, spaces and apps, kept in sync by the platform"),
         (name = "registries", description = "Organization registries on Harbor"),
+        (name = "audit_events", description = "Who changed or read what (Cloud Foundry's audit events)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

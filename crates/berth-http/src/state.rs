@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use berth_domain::audit::AuditService;
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::idempotency::IdempotencyService;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub registries: Option<RegistryService>,
     /// Idempotency keys of the routes that create (`one_time_secrets`).
     pub idempotency: IdempotencyService,
+    /// `/v3/audit_events`.
+    pub audit: AuditService,
     pub links: Links,
     pub authenticator: Arc<Authenticator>,
     pub readiness: Readiness,

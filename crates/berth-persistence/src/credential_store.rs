@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use berth_domain::audit::AuditEvent;
 use berth_domain::credential::{Password, RegistryCredential, Scope, ScopeTarget, Username};
 use berth_domain::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::label_selector::{LabelSelector, MAX_LIST_VALUES, MAX_REQUIREMENTS, Requirement};
@@ -24,6 +25,7 @@ use sea_orm::{
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::audit_store;
 use crate::entities::{registry_credential as credentials, registry_credential_label as labels};
 use crate::errors::{corrupt, lock_error, store_error};
 use crate::paging::{fetch_page, fetch_page_keys_first};
@@ -280,29 +282,38 @@ fn label_rows(credential: &RegistryCredential) -> Vec<labels::ActiveModel> {
         .collect()
 }
 
-/// On PostgreSQL, the credential and its labels in one statement (a data-modifying `WITH`):
-/// one round trip instead of four (`BEGIN`, two `INSERT`s, `COMMIT`), and as atomic, since a
-/// statement is its own transaction. The benchmark's `POST` figure is what this is for.
-fn insert_with_labels(row: credentials::ActiveModel, credential: &RegistryCredential) -> Statement {
+/// On PostgreSQL, the credential, its labels and its audit event in one statement (data-modifying
+/// `WITH`s): one round trip instead of five (`BEGIN`, three `INSERT`s, `COMMIT`), and as atomic,
+/// since a statement is its own transaction. The benchmark's `POST` figure is what this is for.
+fn insert_with_labels(
+    row: credentials::ActiveModel,
+    credential: &RegistryCredential,
+    event: &AuditEvent,
+) -> Statement {
     let mut statement = credentials::Entity::insert(row).build(DbBackend::Postgres);
-    let labels = credential.metadata.labels();
-    if labels.is_empty() {
-        return statement;
-    }
     let mut values = statement
         .values
         .take()
         .map(|values| values.0)
         .unwrap_or_default();
+    let audit = audit_cte(&mut values, event);
+    let labels = credential.metadata.labels();
+    if labels.is_empty() {
+        return Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("WITH {audit} {}", statement.sql),
+            values,
+        );
+    }
     let mut sql = format!(
         concat!(
-            r#"WITH "credential" AS ({} RETURNING "guid", "organization_guid") "#,
+            r#"WITH {}, "credential" AS ({} RETURNING "guid", "organization_guid") "#,
             r#"INSERT INTO "registry_credential_labels" "#,
             r#"("credential_guid", "organization_guid", "key", "value") "#,
             r#"SELECT "credential"."guid", "credential"."organization_guid", "label"."key", "#,
             r#""label"."value" FROM "credential" CROSS JOIN (VALUES "#,
         ),
-        statement.sql
+        audit, statement.sql
     );
     for (index, (key, value)) in labels.iter().enumerate() {
         if index > 0 {
@@ -314,6 +325,48 @@ fn insert_with_labels(row: credentials::ActiveModel, credential: &RegistryCreden
     }
     sql.push_str(r#") AS "label" ("key", "value")"#);
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Deletes a credential's labels and writes `event`, in `transaction`. On PostgreSQL in one
+/// statement (the event's insert rides along as a data-modifying `WITH`), so an update or a
+/// delete costs no extra round trip for its event; on SQLite (in process) as two.
+async fn delete_labels_with_event(
+    transaction: &DatabaseTransaction,
+    guid: Uuid,
+    event: &AuditEvent,
+) -> Result<(), sea_orm::DbErr> {
+    let delete = labels::Entity::delete_many().filter(labels::Column::CredentialGuid.eq(guid));
+    if transaction.get_database_backend() != DbBackend::Postgres {
+        delete.exec(transaction).await?;
+        return crate::audit_store::insert_rows(transaction, std::slice::from_ref(event)).await;
+    }
+    let statement = delete.build(DbBackend::Postgres);
+    let mut values = statement.values.map(|values| values.0).unwrap_or_default();
+    let audit = audit_cte(&mut values, event);
+    transaction
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("WITH {audit} {}", statement.sql),
+            values,
+        ))
+        .await
+        .map(drop)
+}
+
+/// `"audit" AS (INSERT INTO "audit_events" ... VALUES ($n, ...))`, its values appended to
+/// `values` (PostgreSQL's numbered placeholders may appear in any order in the text).
+fn audit_cte(values: &mut Vec<sea_orm::Value>, event: &AuditEvent) -> String {
+    let first = values.len() + 1;
+    let event_values = crate::audit_store::values(event);
+    let placeholders: Vec<String> = (first..first + event_values.len())
+        .map(|n| format!("${n}"))
+        .collect();
+    values.extend(event_values);
+    format!(
+        r#""audit" AS (INSERT INTO "audit_events" ({}) VALUES ({}))"#,
+        crate::audit_store::COLUMNS,
+        placeholders.join(", ")
+    )
 }
 
 fn parse_string_map(json: &str) -> Result<BTreeMap<String, String>, StoreError> {
@@ -549,6 +602,7 @@ impl LockedCredential for SeaOrmLockedCredential {
         self: Box<Self>,
         credential: &RegistryCredential,
         password: Option<&Password>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let Self {
             current,
@@ -597,9 +651,7 @@ impl LockedCredential for SeaOrmLockedCredential {
                 "a locked credential was not there to update".into(),
             ));
         }
-        labels::Entity::delete_many()
-            .filter(labels::Column::CredentialGuid.eq(guid))
-            .exec(&transaction)
+        delete_labels_with_event(&transaction, guid, event)
             .await
             .map_err(lock_error)?;
         let label_rows = label_rows(&RegistryCredential {
@@ -624,10 +676,11 @@ impl CredentialStore for SeaOrmCredentialStore {
         &self,
         credential: &RegistryCredential,
         password: &Password,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let row = self.credential_row(credential, password)?;
         if self.db.get_database_backend() == DbBackend::Postgres {
-            let statement = insert_with_labels(row, credential);
+            let statement = insert_with_labels(row, credential, event);
             return self
                 .db
                 .execute_raw(statement)
@@ -647,6 +700,7 @@ impl CredentialStore for SeaOrmCredentialStore {
                 .await
                 .map_err(store_error)?;
         }
+        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await.map_err(store_error)
     }
 
@@ -698,7 +752,7 @@ impl CredentialStore for SeaOrmCredentialStore {
     }
 
     #[tracing::instrument(name = "db.credentials.delete", skip_all, fields(otel.kind = "client"))]
-    async fn delete(&self, guid: CredentialGuid) -> Result<(), StoreError> {
+    async fn delete(&self, guid: CredentialGuid, event: &AuditEvent) -> Result<(), StoreError> {
         // The credential row first, then its labels: the order an update locks them in, so a
         // delete and an update of one credential wait for each other instead of deadlocking.
         let transaction = self.db.begin().await.map_err(lock_error)?;
@@ -711,9 +765,7 @@ impl CredentialStore for SeaOrmCredentialStore {
         }
         // Cascaded by the foreign key already; explicit so no label outlives its credential
         // even on a connection without foreign-key enforcement.
-        labels::Entity::delete_many()
-            .filter(labels::Column::CredentialGuid.eq(guid.as_uuid()))
-            .exec(&transaction)
+        delete_labels_with_event(&transaction, guid.as_uuid(), event)
             .await
             .map_err(lock_error)?;
         transaction.commit().await.map_err(lock_error)

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use berth_domain::audit::{AuditEvent, AuditEventGuid, AuditEventStore, AuditQuery};
 use berth_domain::credential::{Password, RegistryCredential};
 use berth_domain::directory::{App, DirectoryEntry, Organization, Space};
 use berth_domain::idempotency::{Claim, ClaimOutcome, KeyOwner, StoredAnswer};
@@ -79,9 +80,9 @@ macro_rules! bounded {
 }
 
 bounded!(CredentialStore {
-    fn insert(&self, credential: &RegistryCredential, password: &Password) -> ();
+    fn insert(&self, credential: &RegistryCredential, password: &Password, event: &AuditEvent) -> ();
     fn get(&self, guid: CredentialGuid) -> Option<RegistryCredential>;
-    fn delete(&self, guid: CredentialGuid) -> ();
+    fn delete(&self, guid: CredentialGuid, event: &AuditEvent) -> ();
     fn list(&self, query: &CredentialQuery) -> Page<RegistryCredential>;
     fn reveal_password(&self, guid: CredentialGuid) -> Option<Password>;
     fn pull_matches(&self, query: &PullQuery, reveal: Reveal) -> PullLookup;
@@ -113,22 +114,25 @@ impl LockedCredential for BoundedLock {
         self: Box<Self>,
         credential: &RegistryCredential,
         password: Option<&Password>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let Self { inner, limit } = *self;
         Deadline::new((), limit)
-            .bound(inner.write(credential, password))
+            .bound(inner.write(credential, password, event))
             .await
     }
 }
 
 #[async_trait]
 impl<S: DirectoryStore, E: DirectoryEntry> DirectoryEntries<E> for Deadline<S> {
-    async fn insert(&self, entry: &E) -> Result<(), StoreError> {
-        self.bound(E::entries(&self.store).insert(entry)).await
+    async fn insert(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
+        self.bound(E::entries(&self.store).insert(entry, event))
+            .await
     }
 
-    async fn update(&self, entry: &E) -> Result<(), StoreError> {
-        self.bound(E::entries(&self.store).update(entry)).await
+    async fn update(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
+        self.bound(E::entries(&self.store).update(entry, event))
+            .await
     }
 
     async fn get(&self, guid: E::Guid) -> Result<Option<E>, StoreError> {
@@ -139,8 +143,9 @@ impl<S: DirectoryStore, E: DirectoryEntry> DirectoryEntries<E> for Deadline<S> {
         self.bound(E::entries(&self.store).list(query)).await
     }
 
-    async fn delete(&self, guid: E::Guid) -> Result<(), StoreError> {
-        self.bound(E::entries(&self.store).delete(guid)).await
+    async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError> {
+        self.bound(E::entries(&self.store).delete(guid, event))
+            .await
     }
 }
 
@@ -165,22 +170,23 @@ bounded!(RegistryStore {
     fn get(&self, id: RegistryId) -> Option<Registry>;
     fn get_by_organization(&self, organization: OrganizationGuid) -> Option<Registry>;
     fn acquire(&self, id: RegistryId, lease: Lease, now: OffsetDateTime) -> bool;
-    fn save(&self, registry: &Registry, holder: LeaseHolder) -> ();
-    fn save_and_release(&self, registry: &Registry, holder: LeaseHolder) -> ();
+    fn save(&self, registry: &Registry, holder: LeaseHolder, events: &[AuditEvent]) -> ();
+    fn save_and_release(&self, registry: &Registry, holder: LeaseHolder, events: &[AuditEvent]) -> ();
     fn release(&self, id: RegistryId, holder: LeaseHolder) -> ();
-    fn delete(&self, id: RegistryId, holder: LeaseHolder) -> ();
+    fn delete(&self, id: RegistryId, holder: LeaseHolder, events: &[AuditEvent]) -> ();
     fn stalled(&self, before: OffsetDateTime) -> Vec<Registry>;
     fn record_usage(&self, id: RegistryId, used_bytes: i64, at: OffsetDateTime) -> ();
     fn insert_robot(&self, robot: &RobotCredential) -> ();
-    fn update_robot(&self, robot: &RobotCredential, holder: LeaseHolder) -> ();
+    fn update_robot(&self, robot: &RobotCredential, holder: LeaseHolder, events: &[AuditEvent]) -> ();
     fn update_managed_robot(
         &self,
         robot: &RobotCredential,
         holder: LeaseHolder,
         credential: &RegistryCredential,
-        password: &Password
+        password: &Password,
+        events: &[AuditEvent]
     ) -> CredentialGuid;
-    fn delete_robot(&self, id: RobotId) -> ();
+    fn delete_robot(&self, id: RobotId, events: &[AuditEvent]) -> ();
     fn robots(&self, registry: RegistryId) -> Vec<RobotCredential>;
     fn stalled_robots(&self, before: OffsetDateTime) -> Vec<RobotCredential>;
 }
@@ -206,6 +212,12 @@ bounded!(IdempotencyStore {
     fn complete(&self, owner: &KeyOwner, answer: &StoredAnswer, expires_at: OffsetDateTime) -> ();
     fn release(&self, owner: &KeyOwner) -> ();
     fn prune(&self, now: OffsetDateTime, batch: u32) -> u64;
+});
+
+bounded!(AuditEventStore {
+    fn list(&self, query: &AuditQuery) -> Page<AuditEvent>;
+    fn get(&self, guid: AuditEventGuid) -> Option<AuditEvent>;
+    fn prune(&self, before: OffsetDateTime, batch: u32) -> u64;
 });
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! each kind's table described once by a [`DirectoryTable`].
 
 use async_trait::async_trait;
+use berth_domain::audit::AuditEvent;
 use berth_domain::directory::{App, Dependents, DirectoryEntry, Organization, ResourceName, Space};
 use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid, TypedGuid};
 use berth_domain::listing::{Direction, DirectoryOrderField, DirectoryQuery, Page};
@@ -10,9 +11,10 @@ use berth_domain::ports::{DirectoryEntries, DirectoryStore, StoreError};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QuerySelect, Select,
+    PaginatorTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
 };
 
+use crate::audit_store;
 use crate::entities::{app, organization, registry, registry_credential, space};
 use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
@@ -350,12 +352,14 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         skip_all,
         fields(otel.kind = "client", berth.directory = E::KIND.as_str())
     )]
-    async fn insert(&self, entry: &E) -> Result<(), StoreError> {
+    async fn insert(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await.map_err(store_error)?;
         E::Entity::insert(entry.row())
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&transaction)
             .await
             .map_err(store_error)?;
-        Ok(())
+        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(
@@ -363,16 +367,19 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         skip_all,
         fields(otel.kind = "client", berth.directory = E::KIND.as_str())
     )]
-    async fn update(&self, entry: &E) -> Result<(), StoreError> {
+    async fn update(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
         let columns = E::columns();
+        let transaction = self.db.begin().await.map_err(store_error)?;
         let result = E::Entity::update_many()
             .col_expr(columns.name, Expr::value(entry.name().as_str()))
             .col_expr(columns.updated_at, Expr::value(entry.updated_at()))
             .filter(columns.guid.eq(entry.guid().as_uuid()))
-            .exec(&self.db)
+            .exec(&transaction)
             .await
             .map_err(store_error)?;
-        changed(result.rows_affected)
+        changed(result.rows_affected)?;
+        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(
@@ -408,22 +415,26 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         skip_all,
         fields(otel.kind = "client", berth.directory = E::KIND.as_str())
     )]
-    async fn delete(&self, guid: E::Guid) -> Result<(), StoreError> {
+    async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError> {
         let uuid = guid.as_uuid();
+        let transaction = self.db.begin().await.map_err(store_error)?;
         // The foreign keys make the delete itself refuse when anything still refers to the row,
         // so a concurrent insert can never leave an orphan; the counts only explain the refusal.
         match E::Entity::delete_many()
             .filter(E::columns().guid.eq(uuid))
-            .exec(&self.db)
+            .exec(&transaction)
             .await
             .map_err(store_error)
         {
-            Ok(result) => changed(result.rows_affected),
+            Ok(result) => changed(result.rows_affected)?,
             Err(StoreError::MissingParent) => {
-                Err(StoreError::InUse(E::dependents(self, uuid).await?))
+                drop(transaction);
+                return Err(StoreError::InUse(E::dependents(self, uuid).await?));
             }
-            Err(error) => Err(error),
+            Err(error) => return Err(error),
         }
+        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await.map_err(store_error)
     }
 }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod audit_store;
 mod credential_store;
 mod deadline;
 mod directory_store;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use berth_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
+pub use audit_store::SeaOrmAuditStore;
 pub use credential_store::SeaOrmCredentialStore;
 pub use deadline::Deadline;
 pub use directory_store::SeaOrmDirectoryStore;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use berth_domain::audit::AuditEvent;
 use berth_domain::credential::{Password, RegistryCredential};
 use berth_domain::ids::{CredentialGuid, OrganizationGuid};
 use berth_domain::ports::{Lease, LeaseHolder, RegistryStore, StoreError};
@@ -19,6 +20,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit_store;
 use crate::credential_store::SeaOrmCredentialStore;
 use crate::entities::{registry, registry_robot as robot};
 use crate::errors::{corrupt, store_error};
@@ -128,6 +130,7 @@ impl SeaOrmRegistryStore {
         registry: &Registry,
         holder: LeaseHolder,
         release: bool,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut update = registry::Entity::update_many()
             .col_expr(
@@ -179,12 +182,21 @@ impl SeaOrmRegistryStore {
                     Expr::value(Option::<OffsetDateTime>::None),
                 );
         }
-        let result = update.exec(&self.db).await.map_err(store_error)?;
-        if result.rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
+        if events.is_empty() {
+            let result = update.exec(&self.db).await.map_err(store_error)?;
+            return if result.rows_affected == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            };
         }
+        let transaction = self.db.begin().await.map_err(store_error)?;
+        let result = update.exec(&transaction).await.map_err(store_error)?;
+        if result.rows_affected != 1 {
+            return Err(StoreError::Conflict);
+        }
+        audit_store::insert_in(&transaction, events).await?;
+        transaction.commit().await.map_err(store_error)
     }
 }
 
@@ -361,8 +373,13 @@ impl RegistryStore for SeaOrmRegistryStore {
     }
 
     #[tracing::instrument(name = "db.registries.save", skip_all, fields(otel.kind = "client"))]
-    async fn save(&self, registry: &Registry, holder: LeaseHolder) -> Result<(), StoreError> {
-        self.write_progress(registry, holder, false).await
+    async fn save(
+        &self,
+        registry: &Registry,
+        holder: LeaseHolder,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.write_progress(registry, holder, false, events).await
     }
 
     #[tracing::instrument(name = "db.registries.save_and_release", skip_all, fields(otel.kind = "client"))]
@@ -370,8 +387,9 @@ impl RegistryStore for SeaOrmRegistryStore {
         &self,
         registry: &Registry,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.write_progress(registry, holder, true).await
+        self.write_progress(registry, holder, true, events).await
     }
 
     #[tracing::instrument(name = "db.registries.release", skip_all, fields(otel.kind = "client"))]
@@ -394,7 +412,12 @@ impl RegistryStore for SeaOrmRegistryStore {
     }
 
     #[tracing::instrument(name = "db.registries.delete", skip_all, fields(otel.kind = "client"))]
-    async fn delete(&self, id: RegistryId, holder: LeaseHolder) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        id: RegistryId,
+        holder: LeaseHolder,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         Self::hold_in(&transaction, id.as_uuid(), holder).await?;
         Self::delete_managed_credentials(
@@ -416,6 +439,7 @@ impl RegistryStore for SeaOrmRegistryStore {
             .exec(&transaction)
             .await
             .map_err(store_error)?;
+        audit_store::insert_in(&transaction, events).await?;
         transaction.commit().await.map_err(store_error)
     }
 
@@ -472,10 +496,12 @@ impl RegistryStore for SeaOrmRegistryStore {
         &self,
         robot: &RobotCredential,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         Self::hold_in(&transaction, robot.registry().as_uuid(), holder).await?;
         Self::write_robot(&transaction, robot, None).await?;
+        audit_store::insert_in(&transaction, events).await?;
         transaction.commit().await.map_err(store_error)
     }
 
@@ -486,6 +512,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         holder: LeaseHolder,
         credential: &RegistryCredential,
         password: &Password,
+        events: &[AuditEvent],
     ) -> Result<CredentialGuid, StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         Self::hold_in(&transaction, robot.registry().as_uuid(), holder).await?;
@@ -494,12 +521,13 @@ impl RegistryStore for SeaOrmRegistryStore {
             .upsert_in(&transaction, credential, password)
             .await?;
         Self::write_robot(&transaction, robot, Some(guid)).await?;
+        audit_store::insert_in(&transaction, events).await?;
         transaction.commit().await.map_err(store_error)?;
         Ok(CredentialGuid::from_uuid(guid))
     }
 
     #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]
-    async fn delete_robot(&self, id: RobotId) -> Result<(), StoreError> {
+    async fn delete_robot(&self, id: RobotId, events: &[AuditEvent]) -> Result<(), StoreError> {
         let transaction = self.db.begin().await.map_err(store_error)?;
         Self::delete_managed_credentials(
             &transaction,
@@ -513,6 +541,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         if result.rows_affected != 1 {
             return Err(StoreError::NotFound);
         }
+        audit_store::insert_in(&transaction, events).await?;
         transaction.commit().await.map_err(store_error)
     }
 

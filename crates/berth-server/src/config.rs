@@ -30,6 +30,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub metrics: MetricsSettings,
     pub verification: VerificationSettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -48,6 +49,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             metrics: MetricsSettings::default(),
             verification: VerificationSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -192,6 +194,23 @@ impl Default for TelemetrySettings {
         Self {
             otlp_endpoint: None,
             service_name: "berth".into(),
+        }
+    }
+}
+
+/// Audit events (`/v3/audit_events`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuditSettings {
+    /// `BERTH_AUDIT__RETENTION_DAYS`: events older than this are pruned in the background
+    /// (Cloud Controller's `cutoff_age_in_days`, 31 by default). At least 1.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: berth_domain::audit::DEFAULT_RETENTION_DAYS,
         }
     }
 }

@@ -36,6 +36,8 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
         "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}",
         "/api/v1/organizations/{org_id}/registry/pull_credential/rotate",
+        "/v3/audit_events",
+        "/v3/audit_events/{guid}",
         "/healthz",
         "/readyz",
     ] {
@@ -45,8 +47,9 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    // 27, resolve and explain (pull secrets), verify, renew and the pull credential's rotation.
-    assert_eq!(operations, 32);
+    // 27, resolve and explain (pull secrets), verify, renew and the pull credential's rotation,
+    // and the two audit event reads.
+    assert_eq!(operations, 34);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

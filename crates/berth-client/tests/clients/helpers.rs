@@ -87,6 +87,7 @@ impl Berth {
             metrics_listen: None,
             verification_policy: berth_registry_probe::NetworkPolicy::default(),
             verification_deadline: berth_registry_probe::DEFAULT_DEADLINE,
+            audit_retention_days: 31,
         };
         let application = Application::build(runtime).await.unwrap();
         let address = format!("http://127.0.0.1:{}", application.port());

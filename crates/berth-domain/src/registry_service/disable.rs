@@ -2,11 +2,12 @@
 //! stay.
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEventType};
 use crate::ids::OrganizationGuid;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
 use crate::registry::{Registry, RegistryState, RobotCredential};
 
-use super::{LeaseWait, Need, RegistryError, RegistryService};
+use super::{LeaseWait, Need, RegistryError, RegistryService, registry_event};
 
 impl RegistryService {
     /// Disables the registry: every robot is deleted in the provisioner; the project and its
@@ -48,8 +49,9 @@ impl RegistryService {
                 return Err(RegistryError::Busy);
             }
             registry.start_disabling();
-            self.save(&mut registry, holder).await?;
-            self.finish_disable(&mut registry, holder).await
+            self.save(&mut registry, holder, &[]).await?;
+            self.finish_disable(&mut registry, holder, &AuditActor::user(actor))
+                .await
         })
         .await
     }
@@ -60,10 +62,17 @@ impl RegistryService {
         &self,
         registry: &mut Registry,
         holder: LeaseHolder,
+        by: &AuditActor,
     ) -> Result<(), RegistryError> {
         self.delete_robots(registry).await?;
         registry.mark_disabled();
-        self.save_and_release(registry, holder).await
+        let event = registry_event(
+            by,
+            AuditEventType::RegistryDisable,
+            registry,
+            AuditData::new(),
+        );
+        self.save_and_release(registry, holder, &[event]).await
     }
 
     /// Deletes every robot of the registry in the provisioner (searching by name for those
@@ -72,7 +81,8 @@ impl RegistryService {
         let mut removed = 0;
         for robot in self.registries.robots(registry.id()).await? {
             self.delete_provisioned_robot(registry, &robot).await?;
-            match self.registries.delete_robot(robot.id()).await {
+            // The robots go with the registry's disable or purge, whose event records them.
+            match self.registries.delete_robot(robot.id(), &[]).await {
                 Ok(()) | Err(StoreError::NotFound) => removed += 1,
                 Err(error) => return Err(error.into()),
             }

@@ -2,6 +2,7 @@
 //! robot and ready, each step recorded so a retry or a restart resumes instead of duplicating.
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEventType};
 use crate::ids::OrganizationGuid;
 use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, ProvisionedRobot, StoreError};
@@ -10,7 +11,7 @@ use crate::registry::{
     RobotCredential, RobotSpec, RobotState,
 };
 
-use super::{LeaseWait, Need, RegistryError, RegistryService};
+use super::{LeaseWait, Need, RegistryError, RegistryService, registry_event, robot_event};
 
 /// The registry row an enable works on, its lease taken.
 enum Taken {
@@ -56,7 +57,8 @@ impl RegistryService {
                 Taken::Claimed(registry) => (registry, true),
                 Taken::TakenOver(id) => (self.resume(id, quota, holder).await?, false),
             };
-            let secret = self.run_enable(&mut registry, holder, claimed).await?;
+            let by = AuditActor::user(actor);
+            let secret = self.run_enable(&mut registry, holder, claimed, &by).await?;
             Ok((registry, secret))
         })
         .await
@@ -118,7 +120,7 @@ impl RegistryService {
         refuse_enable(registry.state())?;
         if registry.state() == RegistryState::Disabled {
             registry.start_reenabling(quota);
-            self.save(&mut registry, holder).await?;
+            self.save(&mut registry, holder, &[]).await?;
         }
         Ok(registry)
     }
@@ -130,6 +132,7 @@ impl RegistryService {
         registry: &mut Registry,
         holder: LeaseHolder,
         claimed: bool,
+        by: &AuditActor,
     ) -> Result<IssuedSecret, RegistryError> {
         let project_id = match registry.project_id() {
             Some(id) => id,
@@ -142,7 +145,7 @@ impl RegistryService {
                 };
                 if registry.project_requested_at().is_none() {
                     registry.record_project_request(now());
-                    self.save(registry, holder).await?;
+                    self.save(registry, holder, &[]).await?;
                 }
                 let id = match self
                     .provisioner
@@ -169,14 +172,20 @@ impl RegistryService {
                 .await?;
         }
         registry.record_quota(quota.id, quota.used_bytes, now());
-        self.save(registry, holder).await?;
+        self.save(registry, holder, &[]).await?;
 
         let (_, secret) = self
-            .issue_robot(registry, holder, RobotSpec::default_robot())
+            .issue_robot(registry, holder, RobotSpec::default_robot(), by)
             .await?;
-        self.ensure_pull_robot(registry, holder).await?;
+        self.ensure_pull_robot(registry, holder, by).await?;
         registry.mark_ready();
-        self.save_and_release(registry, holder).await?;
+        let event = registry_event(
+            by,
+            AuditEventType::RegistryEnable,
+            registry,
+            AuditData::new().integer("quota_gb", i64::from(registry.quota_gb().get())),
+        );
+        self.save_and_release(registry, holder, &[event]).await?;
         Ok(secret)
     }
 
@@ -197,7 +206,7 @@ impl RegistryService {
         }
         // Someone else's project: touch nothing of it, and free the organization's claim.
         if !registry.ever_enabled() {
-            self.registries.delete(registry.id(), holder).await?;
+            self.registries.delete(registry.id(), holder, &[]).await?;
         }
         Err(RegistryError::ProjectConflict)
     }
@@ -210,6 +219,7 @@ impl RegistryService {
         registry: &Registry,
         holder: LeaseHolder,
         spec: RobotSpec,
+        by: &AuditActor,
     ) -> Result<(RobotCredential, IssuedSecret), RegistryError> {
         let project_id = registry.project_id().ok_or(RegistryError::Busy)?;
         let project = registry.project_name();
@@ -298,11 +308,25 @@ impl RegistryService {
             provisioned.expires_at,
             now(),
         );
+        // A robot made now is created; one recovered or rotated got a new secret.
+        let event_type = if was_creating {
+            AuditEventType::RobotCreate
+        } else {
+            AuditEventType::RobotRotate
+        };
+        let mut request = AuditData::new()
+            .text("name", robot.name().as_str())
+            .text("access", robot.access().as_str())
+            .flag("managed", robot.managed());
+        if let Some(days) = robot.expires_in_days() {
+            request = request.integer("expires_in_days", i64::from(days.get()));
+        }
+        let event = robot_event(by, event_type, registry, &robot, request);
         let recorded = if robot.managed() {
-            self.record_pull_robot(registry, &mut robot, holder, &secret)
+            self.record_pull_robot(registry, &mut robot, holder, &secret, &[event])
                 .await
         } else {
-            self.registries.update_robot(&robot, holder).await
+            self.registries.update_robot(&robot, holder, &[event]).await
         };
         match recorded {
             Ok(()) => {}

@@ -49,6 +49,7 @@ use time::{Duration, OffsetDateTime};
 pub use reconciler::{ReconcileFailure, ReconcileReport};
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use crate::ids::OrganizationGuid;
 use crate::now;
 use crate::permissions::{self, Permissions};
@@ -58,6 +59,7 @@ use crate::ports::{
 };
 use crate::registry::{
     ProjectName, ProvisionedProjectId, QuotaGb, Registry, RegistryId, RegistryState,
+    RobotCredential,
 };
 
 /// What can go wrong in a registry use case.
@@ -116,6 +118,47 @@ fn lease_lost_is_busy(result: Result<(), StoreError>) -> Result<(), RegistryErro
         Err(StoreError::Conflict) => Err(RegistryError::Busy),
         other => other.map_err(RegistryError::from),
     }
+}
+
+/// The event of a change to an organization's registry (its target is the organization's
+/// registry, named by its project).
+fn registry_event(
+    by: &AuditActor,
+    event_type: AuditEventType,
+    registry: &Registry,
+    request: AuditData,
+) -> AuditEvent {
+    AuditEvent::new(
+        event_type,
+        by.clone(),
+        AuditTarget::new(
+            registry.id().as_uuid(),
+            "organization_registry",
+            registry.project_name().as_str(),
+        ),
+        AuditData::request(request),
+    )
+    .in_organization(registry.organization())
+}
+
+/// The event of a change to one of a registry's robots; never with its secret.
+fn robot_event(
+    by: &AuditActor,
+    event_type: AuditEventType,
+    registry: &Registry,
+    robot: &RobotCredential,
+    request: AuditData,
+) -> AuditEvent {
+    let name = robot
+        .username()
+        .map_or_else(|| robot.name().as_str().to_owned(), str::to_owned);
+    AuditEvent::new(
+        event_type,
+        by.clone(),
+        AuditTarget::new(robot.id().as_uuid(), "registry_robot", name),
+        AuditData::request(request),
+    )
+    .in_organization(registry.organization())
 }
 
 /// Tunables of the saga and the reconciler.
@@ -290,13 +333,15 @@ impl RegistryService {
         .await
     }
 
+    /// Saves progress; `events` are the changes this step completes, written with it.
     async fn save(
         &self,
         registry: &mut Registry,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), RegistryError> {
         registry.touch(now());
-        lease_lost_is_busy(self.registries.save(registry, holder).await)
+        lease_lost_is_busy(self.registries.save(registry, holder, events).await)
     }
 
     /// [`Self::save`] and give the lease up, in one write.
@@ -304,9 +349,14 @@ impl RegistryService {
         &self,
         registry: &mut Registry,
         holder: LeaseHolder,
+        events: &[AuditEvent],
     ) -> Result<(), RegistryError> {
         registry.touch(now());
-        lease_lost_is_busy(self.registries.save_and_release(registry, holder).await)
+        lease_lost_is_busy(
+            self.registries
+                .save_and_release(registry, holder, events)
+                .await,
+        )
     }
 
     /// The project named `name`, when it is Berth's own: owned by Berth's account and made no
@@ -391,7 +441,13 @@ impl RegistryService {
             let quota_id = registry.quota_id().ok_or(RegistryError::Busy)?;
             self.provisioner.set_quota(quota_id, quota).await?;
             registry.set_quota(quota);
-            self.save(&mut registry, holder).await?;
+            let event = registry_event(
+                &AuditActor::user(actor),
+                AuditEventType::RegistryUpdate,
+                &registry,
+                AuditData::new().integer("quota_gb", i64::from(quota.get())),
+            );
+            self.save(&mut registry, holder, &[event]).await?;
             Ok(registry)
         })
         .await

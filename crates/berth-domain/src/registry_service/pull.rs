@@ -7,6 +7,7 @@
 use secrecy::SecretString;
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditEvent};
 use crate::credential::{Password, RegistryCredential, ScopeTarget, Username};
 use crate::ids::{CredentialGuid, OrganizationGuid};
 use crate::location::RegistryLocation;
@@ -39,7 +40,8 @@ impl RegistryService {
     ) -> Result<(), RegistryError> {
         self.authorize(actor, organization, Need::Write).await?;
         self.under_lease(organization, async |registry, holder| {
-            self.rotate_pull_robot(&registry, holder).await
+            self.rotate_pull_robot(&registry, holder, &AuditActor::user(actor))
+                .await
         })
         .await
     }
@@ -51,6 +53,7 @@ impl RegistryService {
         &self,
         registry: &Registry,
         holder: LeaseHolder,
+        by: &AuditActor,
     ) -> Result<(), RegistryError> {
         let pull = self
             .registries
@@ -60,13 +63,14 @@ impl RegistryService {
             .find(|robot| robot.managed() && robot.state() == RobotState::Active);
         if let Some(mut robot) = pull {
             robot.start_rotating(now());
-            match self.registries.update_robot(&robot, holder).await {
+            // Progress only: the rotation's event is written when the new secret is recorded.
+            match self.registries.update_robot(&robot, holder, &[]).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => return Err(RegistryError::Contended),
                 Err(error) => return Err(error.into()),
             }
         }
-        self.issue_robot(registry, holder, RobotSpec::pull_robot())
+        self.issue_robot(registry, holder, RobotSpec::pull_robot(), by)
             .await
             .map(drop)
     }
@@ -77,6 +81,7 @@ impl RegistryService {
         &self,
         registry: &Registry,
         holder: LeaseHolder,
+        by: &AuditActor,
     ) -> Result<(), RegistryError> {
         let recorded = self
             .registries
@@ -85,7 +90,7 @@ impl RegistryService {
             .into_iter()
             .any(|robot| robot.managed() && robot.state() == RobotState::Active);
         if !recorded {
-            self.issue_robot(registry, holder, RobotSpec::pull_robot())
+            self.issue_robot(registry, holder, RobotSpec::pull_robot(), by)
                 .await?;
         }
         Ok(())
@@ -99,13 +104,14 @@ impl RegistryService {
         robot: &mut RobotCredential,
         holder: LeaseHolder,
         secret: &SecretString,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let username = robot.username().unwrap_or_default().to_owned();
         let credential = pull_credential(registry, &username)?;
         let password = Password::parse(secret.clone()).map_err(|_| broken("robot secret"))?;
         let guid = self
             .registries
-            .update_managed_robot(robot, holder, &credential, &password)
+            .update_managed_robot(robot, holder, &credential, &password, events)
             .await?;
         robot.record_credential(guid);
         Ok(())

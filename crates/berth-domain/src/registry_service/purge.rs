@@ -4,11 +4,12 @@
 //! the reconciler.
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEventType};
 use crate::ids::OrganizationGuid;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
 use crate::registry::{ProvisionedProjectId, Registry, RegistryState};
 
-use super::{LeaseWait, Need, RegistryError, RegistryService};
+use super::{LeaseWait, Need, RegistryError, RegistryService, registry_event};
 
 /// How many times a purge lists and deletes a page of repositories (or tries the project)
 /// before it gives up for this attempt: a bound on one call, not on the project (a page is up
@@ -45,9 +46,10 @@ impl RegistryService {
             let mut registry = purgeable(registry)?;
             if registry.state() != RegistryState::Purging {
                 registry.start_purging();
-                self.save(&mut registry, holder).await?;
+                self.save(&mut registry, holder, &[]).await?;
             }
-            self.finish_purge(&registry, holder).await
+            self.finish_purge(&registry, holder, &AuditActor::user(actor))
+                .await
         })
         .await
     }
@@ -57,13 +59,24 @@ impl RegistryService {
         &self,
         registry: &Registry,
         holder: LeaseHolder,
+        by: &AuditActor,
     ) -> Result<(), RegistryError> {
         self.delete_robots(registry).await?;
         if let Some(project) = self.project_to_delete(registry).await? {
             self.delete_project_and_repositories(registry, project)
                 .await?;
         }
-        match self.registries.delete(registry.id(), holder).await {
+        let event = registry_event(
+            by,
+            AuditEventType::RegistryPurge,
+            registry,
+            AuditData::new(),
+        );
+        match self
+            .registries
+            .delete(registry.id(), holder, &[event])
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => Err(RegistryError::Busy),
             Err(error) => Err(error.into()),

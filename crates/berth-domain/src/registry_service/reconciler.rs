@@ -1,6 +1,7 @@
 //! The reconciler: rolls back stalled provisioning, finishes stalled disabling and purging, and removes
 //! robots stuck half-created. Every replica may run it: each row is leased before it is touched.
 
+use crate::audit::AuditActor;
 use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
 use crate::registry::{
@@ -133,11 +134,13 @@ impl RegistryService {
                 Ok(Settled::RolledBack)
             }
             RegistryState::Disabling => {
-                self.finish_disable(&mut registry, holder).await?;
+                self.finish_disable(&mut registry, holder, &AuditActor::system())
+                    .await?;
                 Ok(Settled::Disabled)
             }
             RegistryState::Purging => {
-                self.finish_purge(&registry, holder).await?;
+                self.finish_purge(&registry, holder, &AuditActor::system())
+                    .await?;
                 Ok(Settled::Purged)
             }
             RegistryState::Ready | RegistryState::Disabled => Ok(Settled::Nothing),
@@ -161,8 +164,13 @@ impl RegistryService {
         if !still_rotating {
             return Ok(false);
         }
-        self.issue_robot(registry, holder, RobotSpec::pull_robot())
-            .await?;
+        self.issue_robot(
+            registry,
+            holder,
+            RobotSpec::pull_robot(),
+            &AuditActor::system(),
+        )
+        .await?;
         Ok(true)
     }
 
@@ -184,7 +192,8 @@ impl RegistryService {
             return Ok(false);
         }
         self.delete_provisioned_robot(registry, robot).await?;
-        match self.registries.delete_robot(robot.id()).await {
+        // A robot that never became active: nothing was recorded for it, nothing to record.
+        match self.registries.delete_robot(robot.id(), &[]).await {
             Ok(()) | Err(StoreError::NotFound) => Ok(true),
             Err(error) => Err(error.into()),
         }
@@ -200,7 +209,7 @@ impl RegistryService {
         self.delete_robots(registry).await?;
         if registry.ever_enabled() {
             registry.mark_disabled();
-            return self.save_and_release(registry, holder).await;
+            return self.save_and_release(registry, holder, &[]).await;
         }
         if let Some(id) = self.project_to_delete(registry).await? {
             match self.provisioner.delete_project(id).await {
@@ -208,12 +217,13 @@ impl RegistryService {
                 Err(ProvisionError::Precondition(_)) => {
                     // Images were pushed into it: keep the project and Berth's record of it.
                     registry.keep_project_disabled(id);
-                    return self.save_and_release(registry, holder).await;
+                    return self.save_and_release(registry, holder, &[]).await;
                 }
                 Err(error) => return Err(error.into()),
             }
         }
-        self.registries.delete(registry.id(), holder).await?;
+        // Rolled-back work was never recorded as done: no event.
+        self.registries.delete(registry.id(), holder, &[]).await?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! listed (marked managed) but changed only through `pull`.
 
 use crate::actor::Actor;
+use crate::audit::{AuditActor, AuditData, AuditEventType};
 use crate::ids::OrganizationGuid;
 use crate::now;
 use crate::ports::{ProvisionError, StoreError};
@@ -11,7 +12,7 @@ use crate::registry::{
     RobotSpec, RobotState,
 };
 
-use super::{Need, RegistryError, RegistryService};
+use super::{Need, RegistryError, RegistryService, robot_event};
 
 impl RegistryService {
     /// The registry's robot credentials (never their secrets).
@@ -60,7 +61,8 @@ impl RegistryService {
             managed: false,
         };
         self.under_lease(organization, async move |registry, holder| {
-            self.issue_robot(&registry, holder, spec).await
+            self.issue_robot(&registry, holder, spec, &AuditActor::user(actor))
+                .await
         })
         .await
     }
@@ -112,7 +114,18 @@ impl RegistryService {
                 other => other?,
             };
             robot.renew(expires_in_days, renewed.expires_at, now());
-            match self.registries.update_robot(&robot, holder).await {
+            let request = match expires_in_days {
+                Some(days) => AuditData::new().integer("expires_in_days", i64::from(days.get())),
+                None => AuditData::new().text("expires_in_days", "never"),
+            };
+            let event = robot_event(
+                &AuditActor::user(actor),
+                AuditEventType::RobotUpdate,
+                &registry,
+                &robot,
+                request,
+            );
+            match self.registries.update_robot(&robot, holder, &[event]).await {
                 Ok(()) => Ok(robot),
                 Err(StoreError::Conflict) => Err(RegistryError::Contended),
                 Err(StoreError::NotFound) => Err(RegistryError::RobotNotFound),
@@ -145,7 +158,14 @@ impl RegistryService {
             // Recorded under the lease: had it run out during a slow provisioner call, another
             // rotation may have replaced this secret already, so it is not answered.
             robot.touch(now());
-            match self.registries.update_robot(&robot, holder).await {
+            let event = robot_event(
+                &AuditActor::user(actor),
+                AuditEventType::RobotRotate,
+                &registry,
+                &robot,
+                AuditData::new().hidden("secret"),
+            );
+            match self.registries.update_robot(&robot, holder, &[event]).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => return Err(RegistryError::Contended),
                 Err(StoreError::NotFound) => return Err(RegistryError::RobotNotFound),
@@ -171,7 +191,14 @@ impl RegistryService {
         self.under_lease(organization, async |registry, _| {
             let robot = self.active_robot(&registry, id).await?;
             self.delete_provisioned_robot(&registry, &robot).await?;
-            match self.registries.delete_robot(robot.id()).await {
+            let event = robot_event(
+                &AuditActor::user(actor),
+                AuditEventType::RobotDelete,
+                &registry,
+                &robot,
+                AuditData::new(),
+            );
+            match self.registries.delete_robot(robot.id(), &[event]).await {
                 Ok(()) | Err(StoreError::NotFound) => Ok(()),
                 Err(error) => Err(error.into()),
             }

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use berth_domain::audit::AuditError;
 use berth_domain::credential_service::CredentialError;
 use berth_domain::directory_service::DirectoryError;
 use berth_domain::metadata::MetadataLimitError;
@@ -253,6 +254,15 @@ impl From<CredentialError> for V3Error {
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),
+        }
+    }
+}
+
+impl From<AuditError> for V3Error {
+    fn from(error: AuditError) -> Self {
+        match &error {
+            AuditError::NotFound => V3Error::resource_not_found(error.to_string()),
+            AuditError::Store(store) => from_store(store),
         }
     }
 }

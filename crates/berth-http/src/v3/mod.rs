@@ -1,5 +1,6 @@
 //! The Cloud Foundry V3 dialect: `/v3/registry_credentials` and the directory.
 
+pub mod audit_events;
 pub mod body;
 pub mod credential_verification;
 pub mod directory;
@@ -26,6 +27,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     registry_credentials::configure(config);
     credential_verification::configure(config);
     directory::configure(config);
+    audit_events::configure(config);
 }
 
 /// A V3 resource whose other methods answer 405 with `Allow`, in the V3 envelope.

@@ -352,3 +352,90 @@ impl<T> ListBody<T> {
         }
     }
 }
+
+/// Who did it, or what it was done to (`{guid, type, name}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditParty {
+    pub guid: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEventLinks {
+    #[serde(rename = "self")]
+    pub self_: Href,
+}
+
+/// An audit event as Cloud Foundry presents one (`event_presenter.rb`): `updated_at` is
+/// `created_at` (events never change), `space` and `organization` are `null` outside one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEventResource {
+    #[schema(format = Uuid)]
+    pub guid: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor: AuditParty,
+    pub target: AuditParty,
+    /// The request's fields, every secret replaced by `[PRIVATE DATA HIDDEN]`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub space: Option<GuidRef>,
+    pub organization: Option<GuidRef>,
+    pub links: AuditEventLinks,
+}
+
+impl AuditEventResource {
+    pub fn new(event: &berth_domain::audit::AuditEvent, links: &Links) -> Self {
+        use berth_domain::audit::{AuditData, AuditValue, PRIVATE_DATA_HIDDEN};
+        fn object(data: &AuditData) -> serde_json::Value {
+            serde_json::Value::Object(
+                data.entries()
+                    .map(|(key, value)| {
+                        let value = match value {
+                            AuditValue::Text(text) => serde_json::Value::from(text.as_str()),
+                            AuditValue::Integer(number) => serde_json::Value::from(*number),
+                            AuditValue::Bool(flag) => serde_json::Value::from(*flag),
+                            AuditValue::Hidden => serde_json::Value::from(PRIVATE_DATA_HIDDEN),
+                            AuditValue::Map(inner) => object(inner),
+                        };
+                        (key.clone(), value)
+                    })
+                    .collect(),
+            )
+        }
+        let guid = event.guid.to_string();
+        let at = format_timestamp(event.created_at);
+        Self {
+            links: AuditEventLinks {
+                self_: Href {
+                    href: links.href(&format!("/v3/audit_events/{guid}")),
+                },
+            },
+            guid,
+            created_at: at.clone(),
+            updated_at: format_timestamp(event.updated_at()),
+            kind: event.event_type.as_str().to_owned(),
+            actor: AuditParty {
+                guid: event.actor.guid.clone(),
+                kind: event.actor.kind.clone(),
+                name: event.actor.name.clone(),
+            },
+            target: AuditParty {
+                guid: event.target.guid.clone(),
+                kind: event.target.kind.clone(),
+                name: event.target.name.clone(),
+            },
+            data: object(&event.data),
+            space: event.space.map(|guid| GuidRef {
+                guid: guid.to_string(),
+            }),
+            organization: event.organization.map(|guid| GuidRef {
+                guid: guid.to_string(),
+            }),
+        }
+    }
+}

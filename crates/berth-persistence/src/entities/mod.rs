@@ -1,6 +1,7 @@
 //! sea-orm entities: private to this crate; the domain never sees them.
 
 pub mod app;
+pub mod audit_event;
 pub mod idempotency_key;
 pub mod organization;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The repository adapter against a real database (SQLite or PostgreSQL, per `BERTH_TEST_BACKEND`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod idempotency;
 mod migrations;
 mod pools;
@@ -11,6 +12,7 @@ mod stores;
 
 use std::sync::Arc;
 
+use berth_domain::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore};
 use berth_testkit::TestDatabase;
@@ -36,6 +38,16 @@ pub fn ring(labels: &[&str], current: &str) -> (Arc<KeyRing>, SecretString) {
         .join(",");
     let spec = SecretString::from(spec);
     (Arc::new(KeyRing::from_spec(&spec, current).unwrap()), spec)
+}
+
+/// An event for a store write whose event the test does not look at.
+pub fn audit_event() -> AuditEvent {
+    AuditEvent::new(
+        AuditEventType::CredentialUpdate,
+        AuditActor::system(),
+        AuditTarget::new("target", "registry_credential", "test"),
+        AuditData::new(),
+    )
 }
 
 impl Harness {

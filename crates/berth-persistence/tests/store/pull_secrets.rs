@@ -1,5 +1,6 @@
 //! The pull-secret lookup: one statement, and only the winners' passwords opened.
 
+use crate::audit_event;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -40,7 +41,7 @@ async fn every_level_and_candidate_is_read_in_one_statement() {
         let text = format!("pw-{index}");
         harness
             .credentials
-            .insert(row, &password(&text))
+            .insert(row, &password(&text), &audit_event())
             .await
             .unwrap();
     }
@@ -127,7 +128,7 @@ async fn a_winner_whose_seal_does_not_open_is_an_error_naming_it() {
     for row in [&winner, &shadowed] {
         harness
             .credentials
-            .insert(row, &password("pw"))
+            .insert(row, &password("pw"), &audit_event())
             .await
             .unwrap();
     }

@@ -1,6 +1,7 @@
 //! Contract tests of `RegistryStore`: a registry and its robots read back as written (through
 //! `Registry::restore` and `RobotCredential::restore`), and only the lease holder writes.
 
+use crate::audit_event;
 use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
 use berth_domain::directory::{Organization, ResourceName};
 use berth_domain::ids::{CredentialGuid, OrganizationGuid};
@@ -24,12 +25,15 @@ async fn organization(harness: &Harness) -> OrganizationGuid {
     harness
         .directory
         .organizations()
-        .insert(&Organization {
-            guid,
-            name: ResourceName::parse("o").unwrap(),
-            created_at: now,
-            updated_at: now,
-        })
+        .insert(
+            &Organization {
+                guid,
+                name: ResourceName::parse("o").unwrap(),
+                created_at: now,
+                updated_at: now,
+            },
+            &audit_event(),
+        )
         .await
         .unwrap();
     guid
@@ -83,7 +87,7 @@ async fn a_claimed_registry_reads_back_as_written_and_is_one_per_organization() 
     progressed.record_project(ProvisionedProjectId::new(7));
     progressed.record_quota(ProvisionedQuotaId::new(9), 1234, berth_domain::now());
     progressed.mark_ready();
-    store.save(&progressed, holder).await.unwrap();
+    store.save(&progressed, holder, &[]).await.unwrap();
     assert_eq!(store.get(registry.id()).await.unwrap(), Some(progressed));
 }
 
@@ -107,7 +111,7 @@ async fn only_the_lease_holder_writes_a_registry_or_records_its_robots() {
             .unwrap()
     );
     assert!(matches!(
-        store.save(&registry, other).await,
+        store.save(&registry, other, &[]).await,
         Err(StoreError::Conflict)
     ));
 
@@ -134,14 +138,17 @@ async fn only_the_lease_holder_writes_a_registry_or_records_its_robots() {
         berth_domain::now(),
     );
     assert!(matches!(
-        store.update_robot(&robot, other).await,
+        store.update_robot(&robot, other, &[]).await,
         Err(StoreError::Conflict)
     ));
-    store.update_robot(&robot, holder).await.unwrap();
+    store.update_robot(&robot, holder, &[]).await.unwrap();
     assert_eq!(store.robots(registry.id()).await.unwrap(), vec![robot]);
 
     // Given up, the lease is anyone's; the old holder no longer writes.
-    store.save_and_release(&registry, holder).await.unwrap();
+    store
+        .save_and_release(&registry, holder, &[])
+        .await
+        .unwrap();
     assert!(
         store
             .acquire(registry.id(), lease(other), berth_domain::now())
@@ -149,7 +156,7 @@ async fn only_the_lease_holder_writes_a_registry_or_records_its_robots() {
             .unwrap()
     );
     assert!(matches!(
-        store.save(&registry, holder).await,
+        store.save(&registry, holder, &[]).await,
         Err(StoreError::Conflict)
     ));
 }
@@ -205,7 +212,7 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     );
     harness
         .credentials
-        .insert(&own, &password("theirs"))
+        .insert(&own, &password("theirs"), &audit_event())
         .await
         .unwrap();
 
@@ -226,7 +233,8 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
                 &robot,
                 LeaseHolder::generate(),
                 &credential,
-                &password("s1")
+                &password("s1"),
+                &[]
             )
             .await,
         Err(StoreError::Conflict)
@@ -241,7 +249,7 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     );
 
     let guid = store
-        .update_managed_robot(&robot, holder, &credential, &password("s1"))
+        .update_managed_robot(&robot, holder, &credential, &password("s1"), &[])
         .await
         .unwrap();
     assert_eq!(guid, own.guid, "taken over");
@@ -256,7 +264,7 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
 
     // A rotation: the same credential, the new password, one revision more.
     let again = store
-        .update_managed_robot(&robot, holder, &credential, &password("s2"))
+        .update_managed_robot(&robot, holder, &credential, &password("s2"), &[])
         .await
         .unwrap();
     assert_eq!(again, guid);
@@ -273,7 +281,7 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     );
 
     // Deleting the robot deletes its credential in the same transaction.
-    store.delete_robot(robot.id()).await.unwrap();
+    store.delete_robot(robot.id(), &[]).await.unwrap();
     assert!(harness.credentials.get(guid).await.unwrap().is_none());
 
     // So does deleting the registry.
@@ -287,10 +295,10 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
         berth_domain::now(),
     );
     let fresh = store
-        .update_managed_robot(&second, holder, &credential, &password("s3"))
+        .update_managed_robot(&second, holder, &credential, &password("s3"), &[])
         .await
         .unwrap();
     assert_eq!(fresh, credential.guid, "inserted when none is there");
-    store.delete(registry.id(), holder).await.unwrap();
+    store.delete(registry.id(), holder, &[]).await.unwrap();
     assert!(harness.credentials.get(fresh).await.unwrap().is_none());
 }

@@ -1,5 +1,6 @@
 //! Passwords sealed at rest: never stored in clear, bound to their row, rotated online.
 
+use crate::audit_event;
 use berth_domain::credential::ScopeTarget;
 use berth_domain::ports::{CredentialStore, StoreError};
 use berth_persistence::keys;
@@ -82,7 +83,7 @@ async fn the_password_is_nowhere_in_the_database() {
     let stored = credential(ScopeTarget::Foundation, "r.io", &[]);
     harness
         .credentials
-        .insert(&stored, &password(CANARY))
+        .insert(&stored, &password(CANARY), &audit_event())
         .await
         .unwrap();
     let mut updated = stored.clone();
@@ -123,12 +124,12 @@ async fn the_same_password_sealed_twice_differs() {
     let second = credential(ScopeTarget::Foundation, "b.io", &[]);
     harness
         .credentials
-        .insert(&first, &password(CANARY))
+        .insert(&first, &password(CANARY), &audit_event())
         .await
         .unwrap();
     harness
         .credentials
-        .insert(&second, &password(CANARY))
+        .insert(&second, &password(CANARY), &audit_event())
         .await
         .unwrap();
     let (a, _) = ciphertext(&harness.connection, first.guid.as_uuid()).await;
@@ -150,12 +151,12 @@ async fn a_flipped_byte_or_a_moved_ciphertext_does_not_open() {
     let second = credential(ScopeTarget::Foundation, "b.io", &[]);
     harness
         .credentials
-        .insert(&first, &password("first-pw"))
+        .insert(&first, &password("first-pw"), &audit_event())
         .await
         .unwrap();
     harness
         .credentials
-        .insert(&second, &password("second-pw"))
+        .insert(&second, &password("second-pw"), &audit_event())
         .await
         .unwrap();
     let (original, _) = ciphertext(&harness.connection, first.guid.as_uuid()).await;
@@ -198,7 +199,7 @@ async fn rotation_reseals_every_row_keeps_it_readable_and_leaves_updated_at() {
         let row = credential(ScopeTarget::Foundation, &format!("r{index}.io"), &[]);
         harness
             .credentials
-            .insert(&row, &password(&format!("pw-{index}")))
+            .insert(&row, &password(&format!("pw-{index}")), &audit_event())
             .await
             .unwrap();
         stored.push(row);
@@ -277,7 +278,7 @@ async fn rotation_stops_at_a_row_that_does_not_open() {
     let row = credential(ScopeTarget::Foundation, "r.io", &[]);
     harness
         .credentials
-        .insert(&row, &password("pw"))
+        .insert(&row, &password("pw"), &audit_event())
         .await
         .unwrap();
     set_ciphertext(&harness.connection, row.guid.as_uuid(), vec![1; 40]).await;

@@ -1,5 +1,6 @@
 //! Contract tests of `CredentialStore` and `DirectoryStore`.
 
+use crate::audit_event;
 use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
 use berth_domain::directory::{Organization, ResourceName, Space};
 use berth_domain::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
@@ -53,7 +54,7 @@ pub async fn update(
         .lock(credential.guid)
         .await?
         .ok_or(StoreError::NotFound)?;
-    locked.write(credential, password).await
+    locked.write(credential, password, &audit_event()).await
 }
 
 pub fn password(text: &str) -> Password {
@@ -66,12 +67,15 @@ pub async fn organization(harness: &Harness) -> OrganizationGuid {
     harness
         .directory
         .organizations()
-        .insert(&Organization {
-            guid,
-            name: ResourceName::parse("o").unwrap(),
-            created_at: now,
-            updated_at: now,
-        })
+        .insert(
+            &Organization {
+                guid,
+                name: ResourceName::parse("o").unwrap(),
+                created_at: now,
+                updated_at: now,
+            },
+            &audit_event(),
+        )
         .await
         .unwrap();
     guid
@@ -84,7 +88,7 @@ async fn insert_get_update_delete_round_trip() {
     let mut stored = credential(ScopeTarget::Foundation, "r.io", &[("env", "prod")]);
     harness
         .credentials
-        .insert(&stored, &password("p1"))
+        .insert(&stored, &password("p1"), &audit_event())
         .await
         .unwrap();
     assert_eq!(
@@ -113,7 +117,11 @@ async fn insert_get_update_delete_round_trip() {
         "p2"
     );
 
-    harness.credentials.delete(stored.guid).await.unwrap();
+    harness
+        .credentials
+        .delete(stored.guid, &audit_event())
+        .await
+        .unwrap();
     assert!(
         harness
             .credentials
@@ -123,7 +131,10 @@ async fn insert_get_update_delete_round_trip() {
             .is_none()
     );
     assert!(matches!(
-        harness.credentials.delete(stored.guid).await,
+        harness
+            .credentials
+            .delete(stored.guid, &audit_event())
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(
@@ -145,7 +156,7 @@ async fn a_locked_credential_makes_other_writers_wait_and_see_its_write() {
     let stored = credential(ScopeTarget::Foundation, "r.io", &[("env", "prod")]);
     harness
         .credentials
-        .insert(&stored, &password("p1"))
+        .insert(&stored, &password("p1"), &audit_event())
         .await
         .unwrap();
     let first = harness
@@ -166,7 +177,7 @@ async fn a_locked_credential_makes_other_writers_wait_and_see_its_write() {
     let mut changed = stored.clone();
     changed.username = Username::parse("first-writer").unwrap();
     changed.metadata = credential(ScopeTarget::Foundation, "r.io", &[("env", "qa")]).metadata;
-    first.write(&changed, None).await.unwrap();
+    first.write(&changed, None, &audit_event()).await.unwrap();
     let seen = second.await.unwrap();
     changed.revision += 1;
     assert_eq!(seen, changed);
@@ -193,12 +204,15 @@ async fn uniqueness_and_parents_are_enforced_by_the_database() {
     let first = credential(ScopeTarget::Organization(organization), "r.io", &[]);
     harness
         .credentials
-        .insert(&first, &password("p"))
+        .insert(&first, &password("p"), &audit_event())
         .await
         .unwrap();
     let duplicate = credential(ScopeTarget::Organization(organization), "r.io", &[]);
     assert!(matches!(
-        harness.credentials.insert(&duplicate, &password("p")).await,
+        harness
+            .credentials
+            .insert(&duplicate, &password("p"), &audit_event())
+            .await,
         Err(StoreError::Conflict)
     ));
     let orphan = credential(
@@ -207,20 +221,23 @@ async fn uniqueness_and_parents_are_enforced_by_the_database() {
         &[],
     );
     assert!(matches!(
-        harness.credentials.insert(&orphan, &password("p")).await,
+        harness
+            .credentials
+            .insert(&orphan, &password("p"), &audit_event())
+            .await,
         Err(StoreError::MissingParent)
     ));
     let foundation = credential(ScopeTarget::Foundation, "r.io", &[]);
     harness
         .credentials
-        .insert(&foundation, &password("p"))
+        .insert(&foundation, &password("p"), &audit_event())
         .await
         .unwrap();
     let second_foundation = credential(ScopeTarget::Foundation, "r.io", &[]);
     assert!(matches!(
         harness
             .credentials
-            .insert(&second_foundation, &password("p"))
+            .insert(&second_foundation, &password("p"), &audit_event())
             .await,
         Err(StoreError::Conflict)
     ));
@@ -233,8 +250,18 @@ async fn uniqueness_and_parents_are_enforced_by_the_database() {
         created_at: berth_domain::now(),
         updated_at: berth_domain::now(),
     };
-    harness.directory.spaces().insert(&space).await.unwrap();
-    match harness.directory.organizations().delete(organization).await {
+    harness
+        .directory
+        .spaces()
+        .insert(&space, &audit_event())
+        .await
+        .unwrap();
+    match harness
+        .directory
+        .organizations()
+        .delete(organization, &audit_event())
+        .await
+    {
         Err(StoreError::InUse(dependents)) => {
             assert_eq!((dependents.spaces, dependents.credentials), (1, 1));
         }
@@ -268,7 +295,7 @@ async fn label_selectors_in_sql_agree_with_the_in_memory_semantics() {
         let stored = credential(ScopeTarget::Foundation, &format!("r{index}.io"), labels);
         harness
             .credentials
-            .insert(&stored, &password("p"))
+            .insert(&stored, &password("p"), &audit_event())
             .await
             .unwrap();
         all.push(stored);
@@ -337,7 +364,7 @@ async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics
             if (index + target_index) % 2 == 0 {
                 harness
                     .credentials
-                    .insert(&stored, &password("p"))
+                    .insert(&stored, &password("p"), &audit_event())
                     .await
                     .unwrap();
             } else {
@@ -406,7 +433,7 @@ async fn totals_are_counted_in_the_database_at_any_page() {
         let stored = credential(ScopeTarget::Foundation, &format!("r{index:02}.io"), &[]);
         harness
             .credentials
-            .insert(&stored, &password("p"))
+            .insert(&stored, &password("p"), &audit_event())
             .await
             .unwrap();
     }
@@ -433,7 +460,7 @@ async fn a_lock_not_had_in_time_is_a_conflict() {
     let stored = credential(ScopeTarget::Foundation, "r.io", &[]);
     harness
         .credentials
-        .insert(&stored, &password("p"))
+        .insert(&stored, &password("p"), &audit_event())
         .await
         .unwrap();
     let backend = harness.connection.get_database_backend();
@@ -498,7 +525,7 @@ async fn selector_pages_keep_order_offsets_and_totals() {
         stored.updated_at = stored.created_at;
         harness
             .credentials
-            .insert(&stored, &password("p"))
+            .insert(&stored, &password("p"), &audit_event())
             .await
             .unwrap();
         matching.push(stored);
@@ -510,7 +537,7 @@ async fn selector_pages_keep_order_offsets_and_totals() {
         let stored = credential(target, "x.io", labels);
         harness
             .credentials
-            .insert(&stored, &password("p"))
+            .insert(&stored, &password("p"), &audit_event())
             .await
             .unwrap();
     }

@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, web};
 use anyhow::Context;
 use berth_auth::{Authenticator, TokenVerifier};
+use berth_domain::audit::{AccessLog, AuditService};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::idempotency::IdempotencyService;
@@ -22,11 +23,12 @@ use berth_http::v3;
 use berth_http::v3::presenters::Links;
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{
-    Deadline, SeaOrmCredentialStore, SeaOrmDirectoryStore, SeaOrmIdempotencyStore,
-    SeaOrmRegistryStore, WorkerPools,
+    Deadline, SeaOrmAuditStore, SeaOrmCredentialStore, SeaOrmDirectoryStore,
+    SeaOrmIdempotencyStore, SeaOrmRegistryStore, WorkerPools,
 };
 use tracing_actix_web::TracingLogger;
 
+use super::access_log::AccessLogWriter;
 use super::harbor::{self, ChosenHarbor, EmbeddedHarbor};
 use super::ops_probe::DatabaseProbe;
 use super::runtime::Runtime;
@@ -39,6 +41,7 @@ pub struct Application {
     server: Server,
     metrics: Option<(u16, Server)>,
     embedded_harbor: Option<EmbeddedHarbor>,
+    access_writer: AccessLogWriter,
 }
 
 impl Application {
@@ -94,12 +97,27 @@ impl Application {
             ));
         }
         tokio::spawn(pruner::prune_forever(
-            IdempotencyService::new(Arc::new(Deadline::new(
-                SeaOrmIdempotencyStore::new(db.clone(), runtime.keys.clone()),
-                call_deadline,
-            ))),
+            pruner::Pruned {
+                idempotency: IdempotencyService::new(Arc::new(Deadline::new(
+                    SeaOrmIdempotencyStore::new(db.clone(), runtime.keys.clone()),
+                    call_deadline,
+                ))),
+                audit: AuditService::new(
+                    Arc::new(Deadline::new(
+                        SeaOrmAuditStore::new(db.clone()),
+                        call_deadline,
+                    )),
+                    Arc::new(Deadline::new(
+                        SeaOrmDirectoryStore::new(db.clone()),
+                        call_deadline,
+                    )),
+                ),
+                audit_retention_days: runtime.audit_retention_days,
+            },
             pruner::PRUNE_INTERVAL,
         ));
+        // One writer per process, on the shared pool: its batches are not any worker's.
+        let (access_log, access_writer) = AccessLogWriter::start(SeaOrmAuditStore::new(db.clone()));
         let parts = SharedParts {
             pools,
             call_deadline,
@@ -114,6 +132,7 @@ impl Application {
                 runtime.roles_claim,
             )),
             readiness,
+            access_log: Arc::new(access_log),
         };
         berth_http::prometheus::handle();
         let listener = TcpListener::bind(&runtime.listen).with_context(|| {
@@ -160,6 +179,7 @@ impl Application {
             server: server.run(),
             metrics,
             embedded_harbor,
+            access_writer,
         })
     }
 
@@ -182,10 +202,13 @@ impl Application {
     /// # Errors
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        match self.metrics {
+        let served = match self.metrics {
             Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
             None => self.server.await,
-        }
+        };
+        // The requests are done: write the access events they queued.
+        self.access_writer.shut_down().await;
+        served
     }
 }
 
@@ -227,6 +250,7 @@ struct SharedParts {
     links: Links,
     authenticator: Arc<Authenticator>,
     readiness: Readiness,
+    access_log: Arc<dyn AccessLog>,
 }
 
 impl SharedParts {
@@ -258,15 +282,24 @@ impl SharedParts {
             SeaOrmIdempotencyStore::new(db.clone(), self.keys.clone()),
             deadline,
         )));
+        let audit = AuditService::new(
+            Arc::new(Deadline::new(SeaOrmAuditStore::new(db.clone()), deadline)),
+            directory_store.clone(),
+        );
         AppState {
             idempotency,
+            audit,
             verification: VerificationService::new(
                 credential_store.clone(),
                 directory_store.clone(),
                 self.verifier.clone(),
             ),
             credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
-            pull_secrets: PullSecretService::new(credential_store, directory_store.clone()),
+            pull_secrets: PullSecretService::new(
+                credential_store,
+                directory_store.clone(),
+                self.access_log.clone(),
+            ),
             directory: DirectoryService::new(directory_store),
             registries,
             links: self.links.clone(),

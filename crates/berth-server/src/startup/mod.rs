@@ -4,9 +4,11 @@
 //! One job a file: `runtime` (settings to a runtime, dev mode or production), `database`
 //! (connect, migrate, check the key ring), `harbor` (the Harbor client, or dev mode's embedded
 //! emulator), `application` (adapters wired into the services, listeners bound), `ops_probe`
-//! (what `/readyz` and `/metrics` read), `reconciler` and `pruner` (the background tasks),
+//! (what `/readyz` and `/metrics` read), `reconciler`, `pruner` and `access_log` (the background tasks: the last writes
+//! pull-secret access events in batches),
 //! `request_id` (the middleware) and `verification` (the SSRF-guarded registry verifier).
 
+mod access_log;
 mod application;
 mod database;
 mod harbor;

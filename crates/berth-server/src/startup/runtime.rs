@@ -61,6 +61,8 @@ pub struct Runtime {
     pub verification_policy: NetworkPolicy,
     /// The deadline of one whole verification (`verification.timeout_ms`).
     pub verification_deadline: Duration,
+    /// Days audit events are kept (`audit.retention_days`, at least 1).
+    pub audit_retention_days: u32,
 }
 
 /// What dev mode made up, to mint the admin token and explain itself in the banner.
@@ -213,6 +215,7 @@ impl Runtime {
             metrics_listen: settings.metrics.listen,
             verification_policy,
             verification_deadline,
+            audit_retention_days: settings.audit.retention_days.max(1),
         })
     }
 }

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit_events;
 mod authentication;
 mod bad_input;
 mod credentials;

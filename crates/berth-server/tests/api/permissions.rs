@@ -396,6 +396,11 @@ async fn check(caller: Caller) {
             (Method::GET, "/v3/organizations".into()),
             (Method::GET, "/v3/spaces".into()),
             (Method::GET, "/v3/apps".into()),
+            (Method::GET, "/v3/audit_events".into()),
+            (
+                Method::GET,
+                "/v3/audit_events/0195e4b4-0000-7000-8000-000000000000".into(),
+            ),
             (Method::PUT, format!("/v3/organizations/{}", world.org_a)),
             (Method::DELETE, format!("/v3/organizations/{}", world.org_a)),
             (Method::GET, format!("/v3/spaces/{}", world.space_a1)),
@@ -518,6 +523,7 @@ async fn check(caller: Caller) {
         None,
     )
     .await;
+    check_audit_events(&world, caller, token).await;
     let in_a = [Cred::OrgA, Cred::SpaceA1, Cred::SpaceA2, Cred::AppA1];
     let expected_in_a: BTreeSet<String> = expect
         .read
@@ -858,6 +864,81 @@ async fn check(caller: Caller) {
     }
 }
 
+/// Which audit events a caller sees, as Cloud Foundry's `readable_event_dataset`.
+enum AuditView {
+    All,
+    Organization(String),
+    Space(String),
+    Nothing,
+}
+
+impl Caller {
+    fn audit_view(self, world: &World) -> AuditView {
+        match self {
+            Self::Admin | Self::ReadOnlyAdmin | Self::GlobalAuditor => AuditView::All,
+            Self::OrgManager | Self::OrgAuditor => AuditView::Organization(world.org_a.clone()),
+            Self::OtherOrgManager => AuditView::Organization(world.org_b.clone()),
+            Self::SpaceDeveloper | Self::SpaceManager | Self::SpaceAuditor => {
+                AuditView::Space(world.space_a1.clone())
+            }
+            _ => AuditView::Nothing,
+        }
+    }
+}
+
+/// The events of the world's changes: exactly the visible ones listed and counted, each
+/// visible one shown, each other one 404.
+async fn check_audit_events(world: &World, caller: Caller, token: Option<&str>) {
+    let (status, every) = world.app.get("/v3/audit_events?per_page=5000").await;
+    assert_eq!(status, StatusCode::OK);
+    let view = caller.audit_view(world);
+    let events = every["resources"].as_array().unwrap();
+    assert!(events.len() > 10, "the world's changes were recorded");
+    let visible: BTreeSet<String> = events
+        .iter()
+        .filter(|event| match &view {
+            AuditView::All => true,
+            AuditView::Organization(guid) => event["organization"]["guid"] == guid.as_str(),
+            AuditView::Space(guid) => event["space"]["guid"] == guid.as_str(),
+            AuditView::Nothing => false,
+        })
+        .map(|event| event["guid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        visible.is_empty(),
+        matches!(view, AuditView::Nothing),
+        "{caller:?}"
+    );
+    let (status, list) = call(
+        world,
+        token,
+        Method::GET,
+        "/v3/audit_events?per_page=5000",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{caller:?}");
+    assert_eq!(guids_of(&list), visible, "{caller:?} audit events");
+    assert_eq!(list["pagination"]["total_results"], visible.len());
+    for event in events {
+        let guid = event["guid"].as_str().unwrap();
+        let (status, shown) = call(
+            world,
+            token,
+            Method::GET,
+            &format!("/v3/audit_events/{guid}"),
+            None,
+        )
+        .await;
+        if visible.contains(guid) {
+            assert_eq!((status, &shown), (StatusCode::OK, event), "{caller:?}");
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{caller:?} {guid}");
+            assert_v3_error(&shown, 10010, "CF-ResourceNotFound");
+        }
+    }
+}
+
 macro_rules! matrix {
     ($($name:ident => $caller:expr),* $(,)?) => {
         $(
@@ -988,6 +1069,31 @@ async fn another_organizations_ids_answer_404_or_422_and_change_nothing() {
             assert_eq!(status, StatusCode::OK);
             assert_eq!(list["pagination"]["total_results"], 0, "{roles:?} {query}");
             assert_eq!(list["resources"], json!([]));
+        }
+        // Organization A's events: absent from the list, 404 one by one.
+        let (_, a_events) = world
+            .app
+            .get(&format!(
+                "/v3/audit_events?organization_guids={}&per_page=5000",
+                world.org_a
+            ))
+            .await;
+        let a_events = a_events["resources"].as_array().unwrap().clone();
+        assert!(!a_events.is_empty());
+        let (status, seen) = call(
+            &world,
+            token,
+            Method::GET,
+            &format!("/v3/audit_events?organization_guids={}", world.org_a),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(seen["pagination"]["total_results"], 0, "{roles:?}");
+        for event in &a_events {
+            let path = format!("/v3/audit_events/{}", event["guid"].as_str().unwrap());
+            let (status, _) = call(&world, token, Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{roles:?} {path}");
         }
         for path in [
             format!("/v3/organizations/{}", world.org_a),

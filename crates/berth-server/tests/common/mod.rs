@@ -47,6 +47,7 @@ pub fn runtime(db_url: &str, key_spec: &SecretString, current: &str) -> Runtime 
         metrics_listen: None,
         verification_policy: berth_registry_probe::NetworkPolicy::default(),
         verification_deadline: berth_registry_probe::DEFAULT_DEADLINE,
+        audit_retention_days: 31,
     }
 }
 
