@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::RelationshipKind;
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::credential::{
     CreateCredentialRequest, RegistryCredential, RequestedOwner, Scope, ScopeTarget,
     UpdateCredentialRequest,
@@ -14,7 +16,6 @@ use crate::metadata::{Metadata, MetadataLimitError};
 use crate::permissions::{self, Permissions};
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
 use crate::registry::MANAGED_BY_LABEL;
-use crate::{RelationshipKind, now};
 
 /// What can go wrong in a credential use case.
 #[derive(Debug, thiserror::Error)]
@@ -80,14 +81,24 @@ fn refuse_managed(credential: &RegistryCredential) -> Result<(), CredentialError
 pub struct CredentialService {
     credentials: Arc<dyn CredentialStore>,
     directory: Arc<dyn DirectoryStore>,
+    ambient: Ambient,
 }
 
 impl CredentialService {
+    /// The service over its stores, on the system clock and ids ([`Ambient::system`]).
     pub fn new(credentials: Arc<dyn CredentialStore>, directory: Arc<dyn DirectoryStore>) -> Self {
         Self {
             credentials,
             directory,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// # Errors
@@ -109,9 +120,9 @@ impl CredentialService {
             return Err(CredentialError::ReservedLabel);
         }
         let metadata = Metadata::default().apply(&request.metadata)?;
-        let created_at = now();
+        let created_at = self.ambient.now();
         let credential = RegistryCredential {
-            guid: CredentialGuid::generate(),
+            guid: self.ambient.credential_guid(),
             target,
             location: request.location,
             username: request.username,
@@ -235,7 +246,7 @@ impl CredentialService {
         if let Some(username) = &request.username {
             credential.username = username.clone();
         }
-        credential.updated_at = now();
+        credential.updated_at = self.ambient.now();
         match locked.write(&credential, request.password.as_ref()).await {
             Ok(()) => {
                 credential.revision += 1;

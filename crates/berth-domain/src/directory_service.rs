@@ -5,6 +5,8 @@ use std::sync::Arc;
 use crate::actor::Actor;
 use time::OffsetDateTime;
 
+use crate::RelationshipKind;
+use crate::ambient::Ambient;
 use crate::directory::{
     App, Dependents, DirectoryEntry, Organization, ResourceName, Space, Upserted,
 };
@@ -12,7 +14,6 @@ use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{DirectoryQuery, Page};
 use crate::permissions::{self, Permissions};
 use crate::ports::{DirectoryStore, StoreError};
-use crate::{RelationshipKind, now};
 
 /// What to do about the dependents that keep a resource from being deleted: a registry goes
 /// only by a purge (a plain disable keeps it, with its project and images).
@@ -50,14 +51,26 @@ pub enum DirectoryError {
 #[derive(Clone)]
 pub struct DirectoryService {
     directory: Arc<dyn DirectoryStore>,
+    ambient: Ambient,
 }
 
 /// Retries an upsert once when a concurrent creator won the insert race.
 const UPSERT_ATTEMPTS: usize = 2;
 
 impl DirectoryService {
+    /// The service over its store, on the system clock ([`Ambient::system`]).
     pub fn new(directory: Arc<dyn DirectoryStore>) -> Self {
-        Self { directory }
+        Self {
+            directory,
+            ambient: Ambient::system(),
+        }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Creates or renames an organization.
@@ -167,7 +180,7 @@ impl DirectoryService {
     ) -> Result<(E, Upserted), DirectoryError> {
         let entries = E::entries(self.directory.as_ref());
         for _ in 0..UPSERT_ATTEMPTS {
-            let stamp = now();
+            let stamp = self.ambient.now();
             if let Some(mut existing) = entries.get(guid).await.map_err(DirectoryError::Store)? {
                 check_existing(&existing)?;
                 existing.rename(name.clone(), stamp);

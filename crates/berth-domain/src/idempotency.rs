@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::now;
+use crate::ambient::Ambient;
 use crate::ports::{IdempotencyStore, StoreError};
 
 /// Longest key accepted (Stripe's bound; the draft sets none).
@@ -207,11 +207,23 @@ pub struct Ticket {
 #[derive(Clone)]
 pub struct IdempotencyService {
     store: Arc<dyn IdempotencyStore>,
+    ambient: Ambient,
 }
 
 impl IdempotencyService {
+    /// The service over its store, on the system clock ([`Ambient::system`]).
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            ambient: Ambient::system(),
+        }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Claims `key` for this caller's request, or says why the request must not run.
@@ -225,7 +237,7 @@ impl IdempotencyService {
         key: IdempotencyKey,
         fingerprint: RequestFingerprint,
     ) -> Result<Begin, StoreError> {
-        let now = now();
+        let now = self.ambient.now();
         let owner = KeyOwner {
             principal: principal.to_owned(),
             key,
@@ -270,7 +282,7 @@ impl IdempotencyService {
     pub async fn prune_expired(&self, batch: u32) -> Result<u64, StoreError> {
         let mut pruned = 0;
         loop {
-            let deleted = self.store.prune(now(), batch).await?;
+            let deleted = self.store.prune(self.ambient.now(), batch).await?;
             pruned += deleted;
             if deleted < u64::from(batch) {
                 return Ok(pruned);

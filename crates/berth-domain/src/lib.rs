@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod actor;
+pub mod ambient;
 pub mod credential;
 pub mod credential_service;
 pub mod directory;

@@ -364,6 +364,11 @@ impl LeaseHolder {
         Self(uuid::Uuid::new_v4())
     }
 
+    /// The holder of that id (from an [`IdSource`](crate::ambient::IdSource)).
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self(uuid)
+    }
+
     pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
     }

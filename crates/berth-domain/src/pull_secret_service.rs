@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::RelationshipKind;
 use crate::actor::{Actor, PlatformScope};
+use crate::ambient::Ambient;
 use crate::credential::{RequestedOwner, ScopeTarget};
 use crate::credential_service::locate_owner;
 use crate::permissions;
@@ -35,14 +36,27 @@ struct MissingPassword(crate::ids::CredentialGuid);
 pub struct PullSecretService {
     credentials: Arc<dyn CredentialStore>,
     directory: Arc<dyn DirectoryStore>,
+    // Resolution reads no time and makes no id today; held so every service takes the same
+    // ambient and a future rule (an expiry) cannot reach for the wall clock.
+    #[allow(dead_code)]
+    ambient: Ambient,
 }
 
 impl PullSecretService {
+    /// The service over its stores, on the system clock and ids ([`Ambient::system`]).
     pub fn new(credentials: Arc<dyn CredentialStore>, directory: Arc<dyn DirectoryStore>) -> Self {
         Self {
             credentials,
             directory,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Whether the caller may resolve at all: only the `berth.pull_secrets` scope may (an admin

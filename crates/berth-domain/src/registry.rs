@@ -358,13 +358,14 @@ impl Registry {
     /// recorded with the claim (at `at`): the claim is immediately followed by that request, so
     /// this saves a write, and the record is there before the backend is asked.
     pub fn claim(
+        id: RegistryId,
         organization: OrganizationGuid,
         endpoint: String,
         quota_gb: QuotaGb,
         at: OffsetDateTime,
     ) -> Self {
         Self {
-            id: RegistryId::generate(),
+            id,
             organization,
             project_name: ProjectName::for_organization(organization),
             project_id: None,
@@ -683,9 +684,14 @@ impl RobotSpec {
 impl RobotCredential {
     /// A robot recorded before the backend is asked for it, so a crash never leaves an unknown
     /// robot.
-    pub fn creating(registry: RegistryId, spec: RobotSpec, at: OffsetDateTime) -> Self {
+    pub fn creating(
+        id: RobotId,
+        registry: RegistryId,
+        spec: RobotSpec,
+        at: OffsetDateTime,
+    ) -> Self {
         Self {
-            id: RobotId::generate(),
+            id,
             registry,
             name: spec.name,
             access: spec.access,
@@ -911,7 +917,13 @@ mod tests {
         let organization = OrganizationGuid::from_uuid(Uuid::from_u128(1));
         let at = crate::now();
         let quota = QuotaGb::new(10).unwrap();
-        let mut registry = Registry::claim(organization, "r.example".into(), quota, at);
+        let mut registry = Registry::claim(
+            RegistryId::generate(),
+            organization,
+            "r.example".into(),
+            quota,
+            at,
+        );
         assert_eq!(registry.state(), RegistryState::Provisioning);
         assert_eq!(
             registry.project_requested_at(),
@@ -941,7 +953,13 @@ mod tests {
             "a re-enable rolls back to disabled"
         );
 
-        let mut first = Registry::claim(organization, "r.example".into(), quota, at);
+        let mut first = Registry::claim(
+            RegistryId::generate(),
+            organization,
+            "r.example".into(),
+            quota,
+            at,
+        );
         first.keep_project_disabled(ProvisionedProjectId::new(3));
         assert_eq!(first.state(), RegistryState::Disabled);
         assert!(
@@ -954,8 +972,12 @@ mod tests {
     #[test]
     fn a_robot_is_recorded_before_it_exists_and_activated_after() {
         let registry = RegistryId::generate();
-        let mut robot =
-            RobotCredential::creating(registry, RobotSpec::default_robot(), crate::now());
+        let mut robot = RobotCredential::creating(
+            RobotId::generate(),
+            registry,
+            RobotSpec::default_robot(),
+            crate::now(),
+        );
         assert_eq!(robot.state(), RobotState::Creating);
         assert_eq!((robot.provisioned_id(), robot.username()), (None, None));
         assert!(robot.is_default() && robot.access() == RobotAccess::PushPull);
@@ -973,8 +995,12 @@ mod tests {
     #[test]
     fn a_robot_is_expired_from_its_expiry_on_and_a_renewal_records_the_new_one() {
         let at = crate::now();
-        let mut robot =
-            RobotCredential::creating(RegistryId::generate(), RobotSpec::pull_robot(), at);
+        let mut robot = RobotCredential::creating(
+            RobotId::generate(),
+            RegistryId::generate(),
+            RobotSpec::pull_robot(),
+            at,
+        );
         assert!(robot.managed() && robot.access() == RobotAccess::Pull && !robot.is_default());
         assert!(robot.name().is_reserved() && !RobotName::parse("ci").unwrap().is_reserved());
         let expiry = at + time::Duration::days(1);
@@ -1002,6 +1028,7 @@ mod tests {
     fn the_pull_location_is_the_endpoint_and_the_project() {
         let organization = OrganizationGuid::from_uuid(Uuid::from_u128(3));
         let mut registry = Registry::claim(
+            RegistryId::generate(),
             organization,
             "harbor.example:5000".into(),
             QuotaGb::new(1).unwrap(),

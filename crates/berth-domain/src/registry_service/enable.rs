@@ -3,7 +3,6 @@
 
 use crate::actor::Actor;
 use crate::ids::OrganizationGuid;
-use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, ProvisionedRobot, StoreError};
 use crate::registry::{
     IssuedSecret, ProvisionedProjectId, QuotaGb, Registry, RegistryId, RegistryState,
@@ -73,12 +72,13 @@ impl RegistryService {
             return self.take_over(&existing).await;
         }
         let registry = Registry::claim(
+            self.ambient.registry_id(),
             organization,
             self.provisioner.endpoint(),
             quota.unwrap_or(self.settings.default_quota),
-            now(),
+            self.ambient.now(),
         );
-        let holder = LeaseHolder::generate();
+        let holder = self.ambient.lease_holder();
         match self.registries.claim(&registry, self.lease(holder)).await {
             Ok(()) => Ok((Taken::Claimed(registry), holder)),
             Err(StoreError::Conflict) => {
@@ -141,7 +141,7 @@ impl RegistryService {
                     registry.project_requested_at()
                 };
                 if registry.project_requested_at().is_none() {
-                    registry.record_project_request(now());
+                    registry.record_project_request(self.ambient.now());
                     self.save(registry, holder).await?;
                 }
                 let id = match self
@@ -168,7 +168,7 @@ impl RegistryService {
                 .set_quota(quota.id, registry.quota_gb())
                 .await?;
         }
-        registry.record_quota(quota.id, quota.used_bytes, now());
+        registry.record_quota(quota.id, quota.used_bytes, self.ambient.now());
         self.save(registry, holder).await?;
 
         let (_, secret) = self
@@ -236,7 +236,12 @@ impl RegistryService {
             }
             Some(robot) => robot,
             None => {
-                let robot = RobotCredential::creating(registry.id(), spec, now());
+                let robot = RobotCredential::creating(
+                    self.ambient.robot_id(),
+                    registry.id(),
+                    spec,
+                    self.ambient.now(),
+                );
                 match self.registries.insert_robot(&robot).await {
                     Ok(()) => robot,
                     Err(StoreError::Conflict) => return Err(RegistryError::RobotNameTaken),
@@ -296,7 +301,7 @@ impl RegistryService {
             provisioned.id,
             provisioned.username.clone(),
             provisioned.expires_at,
-            now(),
+            self.ambient.now(),
         );
         let recorded = if robot.managed() {
             self.record_pull_robot(registry, &mut robot, holder, &secret)

@@ -49,8 +49,8 @@ use time::{Duration, OffsetDateTime};
 pub use reconciler::{ReconcileFailure, ReconcileReport};
 
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::ids::OrganizationGuid;
-use crate::now;
 use crate::permissions::{self, Permissions};
 use crate::ports::{
     DirectoryStore, Lease, LeaseHolder, ProvisionError, RegistryProvisioner, RegistryStore,
@@ -141,6 +141,7 @@ pub struct RegistryService {
     directory: Arc<dyn DirectoryStore>,
     provisioner: Arc<dyn RegistryProvisioner>,
     settings: RegistrySettings,
+    ambient: Ambient,
 }
 
 enum Need {
@@ -158,6 +159,7 @@ enum LeaseWait {
 }
 
 impl RegistryService {
+    /// The service over its ports, on the system clock and ids ([`Ambient::system`]).
     pub fn new(
         registries: Arc<dyn RegistryStore>,
         directory: Arc<dyn DirectoryStore>,
@@ -169,7 +171,15 @@ impl RegistryService {
             directory,
             provisioner,
             settings,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// An organization the caller cannot see is answered like one that does not exist.
@@ -200,7 +210,7 @@ impl RegistryService {
     fn lease(&self, holder: LeaseHolder) -> Lease {
         Lease {
             holder,
-            until: now() + self.settings.lease,
+            until: self.ambient.now() + self.settings.lease,
         }
     }
 
@@ -211,11 +221,11 @@ impl RegistryService {
         id: RegistryId,
         wait: LeaseWait,
     ) -> Result<Option<LeaseHolder>, StoreError> {
-        let holder = LeaseHolder::generate();
+        let holder = self.ambient.lease_holder();
         let taken = match wait {
             LeaseWait::No => {
                 self.registries
-                    .acquire(id, self.lease(holder), now())
+                    .acquire(id, self.lease(holder), self.ambient.now())
                     .await?
             }
             LeaseWait::Bounded => {
@@ -295,7 +305,7 @@ impl RegistryService {
         registry: &mut Registry,
         holder: LeaseHolder,
     ) -> Result<(), RegistryError> {
-        registry.touch(now());
+        registry.touch(self.ambient.now());
         lease_lost_is_busy(self.registries.save(registry, holder).await)
     }
 
@@ -305,7 +315,7 @@ impl RegistryService {
         registry: &mut Registry,
         holder: LeaseHolder,
     ) -> Result<(), RegistryError> {
-        registry.touch(now());
+        registry.touch(self.ambient.now());
         lease_lost_is_busy(self.registries.save_and_release(registry, holder).await)
     }
 
@@ -341,12 +351,12 @@ impl RegistryService {
         let mut registry = self.shown(organization).await?;
         let stale = registry
             .used_checked_at()
-            .is_none_or(|at| now() - at >= self.settings.usage_cache);
+            .is_none_or(|at| self.ambient.now() - at >= self.settings.usage_cache);
         if let (true, Some(project_id)) = (stale, registry.project_id()) {
             // When the provisioner cannot be reached the last known value stands (the answer
             // is never a 5xx for a cache); the adapter logged why.
             if let Ok(quota) = self.provisioner.project_quota(project_id).await {
-                let at = now();
+                let at = self.ambient.now();
                 self.registries
                     .record_usage(registry.id(), quota.used_bytes, at)
                     .await?;

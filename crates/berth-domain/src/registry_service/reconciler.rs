@@ -1,7 +1,6 @@
 //! The reconciler: rolls back stalled provisioning, finishes stalled disabling and purging, and removes
 //! robots stuck half-created. Every replica may run it: each row is leased before it is touched.
 
-use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
 use crate::registry::{
     Registry, RegistryId, RegistryState, RobotCredential, RobotId, RobotSpec, RobotState,
@@ -63,7 +62,7 @@ impl RegistryService {
     /// fails once leased is reported in [`ReconcileReport::failures`] and the pass goes on.
     pub async fn reconcile(&self) -> Result<ReconcileReport, RegistryError> {
         let mut report = ReconcileReport::default();
-        let cutoff = now() - self.settings.stale_after;
+        let cutoff = self.ambient.now() - self.settings.stale_after;
         for stalled in self.registries.stalled(cutoff).await? {
             let id = stalled.id();
             let Some(holder) = self.take_lease(id, LeaseWait::No).await? else {

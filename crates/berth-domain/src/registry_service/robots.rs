@@ -4,7 +4,6 @@
 
 use crate::actor::Actor;
 use crate::ids::OrganizationGuid;
-use crate::now;
 use crate::ports::{ProvisionError, StoreError};
 use crate::registry::{
     ExpiresInDays, IssuedSecret, Registry, RobotAccess, RobotCredential, RobotId, RobotName,
@@ -111,7 +110,7 @@ impl RegistryService {
                 Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
                 other => other?,
             };
-            robot.renew(expires_in_days, renewed.expires_at, now());
+            robot.renew(expires_in_days, renewed.expires_at, self.ambient.now());
             match self.registries.update_robot(&robot, holder).await {
                 Ok(()) => Ok(robot),
                 Err(StoreError::Conflict) => Err(RegistryError::Contended),
@@ -144,7 +143,7 @@ impl RegistryService {
             };
             // Recorded under the lease: had it run out during a slow provisioner call, another
             // rotation may have replaced this secret already, so it is not answered.
-            robot.touch(now());
+            robot.touch(self.ambient.now());
             match self.registries.update_robot(&robot, holder).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => return Err(RegistryError::Contended),

@@ -11,7 +11,8 @@ use berth_domain::ports::{
 };
 use berth_domain::registry::{
     ExpiresInDays, MANAGED_BY_LABEL, MANAGED_BY_REGISTRY, ProvisionedProjectId, ProvisionedQuotaId,
-    ProvisionedRobotId, QuotaGb, Registry, RobotAccess, RobotCredential, RobotName, RobotSpec,
+    ProvisionedRobotId, QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId,
+    RobotName, RobotSpec,
 };
 use berth_persistence::SeaOrmRegistryStore;
 use secrecy::SecretString;
@@ -54,7 +55,13 @@ async fn a_claimed_registry_reads_back_as_written_and_is_one_per_organization() 
     let (harness, store) = harness().await;
     let organization = organization(&harness).await;
     let quota = QuotaGb::new(10).unwrap();
-    let registry = Registry::claim(organization, "r.example".into(), quota, berth_domain::now());
+    let registry = Registry::claim(
+        RegistryId::generate(),
+        organization,
+        "r.example".into(),
+        quota,
+        berth_domain::now(),
+    );
     let holder = LeaseHolder::generate();
     store.claim(&registry, lease(holder)).await.unwrap();
     assert_eq!(
@@ -66,13 +73,25 @@ async fn a_claimed_registry_reads_back_as_written_and_is_one_per_organization() 
         Some(registry.clone())
     );
 
-    let again = Registry::claim(organization, "r.example".into(), quota, berth_domain::now());
+    let again = Registry::claim(
+        RegistryId::generate(),
+        organization,
+        "r.example".into(),
+        quota,
+        berth_domain::now(),
+    );
     assert!(matches!(
         store.claim(&again, lease(LeaseHolder::generate())).await,
         Err(StoreError::Conflict)
     ));
     let unknown = OrganizationGuid::from_uuid(uuid::Uuid::new_v4());
-    let orphan = Registry::claim(unknown, "r.example".into(), quota, berth_domain::now());
+    let orphan = Registry::claim(
+        RegistryId::generate(),
+        unknown,
+        "r.example".into(),
+        quota,
+        berth_domain::now(),
+    );
     assert!(matches!(
         store.claim(&orphan, lease(LeaseHolder::generate())).await,
         Err(StoreError::MissingParent)
@@ -92,6 +111,7 @@ async fn only_the_lease_holder_writes_a_registry_or_records_its_robots() {
     let (harness, store) = harness().await;
     let organization = organization(&harness).await;
     let registry = Registry::claim(
+        RegistryId::generate(),
         organization,
         "r.example".into(),
         QuotaGb::new(10).unwrap(),
@@ -112,6 +132,7 @@ async fn only_the_lease_holder_writes_a_registry_or_records_its_robots() {
     ));
 
     let mut robot = RobotCredential::creating(
+        RobotId::generate(),
         registry.id(),
         RobotSpec {
             name: RobotName::parse("ci").unwrap(),
@@ -190,6 +211,7 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     let (harness, store) = harness().await;
     let organization = organization(&harness).await;
     let registry = Registry::claim(
+        RegistryId::generate(),
         organization,
         "r.example".into(),
         QuotaGb::new(10).unwrap(),
@@ -209,8 +231,12 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
         .await
         .unwrap();
 
-    let mut robot =
-        RobotCredential::creating(registry.id(), RobotSpec::pull_robot(), berth_domain::now());
+    let mut robot = RobotCredential::creating(
+        RobotId::generate(),
+        registry.id(),
+        RobotSpec::pull_robot(),
+        berth_domain::now(),
+    );
     store.insert_robot(&robot).await.unwrap();
     robot.activate(
         ProvisionedRobotId::new(8),
@@ -277,8 +303,12 @@ async fn the_managed_robot_and_its_credential_are_written_and_deleted_together()
     assert!(harness.credentials.get(guid).await.unwrap().is_none());
 
     // So does deleting the registry.
-    let mut second =
-        RobotCredential::creating(registry.id(), RobotSpec::pull_robot(), berth_domain::now());
+    let mut second = RobotCredential::creating(
+        RobotId::generate(),
+        registry.id(),
+        RobotSpec::pull_robot(),
+        berth_domain::now(),
+    );
     store.insert_robot(&second).await.unwrap();
     second.activate(
         ProvisionedRobotId::new(9),

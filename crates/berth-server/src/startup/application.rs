@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, web};
 use anyhow::Context;
 use berth_auth::{Authenticator, TokenVerifier};
+use berth_domain::ambient::Ambient;
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::idempotency::IdempotencyService;
@@ -74,6 +75,8 @@ impl Application {
             harbor: provisioner.clone(),
         };
         let call_deadline = runtime.pool.call_deadline();
+        // The one clock and id source every service runs on.
+        let ambient = Ambient::system();
         // The reconciler works on the shared pool; requests on their worker's own pool.
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
@@ -87,7 +90,8 @@ impl Application {
                 )),
                 provisioner,
                 runtime.registry,
-            );
+            )
+            .with_ambient(ambient.clone());
             tokio::spawn(reconciler::reconcile_forever(
                 registries,
                 runtime.reconcile_interval,
@@ -97,10 +101,12 @@ impl Application {
             IdempotencyService::new(Arc::new(Deadline::new(
                 SeaOrmIdempotencyStore::new(db.clone(), runtime.keys.clone()),
                 call_deadline,
-            ))),
+            )))
+            .with_ambient(ambient.clone()),
             pruner::PRUNE_INTERVAL,
         ));
         let parts = SharedParts {
+            ambient,
             pools,
             call_deadline,
             keys: runtime.keys,
@@ -217,6 +223,7 @@ fn metrics_server(
 /// What every server worker shares; each builds its own [`AppState`] from it.
 #[derive(Clone)]
 struct SharedParts {
+    ambient: Ambient,
     pools: WorkerPools,
     /// Bounds every store call (`PoolSettings::call_deadline`).
     call_deadline: Option<Duration>,
@@ -253,21 +260,26 @@ impl SharedParts {
                 provisioner,
                 self.registry,
             )
+            .with_ambient(self.ambient.clone())
         });
         let idempotency = IdempotencyService::new(Arc::new(Deadline::new(
             SeaOrmIdempotencyStore::new(db.clone(), self.keys.clone()),
             deadline,
-        )));
+        )))
+        .with_ambient(self.ambient.clone());
         AppState {
             idempotency,
             verification: VerificationService::new(
                 credential_store.clone(),
                 directory_store.clone(),
                 self.verifier.clone(),
-            ),
-            credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
-            pull_secrets: PullSecretService::new(credential_store, directory_store.clone()),
-            directory: DirectoryService::new(directory_store),
+            )
+            .with_ambient(self.ambient.clone()),
+            credentials: CredentialService::new(credential_store.clone(), directory_store.clone())
+                .with_ambient(self.ambient.clone()),
+            pull_secrets: PullSecretService::new(credential_store, directory_store.clone())
+                .with_ambient(self.ambient.clone()),
+            directory: DirectoryService::new(directory_store).with_ambient(self.ambient.clone()),
             registries,
             links: self.links.clone(),
             authenticator: self.authenticator.clone(),
