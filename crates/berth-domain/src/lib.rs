@@ -12,6 +12,8 @@ pub mod image_reference;
 pub mod label_selector;
 pub mod listing;
 pub mod location;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod metadata;
 pub mod permissions;
 pub mod ports;
