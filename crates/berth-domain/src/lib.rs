@@ -2,6 +2,8 @@
 
 pub mod actor;
 pub mod ambient;
+#[cfg(feature = "contract-tests")]
+pub mod contract;
 pub mod credential;
 pub mod credential_service;
 pub mod directory;
