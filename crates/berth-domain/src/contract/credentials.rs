@@ -47,14 +47,7 @@ pub async fn insert_get_update_delete_round_trip(stores: &Stores) {
     );
 
     stores.credentials.delete(stored.guid).await.unwrap();
-    assert!(
-        stores
-            .credentials
-            .get(stored.guid)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(stores.credentials.get(stored.guid).await.unwrap().is_none());
     assert!(matches!(
         stores.credentials.delete(stored.guid).await,
         Err(StoreError::NotFound)
@@ -430,7 +423,10 @@ pub async fn visibility_filters_and_order_apply_in_the_store(stores: &Stores) {
     assert_eq!(
         list(CredentialQuery {
             organization_guids: Some(vec![hidden_org]),
-            scopes: Some(vec![crate::credential::Scope::Space, crate::credential::Scope::App]),
+            scopes: Some(vec![
+                crate::credential::Scope::Space,
+                crate::credential::Scope::App
+            ]),
             ..everything()
         })
         .await,

@@ -6,7 +6,7 @@ use super::{Stores, credential, organization, password};
 use crate::credential::ScopeTarget;
 use crate::directory::{App, Organization, ResourceName, Space};
 use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
-use crate::listing::{DirectoryOrderField, DirectoryQuery, Direction, Ordering, PageRequest};
+use crate::listing::{Direction, DirectoryOrderField, DirectoryQuery, Ordering, PageRequest};
 use crate::permissions::DirectoryVisibility;
 use crate::ports::StoreError;
 
@@ -123,7 +123,11 @@ pub async fn entries_round_trip_with_parents_and_dependents(stores: &Stores) {
         .unwrap();
     directory.apps().delete(web.guid).await.unwrap();
     directory.spaces().delete(dev.guid).await.unwrap();
-    directory.organizations().delete(organization).await.unwrap();
+    directory
+        .organizations()
+        .delete(organization)
+        .await
+        .unwrap();
     assert!(
         directory
             .organizations()

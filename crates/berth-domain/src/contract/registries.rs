@@ -79,7 +79,9 @@ pub async fn a_claimed_registry_reads_back_as_written_and_is_one_per_organizatio
         crate::now(),
     );
     assert!(matches!(
-        store.claim(&again, lease(LeaseHolder::from_uuid(Uuid::new_v4()))).await,
+        store
+            .claim(&again, lease(LeaseHolder::from_uuid(Uuid::new_v4())))
+            .await,
         Err(StoreError::Conflict)
     ));
     let unknown = OrganizationGuid::from_uuid(Uuid::new_v4());
@@ -91,7 +93,9 @@ pub async fn a_claimed_registry_reads_back_as_written_and_is_one_per_organizatio
         crate::now(),
     );
     assert!(matches!(
-        store.claim(&orphan, lease(LeaseHolder::from_uuid(Uuid::new_v4()))).await,
+        store
+            .claim(&orphan, lease(LeaseHolder::from_uuid(Uuid::new_v4())))
+            .await,
         Err(StoreError::MissingParent)
     ));
 
@@ -174,7 +178,9 @@ pub async fn only_the_lease_holder_writes_a_registry_or_records_its_robots(store
 }
 
 /// The managed robot and its credential are written (taking over a credential at the location) and deleted together.
-pub async fn the_managed_robot_and_its_credential_are_written_and_deleted_together(stores: &Stores) {
+pub async fn the_managed_robot_and_its_credential_are_written_and_deleted_together(
+    stores: &Stores,
+) {
     let store = &stores.registries;
     let organization = organization(stores).await;
     let registry = Registry::claim(
@@ -224,10 +230,7 @@ pub async fn the_managed_robot_and_its_credential_are_written_and_deleted_togeth
             .await,
         Err(StoreError::Conflict)
     ));
-    assert_eq!(
-        revealed(stores, own.guid).await.as_deref(),
-        Some("theirs")
-    );
+    assert_eq!(revealed(stores, own.guid).await.as_deref(), Some("theirs"));
     assert_eq!(
         store.robots(registry.id()).await.unwrap()[0].state(),
         crate::registry::RobotState::Creating
@@ -311,7 +314,11 @@ pub async fn leases_expire_wait_and_stall(stores: &Stores) {
     let other = LeaseHolder::from_uuid(Uuid::new_v4());
     assert!(
         !store
-            .acquire_within(registry.id(), lease(other), time::Duration::milliseconds(200))
+            .acquire_within(
+                registry.id(),
+                lease(other),
+                time::Duration::milliseconds(200)
+            )
             .await
             .unwrap(),
         "held by another for longer than the wait"
@@ -347,12 +354,14 @@ pub async fn leases_expire_wait_and_stall(stores: &Stores) {
             .is_empty(),
         "changed after the cut-off"
     );
-    store
-        .record_usage(registry.id(), 42, at)
-        .await
-        .unwrap();
+    store.record_usage(registry.id(), 42, at).await.unwrap();
     assert_eq!(
-        store.get(registry.id()).await.unwrap().unwrap().used_bytes(),
+        store
+            .get(registry.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .used_bytes(),
         Some(42)
     );
 
@@ -371,13 +380,14 @@ pub async fn leases_expire_wait_and_stall(stores: &Stores) {
     );
     store.insert_robot(&robot).await.unwrap();
     assert!(matches!(
-        store.insert_robot(&RobotCredential::creating(
-            RobotId::from_uuid(Uuid::now_v7()),
-            registry.id(),
-            RobotSpec::default_robot(),
-            at,
-        ))
-        .await,
+        store
+            .insert_robot(&RobotCredential::creating(
+                RobotId::from_uuid(Uuid::now_v7()),
+                registry.id(),
+                RobotSpec::default_robot(),
+                at,
+            ))
+            .await,
         Err(StoreError::Conflict)
     ));
     assert_eq!(

@@ -34,7 +34,9 @@ fn parents_exist(tables: &Tables, credential: &RegistryCredential) -> bool {
         && target
             .space()
             .is_none_or(|guid| tables.spaces.contains_key(&guid))
-        && target.app().is_none_or(|guid| tables.apps.contains_key(&guid))
+        && target
+            .app()
+            .is_none_or(|guid| tables.apps.contains_key(&guid))
 }
 
 /// The unique (scope target, location) key.

@@ -9,7 +9,7 @@ use super::credential_store::page_of;
 use super::{MemoryDatabase, Tables};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
 use crate::ids::{OrganizationGuid, SpaceGuid, TypedGuid};
-use crate::listing::{DirectoryOrderField, DirectoryQuery, Direction, Ordering, Page};
+use crate::listing::{Direction, DirectoryOrderField, DirectoryQuery, Ordering, Page};
 use crate::permissions::DirectoryVisibility;
 use crate::ports::{DirectoryEntries, DirectoryStore, StoreError};
 

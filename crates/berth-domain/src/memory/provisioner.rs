@@ -150,9 +150,7 @@ impl MemoryProvisioner {
     }
 
     fn backend(&self) -> MutexGuard<'_, Backend> {
-        self.backend
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.backend.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The backend, unless it is set unavailable.
@@ -264,7 +262,11 @@ impl RegistryProvisioner for MemoryProvisioner {
             .ok_or(ProvisionError::NotFound)
     }
 
-    async fn set_quota(&self, id: ProvisionedQuotaId, quota: QuotaGb) -> Result<(), ProvisionError> {
+    async fn set_quota(
+        &self,
+        id: ProvisionedQuotaId,
+        quota: QuotaGb,
+    ) -> Result<(), ProvisionError> {
         let mut backend = self.up()?;
         let project = backend
             .projects

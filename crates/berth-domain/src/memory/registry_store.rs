@@ -107,10 +107,7 @@ impl RegistryStore for MemoryRegistryStore {
         {
             return Err(StoreError::Conflict);
         }
-        if !tables
-            .organizations
-            .contains_key(&registry.organization())
-        {
+        if !tables.organizations.contains_key(&registry.organization()) {
             return Err(StoreError::MissingParent);
         }
         tables.registries.insert(
@@ -261,9 +258,10 @@ impl RegistryStore for MemoryRegistryStore {
     async fn insert_robot(&self, robot: &RobotCredential) -> Result<(), StoreError> {
         let mut tables = self.database.tables();
         if tables.robots.contains_key(&robot.id())
-            || tables.robots.values().any(|other| {
-                other.registry() == robot.registry() && other.name() == robot.name()
-            })
+            || tables
+                .robots
+                .values()
+                .any(|other| other.registry() == robot.registry() && other.name() == robot.name())
         {
             return Err(StoreError::Conflict);
         }

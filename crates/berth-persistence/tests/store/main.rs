@@ -1,11 +1,11 @@
 //! The repository adapter against a real database (SQLite or PostgreSQL, per `BERTH_TEST_BACKEND`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contract;
 mod idempotency;
 mod migrations;
 mod pools;
 mod pull_secrets;
-mod registries;
 mod sealing;
 mod stores;
 
