@@ -20,16 +20,21 @@ use crate::registry::MANAGED_BY_LABEL;
 /// What can go wrong in a credential use case.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// Registry credential not found.
     #[error("Registry credential not found")]
     NotFound,
+    /// Duplicate.
     #[error("{}", duplicate_message(*.scope, .location))]
     Duplicate {
+        /// The scope.
         scope: Scope,
+        /// The registry location.
         location: RegistryLocation,
     },
     /// The organization, space or app named in `relationships` does not exist.
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// The store failed.
     #[error(transparent)]
     MetadataLimit(#[from] MetadataLimitError),
     /// Other writers kept the credential locked longer than the store waits.
@@ -51,6 +56,7 @@ pub enum CredentialError {
         crate::registry::MANAGED_BY_LABEL
     )]
     ReservedLabel,
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }

@@ -29,20 +29,27 @@ fn in_use_advice(dependents: &Dependents) -> &'static str {
 /// What can go wrong in a directory use case.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
+    /// Not found.
     #[error("{} not found", .0.title())]
     NotFound(RelationshipKind),
+    /// Invalid …. Ensure that the … exists and you have access to it.
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// The …'s … cannot be changed.
     #[error("The {0}'s {1} cannot be changed")]
     ParentChanged(RelationshipKind, RelationshipKind),
+    /// In use.
     #[error("{} still has {}: {}", .kind.title(), .dependents.describe(), in_use_advice(.dependents))]
     InUse {
+        /// The kind.
         kind: RelationshipKind,
+        /// The dependents.
         dependents: Dependents,
     },
     /// Directory writes are for admins; the caller may see the resource but not change it.
     #[error("You are not authorized to perform the requested action")]
     NotAuthorized,
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }

@@ -29,13 +29,16 @@ pub const MAX_ANSWER_LEN: usize = 64 * 1024;
 /// Why an `Idempotency-Key` header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdempotencyKeyError {
+    /// Idempotency-Key can't be blank.
     #[error("Idempotency-Key can't be blank")]
     Blank,
+    /// Idempotency-Key is too long (maximum is … characters).
     #[error("Idempotency-Key is too long (maximum is {MAX_KEY_LEN} characters)")]
     TooLong,
     #[error(
         "Idempotency-Key must be a quoted string (\"...\") or a token of printable ASCII characters"
     )]
+    /// Malformed.
     Malformed,
 }
 
@@ -71,6 +74,7 @@ impl IdempotencyKey {
         Ok(Self(key))
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,10 +117,12 @@ impl fmt::Debug for IdempotencyKey {
 pub struct RequestFingerprint([u8; 32]);
 
 impl RequestFingerprint {
+    /// Builds one from its parts.
     pub fn new(digest: [u8; 32]) -> Self {
         Self(digest)
     }
 
+    /// The digest's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -131,9 +137,13 @@ impl fmt::Debug for RequestFingerprint {
 /// The answer given to the first request, replayed byte for byte. Its body may carry a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredAnswer {
+    /// The HTTP status.
     pub status: u16,
+    /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The `Location` header, if any.
     pub location: Option<String>,
+    /// The body, as sent.
     pub body: Vec<u8>,
 }
 
@@ -151,6 +161,7 @@ impl fmt::Debug for StoredAnswer {
 /// A key's record as the store found it when another claim already held it.
 #[derive(Debug, Clone)]
 pub struct KeyRecord {
+    /// The first request's fingerprint.
     pub fingerprint: RequestFingerprint,
     /// The completed answer; `None` while the first request runs.
     pub answer: Option<StoredAnswer>,
@@ -170,15 +181,20 @@ pub enum ClaimOutcome {
 pub struct KeyOwner {
     /// The caller's subject: the same key from two callers is two records.
     pub principal: String,
+    /// The idempotency key.
     pub key: IdempotencyKey,
 }
 
 /// A claim to write: the key, the request's fingerprint and how long the claim holds.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// Who sent the key, and which key.
     pub owner: KeyOwner,
+    /// The first request's fingerprint.
     pub fingerprint: RequestFingerprint,
+    /// The time of the claim.
     pub now: OffsetDateTime,
+    /// When the claim runs out without an answer.
     pub claimed_until: OffsetDateTime,
 }
 

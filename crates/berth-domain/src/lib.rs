@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod actor;
 pub mod ambient;
@@ -33,8 +34,11 @@ use time::OffsetDateTime;
 /// The kind of directory resource a relationship or error names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelationshipKind {
+    /// Organization.
     Organization,
+    /// Space.
     Space,
+    /// App.
     App,
 }
 
@@ -49,6 +53,7 @@ impl RelationshipKind {
         }
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Organization => "organization",

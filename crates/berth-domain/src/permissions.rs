@@ -53,12 +53,16 @@ pub struct Permissions {
 /// Which credentials a caller may see, for a store to apply inside its list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialVisibility {
+    /// Everything.
     Everything,
     /// Foundation credentials, organization credentials of `organizations`, and space and app
     /// credentials in `managed_organizations` or in `spaces`.
     Scoped {
+        /// Organizations the caller has a role in.
         organizations: Vec<OrganizationGuid>,
+        /// Organizations the caller manages.
         managed_organizations: Vec<OrganizationGuid>,
+        /// Spaces the caller has a role in.
         spaces: Vec<SpaceGuid>,
     },
 }
@@ -88,12 +92,16 @@ impl Default for DirectoryVisibility {
 /// Which directory resources a caller may see, for a store to apply inside its list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirectoryVisibility {
+    /// Everything.
     Everything,
     /// Organizations in `organizations`; spaces (and their apps) in `spaces` or in
     /// `managed_organizations`.
     Scoped {
+        /// Organizations the caller has a role in.
         organizations: Vec<OrganizationGuid>,
+        /// Organizations the caller manages.
         managed_organizations: Vec<OrganizationGuid>,
+        /// Spaces the caller has a role in.
         spaces: Vec<SpaceGuid>,
     },
 }
@@ -167,6 +175,7 @@ impl Permissions {
             .collect()
     }
 
+    /// Whether the caller is a platform admin.
     pub fn is_admin(&self) -> bool {
         self.admin
     }
@@ -177,6 +186,7 @@ impl Permissions {
             || self.managed_organizations.contains(&organization)
     }
 
+    /// Whether the caller may read a credential of `target`.
     pub fn can_read_credential(&self, target: &ScopeTarget) -> bool {
         match *target {
             ScopeTarget::Foundation => true,
@@ -193,6 +203,7 @@ impl Permissions {
         }
     }
 
+    /// Whether the caller may create, change or delete a credential of `target`.
     pub fn can_write_credential(&self, target: &ScopeTarget) -> bool {
         self.admin
             || match *target {
@@ -206,6 +217,7 @@ impl Permissions {
             }
     }
 
+    /// Which credentials the caller may list, for the store.
     pub fn credential_visibility(&self) -> CredentialVisibility {
         if self.read_everything {
             return CredentialVisibility::Everything;
@@ -222,10 +234,12 @@ impl Permissions {
         self.read_everything || self.member_organizations.contains(&organization)
     }
 
+    /// Whether the caller may read that space.
     pub fn can_read_space(&self, organization: OrganizationGuid, space: SpaceGuid) -> bool {
         self.reads_space(organization, space)
     }
 
+    /// Which directory entries the caller may list, for the store.
     pub fn directory_visibility(&self) -> DirectoryVisibility {
         if self.read_everything {
             return DirectoryVisibility::Everything;
@@ -247,6 +261,7 @@ impl Permissions {
         self.admin || self.managed_organizations.contains(&organization)
     }
 
+    /// Whether the caller may read the organization's registry.
     pub fn can_read_registry(&self, organization: OrganizationGuid) -> bool {
         self.can_read_organization(organization)
     }

@@ -161,8 +161,11 @@ pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
 /// Keeps the directory of organizations, spaces and apps.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
+    /// The organizations.
     fn organizations(&self) -> &dyn DirectoryEntries<Organization>;
+    /// The spaces.
     fn spaces(&self) -> &dyn DirectoryEntries<Space>;
+    /// The apps.
     fn apps(&self) -> &dyn DirectoryEntries<App>;
     /// The organization of each of `spaces` that exists.
     ///
@@ -184,8 +187,10 @@ pub enum ProvisionError {
     /// The backend refused Berth's own credential (401/403): an operator must fix the setting.
     #[error("the registry backend refused Berth's credential")]
     Misconfigured,
+    /// Not found in the registry backend.
     #[error("not found in the registry backend")]
     NotFound,
+    /// Already exists in the registry backend.
     #[error("already exists in the registry backend")]
     Conflict,
     /// A precondition failed, such as deleting a project that still holds repositories.
@@ -199,32 +204,43 @@ pub enum ProvisionError {
 /// A project as the provisioner reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionedProject {
+    /// Its id.
     pub id: ProvisionedProjectId,
+    /// The account that owns it.
     pub owner_name: String,
+    /// When the backend created it.
     pub creation_time: time::OffsetDateTime,
+    /// How many repositories it holds.
     pub repo_count: u64,
 }
 
 /// A project's quota: its id (not the project's), the limit and the usage, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProvisionedQuota {
+    /// Its id.
     pub id: ProvisionedQuotaId,
+    /// The limit, in bytes.
     pub hard_bytes: i64,
+    /// The usage, in bytes.
     pub used_bytes: i64,
 }
 
 /// A robot as the provisioner reports it (never with a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionedRobot {
+    /// Its id.
     pub id: ProvisionedRobotId,
     /// The full login name, as returned by the backend, never built by Berth.
     pub username: String,
+    /// When it expires; `None`: never.
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
 /// A robot just created, with its secret (shown once).
 pub struct CreatedRobot {
+    /// The robot.
     pub robot: ProvisionedRobot,
+    /// Its secret, shown once.
     pub secret: secrecy::SecretString,
 }
 
@@ -369,6 +385,7 @@ impl LeaseHolder {
         Self(uuid)
     }
 
+    /// The UUID.
     pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
     }
@@ -377,7 +394,9 @@ impl LeaseHolder {
 /// A lease on a registry row: who works on it, until when. Only the holder changes the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
+    /// Who holds the lease.
     pub holder: LeaseHolder,
+    /// When the lease runs out.
     pub until: time::OffsetDateTime,
 }
 

@@ -21,6 +21,7 @@ pub enum PullSecretError {
     /// The context does not exist, or the caller cannot see it.
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }

@@ -47,11 +47,14 @@ pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// What a pull secret is asked for: an image, or a registry host (all a credential helper knows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullSubject {
+    /// Image.
     Image(ImageReference),
+    /// Registry.
     Registry(RegistryHost),
 }
 
 impl PullSubject {
+    /// The registry.
     pub fn registry(&self) -> &RegistryHost {
         match self {
             Self::Image(image) => image.registry(),
@@ -123,13 +126,16 @@ fn parent_domains(registry: &RegistryHost) -> Vec<String> {
 /// Why a pull request was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PullRequestError {
+    /// Images and registries can't both be empty.
     #[error("Images and registries can't both be empty")]
     Empty,
+    /// Images and registries together must have at most … entries.
     #[error("Images and registries together must have at most {MAX_PULL_ENTRIES} entries")]
     TooMany,
     #[error(
         "The images and registries name more than {MAX_CANDIDATE_LOCATIONS} candidate locations together; send fewer entries"
     )]
+    /// Too many candidates.
     TooManyCandidates,
 }
 
@@ -162,10 +168,12 @@ impl PullRequest {
         Ok(Self { context, subjects })
     }
 
+    /// The level the request resolves from.
     pub fn context(&self) -> RequestedOwner {
         self.context
     }
 
+    /// The subjects.
     pub fn subjects(&self) -> &[PullSubject] {
         &self.subjects
     }
@@ -217,10 +225,13 @@ pub fn levels(context: &ScopeTarget) -> Vec<ScopeTarget> {
 /// store's one statement finds it (without its password).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullMatch {
+    /// Its guid.
     pub guid: CredentialGuid,
     /// Which level of the chain it belongs to: a chain has one owner per scope.
     pub scope: Scope,
+    /// The registry location.
     pub location: RegistryLocation,
+    /// The login name.
     pub username: Username,
 }
 
@@ -228,7 +239,9 @@ pub struct PullMatch {
 /// winners when they were asked for.
 #[derive(Debug, Default)]
 pub struct PullLookup {
+    /// Every credential found.
     pub matches: Vec<PullMatch>,
+    /// The opened passwords, by guid.
     pub passwords: Vec<(CredentialGuid, Password)>,
 }
 
@@ -251,6 +264,7 @@ pub struct PullQuery {
 }
 
 impl PullQuery {
+    /// Builds one from its parts.
     pub fn new(context: &ScopeTarget, subjects: Vec<PullSubject>) -> Self {
         let candidates: Vec<Vec<String>> = subjects.iter().map(PullSubject::candidates).collect();
         let locations: BTreeSet<&String> = candidates.iter().flatten().collect();
@@ -273,6 +287,7 @@ impl PullQuery {
         &self.locations
     }
 
+    /// The subjects.
     pub fn subjects(&self) -> &[PullSubject] {
         &self.subjects
     }
@@ -386,11 +401,13 @@ fn separate_keys(resolutions: &mut [Resolution]) {
 /// How one subject was resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
+    /// The image or registry asked about.
     pub subject: PullSubject,
     /// Its candidate locations, most specific first: the same at every level.
     pub candidates: Vec<String>,
     /// The levels searched, in order, up to the winner's (all of them when none won).
     pub levels_tried: Vec<ScopeTarget>,
+    /// The credential chosen, if any.
     pub winner: Option<PullMatch>,
     /// Its key in the `.dockerconfigjson`; `None` when nothing won.
     pub key: Option<String>,
@@ -409,13 +426,16 @@ pub fn owner_guid(level: &ScopeTarget) -> Option<String> {
 /// One `auths` entry of a `.dockerconfigjson`.
 #[derive(Debug)]
 pub struct DockerAuth {
+    /// The login name.
     pub username: Username,
+    /// The password.
     pub password: Password,
 }
 
 /// Resolutions with the secrets they need: the answer of resolve.
 #[derive(Debug)]
 pub struct PullSecrets {
+    /// How each subject was resolved.
     pub resolutions: Vec<Resolution>,
     /// The `auths` of the `.dockerconfigjson`, by key.
     pub auths: BTreeMap<String, DockerAuth>,

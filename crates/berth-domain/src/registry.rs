@@ -26,6 +26,7 @@ pub const MANAGED_BY_REGISTRY: &str = "organization-registry";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct QuotaGb(u32);
 
+/// A quota out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("quota_gb must be a whole number from 1 to {MAX_QUOTA_GB}")]
 pub struct QuotaError;
@@ -41,6 +42,7 @@ impl QuotaGb {
         }
     }
 
+    /// The number.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -80,6 +82,7 @@ pub struct ProjectName(String);
 #[error(
     "a project name is 1 to 255 lowercase letters and digits, separated by single '.', '_' or '-'"
 )]
+/// Text that is not a project name.
 pub struct ProjectNameError;
 
 impl ProjectName {
@@ -100,6 +103,7 @@ impl ProjectName {
         }
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -119,10 +123,12 @@ macro_rules! provisioned_id {
         pub struct $name(i64);
 
         impl $name {
+            /// Builds one from its parts.
             pub fn new(id: i64) -> Self {
                 Self(id)
             }
 
+            /// The number.
             pub fn get(self) -> i64 {
                 self.0
             }
@@ -162,6 +168,7 @@ pub const MAX_ROBOT_NAME_LEN: usize = 64;
     "name must be 1 to {MAX_ROBOT_NAME_LEN} lowercase letters and digits, separated by single \
      '.', '_' or '-'"
 )]
+/// Text that is not a robot name.
 pub struct RobotNameError;
 
 impl RobotName {
@@ -175,10 +182,12 @@ impl RobotName {
         }
     }
 
+    /// The default robot Berth creates with a registry.
     pub fn default_robot() -> Self {
         Self(DEFAULT_ROBOT_NAME.to_owned())
     }
 
+    /// The platform pull robot.
     pub fn pull_robot() -> Self {
         Self(PULL_ROBOT_NAME.to_owned())
     }
@@ -188,6 +197,7 @@ impl RobotName {
         self.0 == DEFAULT_ROBOT_NAME || self.0 == PULL_ROBOT_NAME
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -202,11 +212,14 @@ impl fmt::Display for RobotName {
 /// What a robot may do on its project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RobotAccess {
+    /// Pull.
     Pull,
+    /// Push pull.
     PushPull,
 }
 
 impl RobotAccess {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pull => "pull",
@@ -214,6 +227,7 @@ impl RobotAccess {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "pull" => Some(Self::Pull),
@@ -231,6 +245,7 @@ pub const MAX_EXPIRES_IN_DAYS: u64 = 3650;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiresInDays(u32);
 
+/// A robot lifetime out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expires_in_days must be a whole number from 1 to {MAX_EXPIRES_IN_DAYS}")]
 pub struct ExpiresInDaysError;
@@ -248,6 +263,7 @@ impl ExpiresInDays {
         }
     }
 
+    /// The number.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -258,15 +274,18 @@ impl ExpiresInDays {
 pub enum RegistryState {
     /// Being enabled (or re-enabled): the saga runs, or stalled and awaits a retry or the reconciler.
     Provisioning,
+    /// Ready.
     Ready,
     /// Being disabled: robots are being deleted.
     Disabling,
+    /// Disabled.
     Disabled,
     /// Being purged: robots, repositories, the project and then the row itself are deleted.
     Purging,
 }
 
 impl RegistryState {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Provisioning => "provisioning",
@@ -277,6 +296,7 @@ impl RegistryState {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Provisioning,
@@ -337,19 +357,33 @@ pub struct Registry {
 /// A registry as a store keeps it: every field, for [`Registry::restore`] only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryRecord {
+    /// Its id.
     pub id: RegistryId,
+    /// Its organization.
     pub organization: OrganizationGuid,
+    /// Its project's name.
     pub project_name: ProjectName,
+    /// Its project's id in the backend, once created.
     pub project_id: Option<ProvisionedProjectId>,
+    /// Its quota's id in the backend, once read.
     pub quota_id: Option<ProvisionedQuotaId>,
+    /// When the project was last asked for.
     pub project_requested_at: Option<OffsetDateTime>,
+    /// The registry endpoint contacted.
     pub endpoint: String,
+    /// Where it is in its life.
     pub state: RegistryState,
+    /// Whether it was ever ready.
     pub ever_enabled: bool,
+    /// Its storage limit, in GB.
     pub quota_gb: QuotaGb,
+    /// The usage, in bytes.
     pub used_bytes: Option<i64>,
+    /// When the usage was last read.
     pub used_checked_at: Option<OffsetDateTime>,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
@@ -418,14 +452,17 @@ impl Registry {
         }
     }
 
+    /// The id.
     pub fn id(&self) -> RegistryId {
         self.id
     }
 
+    /// The organization.
     pub fn organization(&self) -> OrganizationGuid {
         self.organization
     }
 
+    /// Its project's name in the backend.
     pub fn project_name(&self) -> &ProjectName {
         &self.project_name
     }
@@ -435,6 +472,7 @@ impl Registry {
         self.project_id
     }
 
+    /// Its quota's id in the backend, once read.
     pub fn quota_id(&self) -> Option<ProvisionedQuotaId> {
         self.quota_id
     }
@@ -445,10 +483,12 @@ impl Registry {
         self.project_requested_at
     }
 
+    /// The registry host clients pull from.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
+    /// The state.
     pub fn state(&self) -> RegistryState {
         self.state
     }
@@ -459,6 +499,7 @@ impl Registry {
         self.ever_enabled
     }
 
+    /// The storage limit, in GB.
     pub fn quota_gb(&self) -> QuotaGb {
         self.quota_gb
     }
@@ -473,14 +514,17 @@ impl Registry {
         self.used_checked_at
     }
 
+    /// When it was created.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
 
+    /// Whether it is ready for pushes and pulls.
     pub fn enabled(&self) -> bool {
         self.state == RegistryState::Ready
     }
@@ -512,6 +556,7 @@ impl Registry {
         self.used_checked_at = Some(at);
     }
 
+    /// Changes the storage limit asked for.
     pub fn set_quota(&mut self, quota: QuotaGb) {
         self.quota_gb = quota;
     }
@@ -530,10 +575,12 @@ impl Registry {
         self.ever_enabled = true;
     }
 
+    /// Starts disabling: its robots are deleted next.
     pub fn start_disabling(&mut self) {
         self.state = RegistryState::Disabling;
     }
 
+    /// Records that it is disabled.
     pub fn mark_disabled(&mut self) {
         self.state = RegistryState::Disabled;
     }
@@ -563,6 +610,7 @@ impl Registry {
 pub enum RobotState {
     /// Recorded before Harbor is asked, so a crash never leaves an unknown robot.
     Creating,
+    /// Active.
     Active,
     /// The platform pull robot, recorded before Harbor is asked for its new secret: until the
     /// new secret is stored, Harbor's and Berth's may differ, so a rotation cut short is
@@ -571,6 +619,7 @@ pub enum RobotState {
 }
 
 impl RobotState {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Creating => "creating",
@@ -579,6 +628,7 @@ impl RobotState {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "creating" => Some(Self::Creating),
@@ -592,11 +642,14 @@ impl RobotState {
 /// Whether a robot's login still works, by its expiry against the domain's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RobotStatus {
+    /// Active.
     Active,
+    /// Expired.
     Expired,
 }
 
 impl RobotStatus {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -628,27 +681,44 @@ pub struct RobotCredential {
 /// A robot credential as a store keeps it: every field, for [`RobotCredential::restore`] only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RobotRecord {
+    /// Its id.
     pub id: RobotId,
+    /// The registry.
     pub registry: RegistryId,
+    /// Its name.
     pub name: RobotName,
+    /// What it may do.
     pub access: RobotAccess,
+    /// Whether it is the registry's default robot.
     pub is_default: bool,
+    /// Whether Berth manages it (the platform pull robot).
     pub managed: bool,
+    /// The credential it writes its login to, if any.
     pub credential: Option<CredentialGuid>,
+    /// Its lifetime in days; `None`: never expires.
     pub expires_in_days: Option<ExpiresInDays>,
+    /// Its id in the backend, once created.
     pub provisioned_id: Option<ProvisionedRobotId>,
+    /// The login name.
     pub username: Option<String>,
+    /// When it expires; `None`: never.
     pub expires_at: Option<OffsetDateTime>,
+    /// Where it is in its life.
     pub state: RobotState,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 /// What a new robot is to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RobotSpec {
+    /// Its name.
     pub name: RobotName,
+    /// What it may do.
     pub access: RobotAccess,
+    /// Its lifetime in days; `None`: never expires.
     pub expires_in_days: Option<ExpiresInDays>,
     /// The registry's default robot, made by enabling.
     pub is_default: bool,
@@ -744,22 +814,27 @@ impl RobotCredential {
         }
     }
 
+    /// The id.
     pub fn id(&self) -> RobotId {
         self.id
     }
 
+    /// The registry.
     pub fn registry(&self) -> RegistryId {
         self.registry
     }
 
+    /// The name.
     pub fn name(&self) -> &RobotName {
         &self.name
     }
 
+    /// The access.
     pub fn access(&self) -> RobotAccess {
         self.access
     }
 
+    /// Whether it is the registry's default robot.
     pub fn is_default(&self) -> bool {
         self.is_default
     }
@@ -774,6 +849,7 @@ impl RobotCredential {
         self.credential
     }
 
+    /// Its lifetime in days; `None`: never expires.
     pub fn expires_in_days(&self) -> Option<ExpiresInDays> {
         self.expires_in_days
     }
@@ -796,18 +872,22 @@ impl RobotCredential {
         self.username.as_deref()
     }
 
+    /// When it expires; `None`: never.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
         self.expires_at
     }
 
+    /// The state.
     pub fn state(&self) -> RobotState {
         self.state
     }
 
+    /// When it was created.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
@@ -878,10 +958,12 @@ impl IssuedSecret {
         Self { username, password }
     }
 
+    /// The username.
     pub fn username(&self) -> &str {
         &self.username
     }
 
+    /// The password, for the one place that must send it.
     pub fn expose_password(&self) -> &str {
         self.password.expose_secret()
     }

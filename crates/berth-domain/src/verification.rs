@@ -23,6 +23,7 @@ pub enum VerificationOutcome {
 }
 
 impl VerificationOutcome {
+    /// Every outcome.
     pub const ALL: [Self; 5] = [
         Self::Valid,
         Self::Invalid,
@@ -31,6 +32,7 @@ impl VerificationOutcome {
         Self::Blocked,
     ];
 
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Valid => "valid",
@@ -51,6 +53,7 @@ impl fmt::Display for VerificationOutcome {
 /// What a [`RegistryVerifier`](crate::ports::RegistryVerifier) observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
+    /// What the check concluded.
     pub outcome: VerificationOutcome,
     /// For a person: what happened and what to do about it. Never holds a password or token.
     pub detail: String,
@@ -62,8 +65,12 @@ pub struct Probe {
 /// audit event; until then the use case returns it and nothing is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
+    /// What the check concluded.
     pub outcome: VerificationOutcome,
+    /// For a person: what happened.
     pub detail: String,
+    /// The registry endpoint contacted.
     pub endpoint: String,
+    /// When the check ran.
     pub checked_at: OffsetDateTime,
 }

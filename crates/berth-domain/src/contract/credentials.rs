@@ -1,4 +1,4 @@
-//! The contract of [`CredentialStore`].
+//! The contract of [`CredentialStore`](crate::ports::CredentialStore).
 
 use uuid::Uuid;
 

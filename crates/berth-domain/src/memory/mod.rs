@@ -10,7 +10,7 @@
 //! (`berth_domain::contract`, feature `contract-tests`). [`MemoryProvisioner`] is a Harbor-like
 //! backend and [`MemoryVerifier`] a registry that knows some logins.
 //!
-//! One adapter a file: a new port gets its own `memory/<port>.rs`, its tables in [`Tables`] when
+//! One adapter a file: a new port gets its own `memory/<port>.rs`, its tables in `Tables` when
 //! other stores must see them, and its contract functions in `contract/<port>.rs`.
 //!
 //! The tables sit behind one `std::sync::Mutex`, never held across an `.await`; a caller that

@@ -1,7 +1,7 @@
 //! Use cases of organization registries, and the provisioning saga.
 //!
 //! - this module: the service, its settings and errors, authorization, the lease
-//!   ([`RegistryService::under_lease`] and the helpers it is built from), the rule deciding
+//!   (`RegistryService::under_lease` and the helpers it is built from), the rule deciding
 //!   whether a project is Berth's own, and the plain use cases (`get`, `update_quota`);
 //! - `enable`: the saga (claim or resume, run, adopt, issue a robot);
 //! - `disable`: disabling, and deleting a registry's robots;
@@ -28,7 +28,7 @@
 //! reconciler rolls back what stalled, so no orphaned project or robot stays behind.
 //!
 //! Every later change to a ready registry (robot creation, rotation and deletion, the quota)
-//! and its disabling run under the same lease ([`RegistryService::under_lease`]), waiting a
+//! and its disabling run under the same lease (`RegistryService::under_lease`), waiting a
 //! bounded time for the change before them and answering [`RegistryError::Contended`] after
 //! that. So two robots of one name are never both issued, rotations are serialized (the secret
 //! answered is the provisioner's current one), Berth's quota is the last one the provisioner was
@@ -63,22 +63,30 @@ use crate::registry::{
 /// What can go wrong in a registry use case.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// Organization not found.
     #[error("organization not found")]
     OrganizationNotFound,
+    /// The organization's registry is not enabled.
     #[error("the organization's registry is not enabled")]
     NotFound,
+    /// Robot credential not found.
     #[error("robot credential not found")]
     RobotNotFound,
+    /// Only the organization's managers may change its registry.
     #[error("only the organization's managers may change its registry")]
     Forbidden,
+    /// The organization's registry is already enabled.
     #[error("the organization's registry is already enabled")]
     AlreadyEnabled,
+    /// The organization's registry is being provisioned or disabled; retry shortly.
     #[error("the organization's registry is being provisioned or disabled; retry shortly")]
     Busy,
     #[error(
         "a project with this organization's name exists in the registry backend and Berth did not create it"
     )]
+    /// Project conflict.
     ProjectConflict,
+    /// The registry already has a robot credential with this name.
     #[error("the registry already has a robot credential with this name")]
     RobotNameTaken,
     /// The platform pull robot: only the registry's own routes change it.
@@ -88,11 +96,13 @@ pub enum RegistryError {
     /// stays recorded and the reconciler tries again.
     #[error("the registry backend refuses to delete a repository: {0}")]
     PurgeBlocked(String),
+    /// Another change to the organization's registry is in progress; retry shortly.
     #[error("another change to the organization's registry is in progress; retry shortly")]
     Contended,
     /// The provisioner (the registry backend) failed; progress is kept for a retry.
     #[error("the registry backend is unavailable")]
     Provisioner(#[source] ProvisionError),
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -121,6 +131,7 @@ fn lease_lost_is_busy(result: Result<(), StoreError>) -> Result<(), RegistryErro
 /// Tunables of the saga and the reconciler.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrySettings {
+    /// The default quota.
     pub default_quota: QuotaGb,
     /// How long a worker holds a registry before others may take over.
     pub lease: Duration,
@@ -135,6 +146,7 @@ pub struct RegistrySettings {
     pub clock_skew: Duration,
 }
 
+/// Enables, disables, purges and reads organizations' registries, and manages their robots.
 #[derive(Clone)]
 pub struct RegistryService {
     registries: Arc<dyn RegistryStore>,

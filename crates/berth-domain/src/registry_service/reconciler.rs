@@ -11,9 +11,13 @@ use super::{LeaseWait, RegistryError, RegistryService};
 /// What one reconciler pass did.
 #[derive(Debug, Default)]
 pub struct ReconcileReport {
+    /// The rolled back.
     pub rolled_back: u64,
+    /// The disabled.
     pub disabled: u64,
+    /// The purged.
     pub purged: u64,
+    /// The robots removed.
     pub robots_removed: u64,
     /// Pull robot rotations cut short and finished.
     pub rotations_finished: u64,
@@ -36,9 +40,11 @@ impl ReconcileReport {
 /// A registry (or one of its robots) the reconciler could not settle, and why.
 #[derive(Debug)]
 pub struct ReconcileFailure {
+    /// The registry.
     pub registry: RegistryId,
     /// The stalled robot, when it was a robot that could not be removed.
     pub robot: Option<RobotId>,
+    /// Why.
     pub cause: RegistryError,
 }
 
