@@ -7,6 +7,7 @@ use crate::ids::{InvalidGuid, OrganizationGuid, SpaceGuid};
 
 /// A platform-wide grant carried in the token's `scope` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum PlatformScope {
     /// Everything.
     Admin,
@@ -33,6 +34,7 @@ impl PlatformScope {
 
 /// A Cloud Foundry role held in one organization or space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Role {
     /// Organization manager.
     OrganizationManager(OrganizationGuid),
@@ -54,6 +56,7 @@ pub enum Role {
 
 /// A `roles` claim entry that is not `<cf_role_name>:<guid>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RoleError {
     /// Role must be written `<role>:<guid>`.
     #[error("role must be written <role>:<guid>")]

@@ -137,6 +137,7 @@ pub enum RequestedOwner {
 
 /// Why a username was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UsernameError {
     /// Username can't be blank.
     #[error("Username can't be blank")]
@@ -177,6 +178,7 @@ impl Username {
 
 /// Why a password was refused. The password itself is never part of the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// Password can't be blank.
     #[error("Password can't be blank")]

@@ -19,6 +19,7 @@ use crate::registry::MANAGED_BY_LABEL;
 
 /// What can go wrong in a credential use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialError {
     /// Registry credential not found.
     #[error("Registry credential not found")]

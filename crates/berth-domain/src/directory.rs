@@ -12,6 +12,7 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// Why a directory name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// Name can't be blank.
     #[error("Name can't be blank")]

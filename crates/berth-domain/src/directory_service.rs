@@ -28,6 +28,7 @@ fn in_use_advice(dependents: &Dependents) -> &'static str {
 
 /// What can go wrong in a directory use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DirectoryError {
     /// Not found.
     #[error("{} not found", .0.title())]

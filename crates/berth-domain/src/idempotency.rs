@@ -28,6 +28,7 @@ pub const MAX_ANSWER_LEN: usize = 64 * 1024;
 
 /// Why an `Idempotency-Key` header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdempotencyKeyError {
     /// Idempotency-Key can't be blank.
     #[error("Idempotency-Key can't be blank")]

@@ -54,6 +54,7 @@ pub const REGISTRY_HOST_PATTERN: &str = concat!("^", domain_pattern!(), "$");
 
 /// Why an image reference or a registry host was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
     /// Can't be blank.
     #[error("can't be blank")]

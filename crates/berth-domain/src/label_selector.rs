@@ -31,6 +31,7 @@ const SYNTAX_CHARS: [char; 5] = ['(', ')', ',', '=', '!'];
 
 /// Why a selector was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LabelSelectorError {
     /// Missing label_selector value.
     #[error("Missing label_selector value")]

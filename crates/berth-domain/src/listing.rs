@@ -27,6 +27,7 @@ pub const MAX_LIST_FILTER_VALUES: usize = 200;
 
 /// Why a page request was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PageError {
     /// Page must be a positive integer.
     #[error("Page must be a positive integer")]

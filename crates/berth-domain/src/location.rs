@@ -8,6 +8,7 @@ pub const MAX_LOCATION_LEN: usize = 512;
 
 /// Why a location was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocationError {
     /// Location can't be blank.
     #[error("Location can't be blank")]

@@ -20,6 +20,7 @@ const RESERVED_PREFIX: &str = "cloudfoundry.org";
 
 /// Why a metadata key or value was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataError {
     /// Metadata label key error: ….
     #[error("Metadata label key error: {0}")]
@@ -37,6 +38,7 @@ pub enum MetadataError {
 
 /// What is wrong with one key or label value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyProblem {
     /// Empty.
     Empty,
@@ -252,6 +254,7 @@ pub struct Metadata {
 
 /// Too many labels or annotations on one resource.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataLimitError {
     #[error(
         "Failed to add {requested} labels because it would exceed maximum of {MAX_LABELS_PER_RESOURCE}"

@@ -21,6 +21,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a store can answer besides success.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// A row with the same unique key exists.
     #[error("a conflicting row exists")]
@@ -179,6 +180,7 @@ pub trait DirectoryStore: Send + Sync {
 
 /// Why Harbor (or another provisioner) did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProvisionError {
     /// Unreachable, timed out, answered 5xx, or cut the connection: the call may or may not have
     /// taken effect.

@@ -14,6 +14,7 @@ use crate::pull_secrets::{PullQuery, PullRequest, PullSecrets, Resolution, Revea
 
 /// What can go wrong in a pull-secret use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PullSecretError {
     /// Resolve without the `berth.pull_secrets` scope.
     #[error("You are not authorized to perform the requested action")]

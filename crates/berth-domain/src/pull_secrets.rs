@@ -46,6 +46,7 @@ pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
 /// What a pull secret is asked for: an image, or a registry host (all a credential helper knows).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PullSubject {
     /// Image.
     Image(ImageReference),
@@ -125,6 +126,7 @@ fn parent_domains(registry: &RegistryHost) -> Vec<String> {
 
 /// Why a pull request was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PullRequestError {
     /// Images and registries can't both be empty.
     #[error("Images and registries can't both be empty")]

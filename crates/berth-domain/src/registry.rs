@@ -211,6 +211,7 @@ impl fmt::Display for RobotName {
 
 /// What a robot may do on its project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RobotAccess {
     /// Pull.
     Pull,
@@ -271,6 +272,7 @@ impl ExpiresInDays {
 
 /// Where a registry is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistryState {
     /// Being enabled (or re-enabled): the saga runs, or stalled and awaits a retry or the reconciler.
     Provisioning,
@@ -607,6 +609,7 @@ impl Registry {
 
 /// Where a robot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RobotState {
     /// Recorded before Harbor is asked, so a crash never leaves an unknown robot.
     Creating,
@@ -641,6 +644,7 @@ impl RobotState {
 
 /// Whether a robot's login still works, by its expiry against the domain's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RobotStatus {
     /// Active.
     Active,

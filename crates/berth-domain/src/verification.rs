@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 /// What checking a credential against its registry concluded (`reference/registry-auth.md` 1.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerificationOutcome {
     /// The registry accepted the credentials: `/v2/` answered 200 with them.
     Valid,

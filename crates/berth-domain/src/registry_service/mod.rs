@@ -62,6 +62,7 @@ use crate::registry::{
 
 /// What can go wrong in a registry use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Organization not found.
     #[error("organization not found")]

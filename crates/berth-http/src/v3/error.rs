@@ -226,6 +226,7 @@ fn from_limit(error: &MetadataLimitError) -> V3Error {
     let (code, title) = match error {
         MetadataLimitError::TooManyLabels { .. } => (390020, "CF-LabelLimitExceeded"),
         MetadataLimitError::TooManyAnnotations { .. } => (390023, "CF-AnnotationLimitExceeded"),
+        _ => return V3Error::unprocessable(&[error.to_string()]),
     };
     V3Error::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -253,6 +254,8 @@ impl From<CredentialError> for V3Error {
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),
+            // A variant added to the domain after this surface: a 500 until it is mapped.
+            _ => V3Error::unknown(&error),
         }
     }
 }
@@ -266,6 +269,7 @@ impl From<DirectoryError> for V3Error {
             | DirectoryError::InUse { .. } => V3Error::unprocessable(&[error.to_string()]),
             DirectoryError::NotAuthorized => V3Error::not_authorized(),
             DirectoryError::Store(store) => from_store(store),
+            _ => V3Error::unknown(&error),
         }
     }
 }
@@ -300,6 +304,7 @@ impl From<PullSecretError> for V3Error {
             PullSecretError::NotAuthorized => V3Error::not_authorized(),
             PullSecretError::InvalidRelationship(_) => V3Error::unprocessable(&[error.to_string()]),
             PullSecretError::Store(store) => from_store(store),
+            _ => V3Error::unknown(&error),
         }
     }
 }
