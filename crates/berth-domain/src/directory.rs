@@ -212,6 +212,7 @@ pub enum Upserted {
 
 /// What still depends on a directory resource that a client asked to delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Dependents {
     /// How many spaces.
     pub spaces: u64,
@@ -221,6 +222,18 @@ pub struct Dependents {
     pub credentials: u64,
     /// How many registries.
     pub registries: u64,
+}
+
+impl Dependents {
+    /// Counts of what depends on a resource.
+    pub fn new(spaces: u64, apps: u64, credentials: u64, registries: u64) -> Self {
+        Self {
+            spaces,
+            apps,
+            credentials,
+            registries,
+        }
+    }
 }
 
 impl Dependents {

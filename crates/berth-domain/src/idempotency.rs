@@ -161,11 +161,22 @@ impl fmt::Debug for StoredAnswer {
 
 /// A key's record as the store found it when another claim already held it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct KeyRecord {
     /// The first request's fingerprint.
     pub fingerprint: RequestFingerprint,
     /// The completed answer; `None` while the first request runs.
     pub answer: Option<StoredAnswer>,
+}
+
+impl KeyRecord {
+    /// A record as the store found it.
+    pub fn new(fingerprint: RequestFingerprint, answer: Option<StoredAnswer>) -> Self {
+        Self {
+            fingerprint,
+            answer,
+        }
+    }
 }
 
 /// What the store did with a claim.

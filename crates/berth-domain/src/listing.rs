@@ -42,9 +42,20 @@ pub enum PageError {
 
 /// A page number (from 1) and a page size (1 to 5000).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PageRequest {
     page: u32,
     per_page: u32,
+}
+
+impl<T> Page<T> {
+    /// One page of results, and the number of results over all pages.
+    pub fn new(items: Vec<T>, total_results: u64) -> Self {
+        Self {
+            items,
+            total_results,
+        }
+    }
 }
 
 impl Default for PageRequest {

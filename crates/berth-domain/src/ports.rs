@@ -205,6 +205,7 @@ pub enum ProvisionError {
 
 /// A project as the provisioner reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProvisionedProject {
     /// Its id.
     pub id: ProvisionedProjectId,
@@ -216,8 +217,26 @@ pub struct ProvisionedProject {
     pub repo_count: u64,
 }
 
+impl ProvisionedProject {
+    /// A project as the backend reports it.
+    pub fn new(
+        id: ProvisionedProjectId,
+        owner_name: String,
+        creation_time: time::OffsetDateTime,
+        repo_count: u64,
+    ) -> Self {
+        Self {
+            id,
+            owner_name,
+            creation_time,
+            repo_count,
+        }
+    }
+}
+
 /// A project's quota: its id (not the project's), the limit and the usage, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProvisionedQuota {
     /// Its id.
     pub id: ProvisionedQuotaId,
@@ -227,8 +246,20 @@ pub struct ProvisionedQuota {
     pub used_bytes: i64,
 }
 
+impl ProvisionedQuota {
+    /// A quota as the backend reports it.
+    pub fn new(id: ProvisionedQuotaId, hard_bytes: i64, used_bytes: i64) -> Self {
+        Self {
+            id,
+            hard_bytes,
+            used_bytes,
+        }
+    }
+}
+
 /// A robot as the provisioner reports it (never with a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProvisionedRobot {
     /// Its id.
     pub id: ProvisionedRobotId,
@@ -238,12 +269,35 @@ pub struct ProvisionedRobot {
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
+impl ProvisionedRobot {
+    /// A robot as the backend reports it.
+    pub fn new(
+        id: ProvisionedRobotId,
+        username: String,
+        expires_at: Option<time::OffsetDateTime>,
+    ) -> Self {
+        Self {
+            id,
+            username,
+            expires_at,
+        }
+    }
+}
+
 /// A robot just created, with its secret (shown once).
+#[non_exhaustive]
 pub struct CreatedRobot {
     /// The robot.
     pub robot: ProvisionedRobot,
     /// Its secret, shown once.
     pub secret: secrecy::SecretString,
+}
+
+impl CreatedRobot {
+    /// A robot just created, with its secret.
+    pub fn new(robot: ProvisionedRobot, secret: secrecy::SecretString) -> Self {
+        Self { robot, secret }
+    }
 }
 
 /// Provisions registries: projects, quotas and robot accounts (Harbor in production).

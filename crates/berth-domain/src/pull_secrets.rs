@@ -226,6 +226,7 @@ pub fn levels(context: &ScopeTarget) -> Vec<ScopeTarget> {
 /// A stored credential of the context's chain whose location is one of the candidates, as the
 /// store's one statement finds it (without its password).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PullMatch {
     /// Its guid.
     pub guid: CredentialGuid,
@@ -237,14 +238,39 @@ pub struct PullMatch {
     pub username: Username,
 }
 
+impl PullMatch {
+    /// A credential found for a pull query.
+    pub fn new(
+        guid: CredentialGuid,
+        scope: Scope,
+        location: RegistryLocation,
+        username: Username,
+    ) -> Self {
+        Self {
+            guid,
+            scope,
+            location,
+            username,
+        }
+    }
+}
+
 /// What the store found for a [`PullQuery`]: every match, and the opened passwords of the
 /// winners when they were asked for.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct PullLookup {
     /// Every credential found.
     pub matches: Vec<PullMatch>,
     /// The opened passwords, by guid.
     pub passwords: Vec<(CredentialGuid, Password)>,
+}
+
+impl PullLookup {
+    /// What a store found: the matches, and the opened passwords.
+    pub fn new(matches: Vec<PullMatch>, passwords: Vec<(CredentialGuid, Password)>) -> Self {
+        Self { matches, passwords }
+    }
 }
 
 /// Whether the store opens the winners' sealed passwords.
@@ -402,6 +428,7 @@ fn separate_keys(resolutions: &mut [Resolution]) {
 
 /// How one subject was resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Resolution {
     /// The image or registry asked about.
     pub subject: PullSubject,
@@ -436,6 +463,7 @@ pub struct DockerAuth {
 
 /// Resolutions with the secrets they need: the answer of resolve.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PullSecrets {
     /// How each subject was resolved.
     pub resolutions: Vec<Resolution>,

@@ -53,6 +53,7 @@ impl fmt::Display for VerificationOutcome {
 
 /// What a [`RegistryVerifier`](crate::ports::RegistryVerifier) observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Probe {
     /// What the check concluded.
     pub outcome: VerificationOutcome,
@@ -62,9 +63,21 @@ pub struct Probe {
     pub endpoint: String,
 }
 
+impl Probe {
+    /// What a verifier observed.
+    pub fn new(outcome: VerificationOutcome, detail: String, endpoint: String) -> Self {
+        Self {
+            outcome,
+            detail,
+            endpoint,
+        }
+    }
+}
+
 /// The answer of a verification: the probe and when it was made. Issue 14 records it as an
 /// audit event; until then the use case returns it and nothing is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verification {
     /// What the check concluded.
     pub outcome: VerificationOutcome,

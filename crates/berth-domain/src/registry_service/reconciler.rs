@@ -10,6 +10,7 @@ use super::{LeaseWait, RegistryError, RegistryService};
 
 /// What one reconciler pass did.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ReconcileReport {
     /// The rolled back.
     pub rolled_back: u64,
@@ -39,6 +40,7 @@ impl ReconcileReport {
 
 /// A registry (or one of its robots) the reconciler could not settle, and why.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ReconcileFailure {
     /// The registry.
     pub registry: RegistryId,
