@@ -12,7 +12,10 @@ use crate::permissions::CredentialVisibility;
 use crate::ports::{CredentialStore, LockedCredential, StoreError};
 use crate::pull_secrets::{PullLookup, PullMatch, PullQuery, Reveal};
 
-/// Registry credentials in a [`MemoryDatabase`].
+/// Registry credentials in a [`MemoryDatabase`]. Passwords are kept as given (nothing leaves
+/// memory, so there is nothing to seal). A `lock` or `delete` of a locked credential waits until
+/// the lock is written or dropped, without the deadline a database gives it, so it never answers
+/// [`StoreError::Conflict`].
 #[derive(Clone, Debug)]
 pub struct MemoryCredentialStore {
     database: MemoryDatabase,
