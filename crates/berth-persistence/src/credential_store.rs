@@ -799,10 +799,7 @@ impl CredentialStore for SeaOrmCredentialStore {
             .into_iter()
             .map(to_domain)
             .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total_results,
-        })
+        Ok(Page::new(items, total_results))
     }
 
     #[tracing::instrument(name = "db.credentials.reveal_password", skip_all, fields(otel.kind = "client"))]
@@ -855,12 +852,12 @@ impl CredentialStore for SeaOrmCredentialStore {
         let mut matches = Vec::with_capacity(rows.len());
         let mut sealed = Vec::with_capacity(rows.len());
         for (guid, scope, location, username, ciphertext, label) in rows {
-            matches.push(PullMatch {
-                guid: CredentialGuid::from_uuid(guid),
-                scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
-                location: RegistryLocation::parse(&location).map_err(|_| corrupt("location"))?,
-                username: Username::parse(&username).map_err(|_| corrupt("username"))?,
-            });
+            matches.push(PullMatch::new(
+                CredentialGuid::from_uuid(guid),
+                Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
+                RegistryLocation::parse(&location).map_err(|_| corrupt("location"))?,
+                Username::parse(&username).map_err(|_| corrupt("username"))?,
+            ));
             sealed.push((ciphertext, label));
         }
         let mut passwords = Vec::new();
@@ -875,7 +872,7 @@ impl CredentialStore for SeaOrmCredentialStore {
                 }
             }
         }
-        Ok(PullLookup { matches, passwords })
+        Ok(PullLookup::new(matches, passwords))
     }
 }
 

@@ -146,6 +146,7 @@ mod tests {
 
     fn access(index: usize) -> AuditEvent {
         AuditEvent::new(
+            &berth_domain::ambient::Ambient::system(),
             AuditEventType::CredentialAccess,
             AuditActor::system(),
             AuditTarget::new(index, "registry_credential", "r.io"),
