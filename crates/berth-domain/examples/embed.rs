@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use berth_domain::actor::{Actor, PlatformScope};
+use berth_domain::audit::{AuditQuery, AuditService};
 use berth_domain::credential::RequestedOwner;
 use berth_domain::directory::ResourceName;
 use berth_domain::directory_service::DirectoryService;
 use berth_domain::ids::OrganizationGuid;
 use berth_domain::image_reference::ImageReference;
+use berth_domain::listing::PageRequest;
 use berth_domain::memory::{MemoryDatabase, MemoryProvisioner};
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::pull_secrets::{PullRequest, PullSubject};
@@ -45,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let admin = Actor::new("admin", [PlatformScope::Admin], []);
     let organization = OrganizationGuid::parse("4b5a8f1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b")?;
-    DirectoryService::new(directory)
+    DirectoryService::new(directory.clone())
         .put_organization(&admin, organization, ResourceName::parse("acme")?)
         .await?;
     let (registry, default_robot) = registries.enable(&admin, organization, None).await?;
@@ -67,6 +69,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The managed pull robot's login, as Harbor issued it.
         assert!(harbor.accepts(login.username.as_str(), login.password.expose()));
         println!("{image} pulls from {key} as {}", login.username.as_str());
+    }
+
+    // Each change and each reveal of a password left its audit event in the same database.
+    let audit = AuditService::new(Arc::new(database.audit_events()), directory);
+    let query = AuditQuery {
+        page: PageRequest::new(1, 50)?,
+        ..AuditQuery::default()
+    };
+    for event in audit.list(&admin, query).await?.items {
+        println!("{} {}", event.event_type.as_str(), event.target.name);
     }
     Ok(())
 }
