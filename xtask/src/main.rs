@@ -58,6 +58,12 @@ const FENCES: &[Fence] = &[
         why: "the domain is embeddable: no I/O and no runtime",
     },
     Fence {
+        package: "berth-domain",
+        args: &["--all-features"],
+        forbidden: &[IO_CRATES, ADAPTERS, &["berth-auth", "berth-http"]],
+        why: "the in-memory adapters and the contract suite are embeddable too: no I/O, no runtime",
+    },
+    Fence {
         package: "berth-auth",
         args: &[],
         forbidden: &[&["actix-web", "actix-http", "sea-orm", "sqlx"], ADAPTERS],

@@ -57,6 +57,7 @@ pub struct SeedArgs {
 /// The event the directory store writes with a seeded entry (deleted once the set is seeded).
 fn seeded(kind: AuditEventType, guid: impl ToString, target: &str) -> AuditEvent {
     AuditEvent::new(
+        &berth_domain::ambient::Ambient::system(),
         kind,
         AuditActor::system(),
         AuditTarget::new(guid, target, "seeded"),

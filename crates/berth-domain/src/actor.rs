@@ -7,6 +7,7 @@ use crate::ids::{InvalidGuid, OrganizationGuid, SpaceGuid};
 
 /// A platform-wide grant carried in the token's `scope` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum PlatformScope {
     /// Everything.
     Admin,
@@ -33,24 +34,37 @@ impl PlatformScope {
 
 /// A Cloud Foundry role held in one organization or space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Role {
+    /// Organization manager.
     OrganizationManager(OrganizationGuid),
+    /// Organization auditor.
     OrganizationAuditor(OrganizationGuid),
+    /// Organization user.
     OrganizationUser(OrganizationGuid),
+    /// Organization billing manager.
     OrganizationBillingManager(OrganizationGuid),
+    /// Space manager.
     SpaceManager(SpaceGuid),
+    /// Space developer.
     SpaceDeveloper(SpaceGuid),
+    /// Space auditor.
     SpaceAuditor(SpaceGuid),
+    /// Space supporter.
     SpaceSupporter(SpaceGuid),
 }
 
 /// A `roles` claim entry that is not `<cf_role_name>:<guid>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RoleError {
+    /// Role must be written `<role>:<guid>`.
     #[error("role must be written <role>:<guid>")]
     Shape,
+    /// Unknown role name.
     #[error("unknown role name")]
     UnknownRole,
+    /// Role guid is ….
     #[error("role guid is {0}")]
     Guid(#[from] InvalidGuid),
 }
@@ -87,6 +101,7 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// Builds one from its parts.
     pub fn new(
         subject: impl Into<String>,
         scopes: impl IntoIterator<Item = PlatformScope>,
@@ -99,14 +114,17 @@ impl Actor {
         }
     }
 
+    /// The subject.
     pub fn subject(&self) -> &str {
         &self.subject
     }
 
+    /// Whether the token grants `scope`.
     pub fn has_scope(&self, scope: PlatformScope) -> bool {
         self.scopes.contains(&scope)
     }
 
+    /// The caller's roles in organizations and spaces.
     pub fn roles(&self) -> impl Iterator<Item = &Role> {
         self.roles.iter()
     }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::credential::{RegistryCredential, ScopeTarget};
 use crate::ids::{OrganizationGuid, SpaceGuid, guid_newtype};
 use crate::listing::{Direction, Ordering, Page, PageRequest, TimestampFilter};
@@ -33,27 +34,23 @@ guid_newtype!(
     AuditEventGuid
 );
 
-/// The new guid of an event: the one place events get guids (time-ordered, UUIDv7).
-fn new_event_guid() -> AuditEventGuid {
-    AuditEventGuid::from_uuid(uuid::Uuid::now_v7())
-}
-
-/// The time an event is recorded at: the one place events read the clock.
-fn event_time() -> OffsetDateTime {
-    crate::now()
-}
-
 macro_rules! audit_event_types {
     ($($variant:ident => $wire:literal,)*) => {
         /// The kinds of events Berth records (SPEC 7.4), by their wire names.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[non_exhaustive]
         pub enum AuditEventType {
-            $($variant,)*
+            $(
+                #[doc = concat!("`", $wire, "`.")]
+                $variant,
+            )*
         }
 
         impl AuditEventType {
+            /// Every type, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
 
+            /// The wire name (the event's `type`).
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $wire,)*
@@ -96,13 +93,26 @@ audit_event_types! {
 
 /// Who did it: a user (the token's subject) or Berth itself (`system`, as Cloud Controller).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditActor {
+    /// The actor's guid (a user's token subject, or `system`).
     pub guid: String,
+    /// `user` or `system`.
     pub kind: String,
+    /// The actor's display name.
     pub name: String,
 }
 
 impl AuditActor {
+    /// An actor as stored.
+    pub fn new(guid: impl Into<String>, kind: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            guid: guid.into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
     /// The caller of a use case; tokens carry a subject and no display name, so both are it.
     pub fn user(actor: &Actor) -> Self {
         Self {
@@ -124,13 +134,18 @@ impl AuditActor {
 
 /// What it was done to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditTarget {
+    /// The target's guid as text (not every target's guid is a UUID).
     pub guid: String,
+    /// Its kind (`registry_credential`, `organization_registry`, `registry_robot`, ...).
     pub kind: String,
+    /// Its name.
     pub name: String,
 }
 
 impl AuditTarget {
+    /// A target of `kind` with its guid and name.
     pub fn new(guid: impl ToString, kind: &str, name: impl Into<String>) -> Self {
         Self {
             guid: guid.to_string(),
@@ -152,11 +167,15 @@ impl AuditTarget {
 /// A value in an event's `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditValue {
+    /// A string.
     Text(String),
+    /// A whole number.
     Integer(i64),
+    /// A boolean.
     Bool(bool),
     /// A secret that was given or changed: shown as [`PRIVATE_DATA_HIDDEN`].
     Hidden,
+    /// A nested object.
     Map(AuditData),
 }
 
@@ -167,22 +186,26 @@ pub struct AuditData {
 }
 
 impl AuditData {
+    /// No entries.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// With `key` set to a string.
     pub fn text(mut self, key: &str, value: impl Into<String>) -> Self {
         self.entries
             .insert(key.to_owned(), AuditValue::Text(value.into()));
         self
     }
 
+    /// With `key` set to a number.
     pub fn integer(mut self, key: &str, value: i64) -> Self {
         self.entries
             .insert(key.to_owned(), AuditValue::Integer(value));
         self
     }
 
+    /// With `key` set to a boolean.
     pub fn flag(mut self, key: &str, value: bool) -> Self {
         self.entries.insert(key.to_owned(), AuditValue::Bool(value));
         self
@@ -194,11 +217,13 @@ impl AuditData {
         self
     }
 
+    /// With `key` set to a nested object.
     pub fn map(mut self, key: &str, value: AuditData) -> Self {
         self.entries.insert(key.to_owned(), AuditValue::Map(value));
         self
     }
 
+    /// The entries, by key.
     pub fn entries(&self) -> impl Iterator<Item = (&String, &AuditValue)> {
         self.entries.iter()
     }
@@ -211,28 +236,73 @@ impl AuditData {
 
 /// One audit event, immutable once written (`updated_at` is `created_at`, as in Cloud Foundry).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditEvent {
+    /// Its guid.
     pub guid: AuditEventGuid,
+    /// When it happened (also its `updated_at`).
     pub created_at: OffsetDateTime,
+    /// What happened.
     pub event_type: AuditEventType,
+    /// Who did it.
     pub actor: AuditActor,
+    /// What it was done to.
     pub target: AuditTarget,
+    /// The request's fields, secrets hidden.
     pub data: AuditData,
+    /// The organization it happened in; `None` for a foundation-wide event.
     pub organization: Option<OrganizationGuid>,
+    /// The space it happened in, if any.
     pub space: Option<SpaceGuid>,
 }
 
 impl AuditEvent {
-    /// A new event, now, with a new guid, in no organization or space.
-    pub fn new(
+    /// An event as stored (its guid and time already given), in no organization or space:
+    /// place it with [`AuditEvent::placed`].
+    pub fn stored(
+        guid: AuditEventGuid,
+        created_at: OffsetDateTime,
         event_type: AuditEventType,
         actor: AuditActor,
         target: AuditTarget,
         data: AuditData,
     ) -> Self {
         Self {
-            guid: new_event_guid(),
-            created_at: event_time(),
+            guid,
+            created_at,
+            event_type,
+            actor,
+            target,
+            data,
+            organization: None,
+            space: None,
+        }
+    }
+
+    /// In `organization` and `space` as given (either may be `None`).
+    #[must_use]
+    pub fn placed(
+        mut self,
+        organization: Option<OrganizationGuid>,
+        space: Option<SpaceGuid>,
+    ) -> Self {
+        self.organization = organization;
+        self.space = space;
+        self
+    }
+
+    /// A new event at `ambient`'s time, with a guid from its id source, in no organization or
+    /// space.
+    pub fn new(
+        ambient: &Ambient,
+        event_type: AuditEventType,
+        actor: AuditActor,
+        target: AuditTarget,
+        data: AuditData,
+    ) -> Self {
+        Self {
+            guid: ambient.audit_event_guid(),
+            created_at: ambient.now(),
             event_type,
             actor,
             target,
@@ -249,26 +319,32 @@ impl AuditEvent {
         self
     }
 
+    /// In `organization` (no space).
     pub fn in_organization(mut self, organization: OrganizationGuid) -> Self {
         self.organization = Some(organization);
         self
     }
 
+    /// In `space` of `organization`.
     pub fn in_space(mut self, organization: OrganizationGuid, space: SpaceGuid) -> Self {
         self.organization = Some(organization);
         self.space = Some(space);
         self
     }
 
+    /// Its `updated_at`: events never change, so its creation time.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.created_at
     }
 }
 
+/// What audit events can be ordered by (both are the event's time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuditOrderField {
+    /// `created_at`.
     #[default]
     CreatedAt,
+    /// `updated_at`.
     UpdatedAt,
 }
 
@@ -276,16 +352,23 @@ pub enum AuditOrderField {
 /// use case sets `visibility`; its default shows nothing.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
+    /// What the caller may see, from its permissions.
     pub visibility: AuditVisibility,
+    /// Only events of these types.
     pub types: Option<Vec<AuditEventType>>,
     /// Target guids as given: targets are not all UUIDs (the system actor, robots).
     pub target_guids: Option<Vec<String>>,
+    /// Only events in these spaces.
     pub space_guids: Option<Vec<SpaceGuid>>,
+    /// Only events in these organizations.
     pub organization_guids: Option<Vec<OrganizationGuid>>,
+    /// A filter on the event's time.
     pub created_ats: TimestampFilter,
     /// Events never change, so this filters on `created_at` too.
     pub updated_ats: TimestampFilter,
+    /// The order; oldest first when `None`.
     pub order: Option<Ordering<AuditOrderField>>,
+    /// The page asked for.
     pub page: PageRequest,
 }
 
@@ -305,6 +388,8 @@ pub trait AuditEventStore: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn list(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError>;
 
+    /// The event with `guid`, whoever may see it (the use case checks).
+    ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn get(&self, guid: AuditEventGuid) -> Result<Option<AuditEvent>, StoreError>;
@@ -328,9 +413,12 @@ pub trait AccessLog: Send + Sync {
 
 /// What can go wrong reading audit events.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
+    /// No such event, or the caller may not see it.
     #[error("Audit event not found")]
     NotFound,
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -340,11 +428,24 @@ pub enum AuditError {
 pub struct AuditService {
     events: Arc<dyn AuditEventStore>,
     directory: Arc<dyn DirectoryStore>,
+    ambient: Ambient,
 }
 
 impl AuditService {
+    /// A service over `events`, checking visibility against `directory`, on the system's clock.
     pub fn new(events: Arc<dyn AuditEventStore>, directory: Arc<dyn DirectoryStore>) -> Self {
-        Self { events, directory }
+        Self {
+            events,
+            directory,
+            ambient: Ambient::system(),
+        }
+    }
+
+    /// Uses `ambient`'s clock (the retention cut-off) instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Lists what the caller may see; visibility is applied inside the store's query.
@@ -363,6 +464,8 @@ impl AuditService {
         self.events.list(&query).await.map_err(AuditError::Store)
     }
 
+    /// The event with `guid`, if the caller may see it.
+    ///
     /// # Errors
     /// [`AuditError::NotFound`] (also when the caller may not see it) or [`AuditError::Store`].
     pub async fn get(&self, actor: &Actor, guid: AuditEventGuid) -> Result<AuditEvent, AuditError> {
@@ -386,7 +489,7 @@ impl AuditService {
         retention_days: u32,
         batch: u32,
     ) -> Result<u64, AuditError> {
-        let before = event_time() - time::Duration::days(i64::from(retention_days));
+        let before = self.ambient.now() - time::Duration::days(i64::from(retention_days));
         self.events
             .prune(before, batch)
             .await
@@ -486,12 +589,9 @@ mod coalescing_tests {
 
     fn access(actor: &str, credential: u128, second: i64) -> AuditEvent {
         let mut event = AuditEvent::new(
+            &crate::ambient::Ambient::system(),
             AuditEventType::CredentialAccess,
-            AuditActor {
-                guid: actor.to_owned(),
-                kind: "user".to_owned(),
-                name: actor.to_owned(),
-            },
+            AuditActor::new(actor, "user", actor),
             AuditTarget::new(
                 uuid::Uuid::from_u128(credential),
                 "registry_credential",
@@ -514,6 +614,7 @@ mod coalescing_tests {
     #[test]
     fn reveals_of_one_credential_to_one_actor_become_one_counted_event() {
         let other = AuditEvent::new(
+            &crate::ambient::Ambient::system(),
             AuditEventType::CredentialCreate,
             AuditActor::system(),
             AuditTarget::new(9, "registry_credential", "r.io"),

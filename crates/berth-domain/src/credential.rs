@@ -18,13 +18,18 @@ pub const MAX_PASSWORD_LEN: usize = 16 * 1024;
 /// The level a credential applies at, from the widest to the narrowest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
+    /// Foundation.
     Foundation,
+    /// Organization.
     Organization,
+    /// Space.
     Space,
+    /// App.
     App,
 }
 
 impl Scope {
+    /// Every scope, widest first.
     pub const ALL: [Scope; 4] = [
         Scope::Foundation,
         Scope::Organization,
@@ -32,6 +37,7 @@ impl Scope {
         Scope::App,
     ];
 
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Foundation => "foundation",
@@ -41,6 +47,7 @@ impl Scope {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|scope| scope.as_str() == text)
     }
@@ -55,20 +62,30 @@ impl fmt::Display for Scope {
 /// What a credential belongs to, with every parent resolved from the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScopeTarget {
+    /// Foundation.
     Foundation,
+    /// Organization.
     Organization(OrganizationGuid),
+    /// Space.
     Space {
+        /// Its organization.
         organization: OrganizationGuid,
+        /// Its space.
         space: SpaceGuid,
     },
+    /// App.
     App {
+        /// Its organization.
         organization: OrganizationGuid,
+        /// Its space.
         space: SpaceGuid,
+        /// Its app.
         app: AppGuid,
     },
 }
 
 impl ScopeTarget {
+    /// The scope.
     pub fn scope(&self) -> Scope {
         match self {
             Self::Foundation => Scope::Foundation,
@@ -78,6 +95,7 @@ impl ScopeTarget {
         }
     }
 
+    /// The organization.
     pub fn organization(&self) -> Option<OrganizationGuid> {
         match *self {
             Self::Foundation => None,
@@ -87,6 +105,7 @@ impl ScopeTarget {
         }
     }
 
+    /// The space.
     pub fn space(&self) -> Option<SpaceGuid> {
         match *self {
             Self::Space { space, .. } | Self::App { space, .. } => Some(space),
@@ -94,6 +113,7 @@ impl ScopeTarget {
         }
     }
 
+    /// The app.
     pub fn app(&self) -> Option<AppGuid> {
         match *self {
             Self::App { app, .. } => Some(app),
@@ -105,19 +125,27 @@ impl ScopeTarget {
 /// The relationship a client asked for, before the directory resolves its parents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestedOwner {
+    /// Foundation.
     Foundation,
+    /// Organization.
     Organization(OrganizationGuid),
+    /// Space.
     Space(SpaceGuid),
+    /// App.
     App(AppGuid),
 }
 
 /// Why a username was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UsernameError {
+    /// Username can't be blank.
     #[error("Username can't be blank")]
     Blank,
+    /// Username is too long (maximum is … characters).
     #[error("Username is too long (maximum is {MAX_USERNAME_LEN} characters)")]
     TooLong,
+    /// Username must not contain control characters.
     #[error("Username must not contain control characters")]
     ControlCharacters,
 }
@@ -142,6 +170,7 @@ impl Username {
         Ok(Self(text.to_owned()))
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -149,9 +178,12 @@ impl Username {
 
 /// Why a password was refused. The password itself is never part of the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordError {
+    /// Password can't be blank.
     #[error("Password can't be blank")]
     Blank,
+    /// Password is too long (maximum is … bytes).
     #[error("Password is too long (maximum is {MAX_PASSWORD_LEN} bytes)")]
     TooLong,
 }
@@ -189,18 +221,26 @@ impl fmt::Debug for Password {
 /// A stored registry credential, without its password (which only the store holds, sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryCredential {
+    /// Its guid.
     pub guid: CredentialGuid,
+    /// What it belongs to.
     pub target: ScopeTarget,
+    /// The registry location.
     pub location: RegistryLocation,
+    /// The login name.
     pub username: Username,
+    /// Labels and annotations.
     pub metadata: Metadata,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
     /// Counts changes: each write raises it by one.
     pub revision: i64,
 }
 
 impl RegistryCredential {
+    /// The scope.
     pub fn scope(&self) -> Scope {
         self.target.scope()
     }
@@ -217,18 +257,26 @@ impl RegistryCredential {
 /// A validated request to create a credential.
 #[derive(Debug)]
 pub struct CreateCredentialRequest {
+    /// The owner asked for.
     pub owner: RequestedOwner,
+    /// The registry location.
     pub location: RegistryLocation,
+    /// The login name.
     pub username: Username,
+    /// The password.
     pub password: Password,
+    /// Labels and annotations.
     pub metadata: MetadataPatch,
 }
 
 /// A validated request to change a credential: absent fields stay as they are.
 #[derive(Debug, Default)]
 pub struct UpdateCredentialRequest {
+    /// The login name.
     pub username: Option<Username>,
+    /// The password.
     pub password: Option<Password>,
+    /// Labels and annotations.
     pub metadata: MetadataPatch,
 }
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::RelationshipKind;
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use crate::credential::{
     CreateCredentialRequest, RegistryCredential, RequestedOwner, Scope, ScopeTarget,
@@ -15,21 +17,26 @@ use crate::metadata::{Metadata, MetadataLimitError};
 use crate::permissions::{self, Permissions};
 use crate::ports::{CredentialStore, DirectoryStore, StoreError};
 use crate::registry::MANAGED_BY_LABEL;
-use crate::{RelationshipKind, now};
 
 /// What can go wrong in a credential use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialError {
+    /// Registry credential not found.
     #[error("Registry credential not found")]
     NotFound,
+    /// Duplicate.
     #[error("{}", duplicate_message(*.scope, .location))]
     Duplicate {
+        /// The scope.
         scope: Scope,
+        /// The registry location.
         location: RegistryLocation,
     },
     /// The organization, space or app named in `relationships` does not exist.
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// The store failed.
     #[error(transparent)]
     MetadataLimit(#[from] MetadataLimitError),
     /// Other writers kept the credential locked longer than the store waits.
@@ -51,6 +58,7 @@ pub enum CredentialError {
         crate::registry::MANAGED_BY_LABEL
     )]
     ReservedLabel,
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -78,12 +86,14 @@ fn refuse_managed(credential: &RegistryCredential) -> Result<(), CredentialError
 
 /// The event of a change to `credential` by `actor`, in its organization and space.
 pub(crate) fn credential_event(
+    ambient: &Ambient,
     actor: &Actor,
     event_type: AuditEventType,
     credential: &RegistryCredential,
     request: AuditData,
 ) -> AuditEvent {
     AuditEvent::new(
+        ambient,
         event_type,
         AuditActor::user(actor),
         AuditTarget::credential(credential),
@@ -97,14 +107,24 @@ pub(crate) fn credential_event(
 pub struct CredentialService {
     credentials: Arc<dyn CredentialStore>,
     directory: Arc<dyn DirectoryStore>,
+    ambient: Ambient,
 }
 
 impl CredentialService {
+    /// The service over its stores, on the system clock and ids ([`Ambient::system`]).
     pub fn new(credentials: Arc<dyn CredentialStore>, directory: Arc<dyn DirectoryStore>) -> Self {
         Self {
             credentials,
             directory,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// # Errors
@@ -126,9 +146,9 @@ impl CredentialService {
             return Err(CredentialError::ReservedLabel);
         }
         let metadata = Metadata::default().apply(&request.metadata)?;
-        let created_at = now();
+        let created_at = self.ambient.now();
         let credential = RegistryCredential {
-            guid: CredentialGuid::generate(),
+            guid: self.ambient.credential_guid(),
             target,
             location: request.location,
             username: request.username,
@@ -142,7 +162,13 @@ impl CredentialService {
             .text("username", credential.username.as_str())
             .hidden("password")
             .text("scope", credential.scope().as_str());
-        let event = credential_event(actor, AuditEventType::CredentialCreate, &credential, data);
+        let event = credential_event(
+            &self.ambient,
+            actor,
+            AuditEventType::CredentialCreate,
+            &credential,
+            data,
+        );
         match self
             .credentials
             .insert(&credential, &request.password, &event)
@@ -258,7 +284,7 @@ impl CredentialService {
         if let Some(username) = &request.username {
             credential.username = username.clone();
         }
-        credential.updated_at = now();
+        credential.updated_at = self.ambient.now();
         let mut data = AuditData::new();
         if let Some(username) = &request.username {
             data = data.text("username", username.as_str());
@@ -269,7 +295,13 @@ impl CredentialService {
         if !request.metadata.is_empty() {
             data = data.flag("metadata_changed", true);
         }
-        let event = credential_event(actor, AuditEventType::CredentialUpdate, &credential, data);
+        let event = credential_event(
+            &self.ambient,
+            actor,
+            AuditEventType::CredentialUpdate,
+            &credential,
+            data,
+        );
         match locked
             .write(&credential, request.password.as_ref(), &event)
             .await
@@ -292,6 +324,7 @@ impl CredentialService {
         let credential = self.writable(&permissions, guid).await?;
         refuse_managed(&credential)?;
         let event = credential_event(
+            &self.ambient,
             actor,
             AuditEventType::CredentialDelete,
             &credential,

@@ -12,11 +12,15 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// Why a directory name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
+    /// Name can't be blank.
     #[error("Name can't be blank")]
     Blank,
+    /// Name is too long (maximum is … characters).
     #[error("Name is too long (maximum is {MAX_NAME_LEN} characters)")]
     TooLong,
+    /// Name must not contain control characters.
     #[error("Name must not contain control characters")]
     ControlCharacters,
 }
@@ -41,36 +45,54 @@ impl ResourceName {
         Ok(Self(text.to_owned()))
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
+/// An organization in Berth's copy of the platform's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organization {
+    /// Its guid.
     pub guid: OrganizationGuid,
+    /// Its name.
     pub name: ResourceName,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
+/// A space, in one organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Space {
+    /// Its guid.
     pub guid: SpaceGuid,
+    /// Its name.
     pub name: ResourceName,
+    /// Its organization.
     pub organization: OrganizationGuid,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
+/// An app, in one space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
+    /// Its guid.
     pub guid: AppGuid,
+    /// Its name.
     pub name: ResourceName,
+    /// Its space.
     pub space: SpaceGuid,
     /// The space's organization, resolved when the app was stored.
     pub organization: OrganizationGuid,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
@@ -79,13 +101,16 @@ pub struct App {
 /// directory and a rule for who may read them. The directory's use cases and adapters are written
 /// once over this trait.
 pub trait DirectoryEntry: Clone + Send + Sync + 'static {
+    /// Its typed guid.
     type Guid: TypedGuid;
     /// Which kind of entry this is (error messages, relationships).
     const KIND: RelationshipKind;
     /// The kind of its parent, which must exist when it is inserted (`None` for organizations).
     const PARENT: Option<RelationshipKind>;
 
+    /// The guid.
     fn guid(&self) -> Self::Guid;
+    /// The name.
     fn name(&self) -> &ResourceName;
     /// What an upsert of an existing entry changes: its name and `updated_at`.
     fn rename(&mut self, name: ResourceName, at: OffsetDateTime);
@@ -190,22 +215,43 @@ impl DirectoryEntry for App {
     }
 }
 
+/// Whether an upsert created the entry or changed an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
+    /// Created.
     Created,
+    /// Updated.
     Updated,
 }
 
 /// What still depends on a directory resource that a client asked to delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Dependents {
+    /// How many spaces.
     pub spaces: u64,
+    /// How many apps.
     pub apps: u64,
+    /// How many credentials.
     pub credentials: u64,
+    /// How many registries.
     pub registries: u64,
 }
 
 impl Dependents {
+    /// Counts of what depends on a resource.
+    pub fn new(spaces: u64, apps: u64, credentials: u64, registries: u64) -> Self {
+        Self {
+            spaces,
+            apps,
+            credentials,
+            registries,
+        }
+    }
+}
+
+impl Dependents {
+    /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self.spaces == 0 && self.apps == 0 && self.credentials == 0 && self.registries == 0
     }

@@ -6,6 +6,8 @@ use crate::actor::Actor;
 use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use time::OffsetDateTime;
 
+use crate::RelationshipKind;
+use crate::ambient::Ambient;
 use crate::directory::{
     App, Dependents, DirectoryEntry, Organization, ResourceName, Space, Upserted,
 };
@@ -13,7 +15,6 @@ use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{DirectoryQuery, Page};
 use crate::permissions::{self, Permissions};
 use crate::ports::{DirectoryStore, StoreError};
-use crate::{RelationshipKind, now};
 
 /// What to do about the dependents that keep a resource from being deleted: a registry goes
 /// only by a purge (a plain disable keeps it, with its project and images).
@@ -28,21 +29,29 @@ fn in_use_advice(dependents: &Dependents) -> &'static str {
 
 /// What can go wrong in a directory use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DirectoryError {
+    /// Not found.
     #[error("{} not found", .0.title())]
     NotFound(RelationshipKind),
+    /// Invalid …. Ensure that the … exists and you have access to it.
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// The …'s … cannot be changed.
     #[error("The {0}'s {1} cannot be changed")]
     ParentChanged(RelationshipKind, RelationshipKind),
+    /// In use.
     #[error("{} still has {}: {}", .kind.title(), .dependents.describe(), in_use_advice(.dependents))]
     InUse {
+        /// The kind.
         kind: RelationshipKind,
+        /// The dependents.
         dependents: Dependents,
     },
     /// Directory writes are for admins; the caller may see the resource but not change it.
     #[error("You are not authorized to perform the requested action")]
     NotAuthorized,
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -51,14 +60,26 @@ pub enum DirectoryError {
 #[derive(Clone)]
 pub struct DirectoryService {
     directory: Arc<dyn DirectoryStore>,
+    ambient: Ambient,
 }
 
 /// Retries an upsert once when a concurrent creator won the insert race.
 const UPSERT_ATTEMPTS: usize = 2;
 
 impl DirectoryService {
+    /// The service over its store, on the system clock ([`Ambient::system`]).
     pub fn new(directory: Arc<dyn DirectoryStore>) -> Self {
-        Self { directory }
+        Self {
+            directory,
+            ambient: Ambient::system(),
+        }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Creates or renames an organization.
@@ -172,11 +193,11 @@ impl DirectoryService {
     ) -> Result<(E, Upserted), DirectoryError> {
         let entries = E::entries(self.directory.as_ref());
         for _ in 0..UPSERT_ATTEMPTS {
-            let stamp = now();
+            let stamp = self.ambient.now();
             if let Some(mut existing) = entries.get(guid).await.map_err(DirectoryError::Store)? {
                 check_existing(&existing)?;
                 existing.rename(name.clone(), stamp);
-                let event = directory_event(actor, Change::Upsert, &existing);
+                let event = directory_event(&self.ambient, actor, Change::Upsert, &existing);
                 match entries.update(&existing, &event).await {
                     Ok(()) => return Ok((existing, Upserted::Updated)),
                     Err(StoreError::NotFound) => continue,
@@ -184,7 +205,7 @@ impl DirectoryService {
                 }
             }
             let entry = fresh(stamp).await?;
-            let event = directory_event(actor, Change::Upsert, &entry);
+            let event = directory_event(&self.ambient, actor, Change::Upsert, &entry);
             match entries.insert(&entry, &event).await {
                 Ok(()) => return Ok((entry, Upserted::Created)),
                 Err(StoreError::Conflict) => continue,
@@ -272,7 +293,7 @@ impl DirectoryService {
             .await
             .map_err(DirectoryError::Store)?
             .ok_or(DirectoryError::NotFound(E::KIND))?;
-        let event = directory_event(actor, Change::Delete, &entry);
+        let event = directory_event(&self.ambient, actor, Change::Delete, &entry);
         match entries.delete(guid, &event).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(DirectoryError::NotFound(E::KIND)),
@@ -292,7 +313,12 @@ enum Change {
 }
 
 /// The event of an upsert or delete of `entry` by `actor`.
-fn directory_event<E: DirectoryEntry>(actor: &Actor, change: Change, entry: &E) -> AuditEvent {
+fn directory_event<E: DirectoryEntry>(
+    ambient: &Ambient,
+    actor: &Actor,
+    change: Change,
+    entry: &E,
+) -> AuditEvent {
     let event_type = match (E::KIND, change) {
         (RelationshipKind::Organization, Change::Upsert) => AuditEventType::OrganizationUpsert,
         (RelationshipKind::Organization, Change::Delete) => AuditEventType::OrganizationDelete,
@@ -306,6 +332,7 @@ fn directory_event<E: DirectoryEntry>(actor: &Actor, change: Change, entry: &E) 
         Change::Delete => AuditData::new(),
     };
     let mut event = AuditEvent::new(
+        ambient,
         event_type,
         AuditActor::user(actor),
         AuditTarget::new(entry.guid(), E::KIND.as_str(), entry.name().as_str()),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::now;
+use crate::ambient::Ambient;
 use crate::ports::{IdempotencyStore, StoreError};
 
 /// Longest key accepted (Stripe's bound; the draft sets none).
@@ -28,14 +28,18 @@ pub const MAX_ANSWER_LEN: usize = 64 * 1024;
 
 /// Why an `Idempotency-Key` header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdempotencyKeyError {
+    /// Idempotency-Key can't be blank.
     #[error("Idempotency-Key can't be blank")]
     Blank,
+    /// Idempotency-Key is too long (maximum is … characters).
     #[error("Idempotency-Key is too long (maximum is {MAX_KEY_LEN} characters)")]
     TooLong,
     #[error(
         "Idempotency-Key must be a quoted string (\"...\") or a token of printable ASCII characters"
     )]
+    /// Malformed.
     Malformed,
 }
 
@@ -71,6 +75,7 @@ impl IdempotencyKey {
         Ok(Self(key))
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,10 +118,12 @@ impl fmt::Debug for IdempotencyKey {
 pub struct RequestFingerprint([u8; 32]);
 
 impl RequestFingerprint {
+    /// Builds one from its parts.
     pub fn new(digest: [u8; 32]) -> Self {
         Self(digest)
     }
 
+    /// The digest's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -131,9 +138,13 @@ impl fmt::Debug for RequestFingerprint {
 /// The answer given to the first request, replayed byte for byte. Its body may carry a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredAnswer {
+    /// The HTTP status.
     pub status: u16,
+    /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The `Location` header, if any.
     pub location: Option<String>,
+    /// The body, as sent.
     pub body: Vec<u8>,
 }
 
@@ -150,10 +161,22 @@ impl fmt::Debug for StoredAnswer {
 
 /// A key's record as the store found it when another claim already held it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct KeyRecord {
+    /// The first request's fingerprint.
     pub fingerprint: RequestFingerprint,
     /// The completed answer; `None` while the first request runs.
     pub answer: Option<StoredAnswer>,
+}
+
+impl KeyRecord {
+    /// A record as the store found it.
+    pub fn new(fingerprint: RequestFingerprint, answer: Option<StoredAnswer>) -> Self {
+        Self {
+            fingerprint,
+            answer,
+        }
+    }
 }
 
 /// What the store did with a claim.
@@ -170,15 +193,20 @@ pub enum ClaimOutcome {
 pub struct KeyOwner {
     /// The caller's subject: the same key from two callers is two records.
     pub principal: String,
+    /// The idempotency key.
     pub key: IdempotencyKey,
 }
 
 /// A claim to write: the key, the request's fingerprint and how long the claim holds.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// Who sent the key, and which key.
     pub owner: KeyOwner,
+    /// The first request's fingerprint.
     pub fingerprint: RequestFingerprint,
+    /// The time of the claim.
     pub now: OffsetDateTime,
+    /// When the claim runs out without an answer.
     pub claimed_until: OffsetDateTime,
 }
 
@@ -207,11 +235,23 @@ pub struct Ticket {
 #[derive(Clone)]
 pub struct IdempotencyService {
     store: Arc<dyn IdempotencyStore>,
+    ambient: Ambient,
 }
 
 impl IdempotencyService {
+    /// The service over its store, on the system clock ([`Ambient::system`]).
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            ambient: Ambient::system(),
+        }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Claims `key` for this caller's request, or says why the request must not run.
@@ -225,7 +265,7 @@ impl IdempotencyService {
         key: IdempotencyKey,
         fingerprint: RequestFingerprint,
     ) -> Result<Begin, StoreError> {
-        let now = now();
+        let now = self.ambient.now();
         let owner = KeyOwner {
             principal: principal.to_owned(),
             key,
@@ -270,7 +310,7 @@ impl IdempotencyService {
     pub async fn prune_expired(&self, batch: u32) -> Result<u64, StoreError> {
         let mut pruned = 0;
         loop {
-            let deleted = self.store.prune(now(), batch).await?;
+            let deleted = self.store.prune(self.ambient.now(), batch).await?;
             pruned += deleted;
             if deleted < u64::from(batch) {
                 return Ok(pruned);

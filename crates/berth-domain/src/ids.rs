@@ -21,10 +21,12 @@ pub fn parse_hyphenated_uuid(text: &str) -> Result<Uuid, InvalidGuid> {
 /// What every typed guid offers, so code written once for organizations, spaces and apps can
 /// parse, read and build their guids.
 pub trait TypedGuid: Copy + Eq + fmt::Debug + fmt::Display + Send + Sync + 'static {
+    /// The guid of that UUID.
     fn from_uuid(uuid: Uuid) -> Self;
     /// # Errors
     /// [`InvalidGuid`] unless `text` is a hyphenated UUID.
     fn parse(text: &str) -> Result<Self, InvalidGuid>;
+    /// The UUID.
     fn as_uuid(&self) -> Uuid;
 }
 
@@ -36,6 +38,7 @@ macro_rules! guid_newtype {
         pub struct $name(::uuid::Uuid);
 
         impl $name {
+            /// The guid of that UUID.
             pub fn from_uuid(uuid: ::uuid::Uuid) -> Self {
                 Self(uuid)
             }
@@ -46,6 +49,7 @@ macro_rules! guid_newtype {
                 $crate::ids::parse_hyphenated_uuid(text).map(Self)
             }
 
+            /// The UUID.
             pub fn as_uuid(&self) -> ::uuid::Uuid {
                 self.0
             }

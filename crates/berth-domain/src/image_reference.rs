@@ -54,33 +54,47 @@ pub const REGISTRY_HOST_PATTERN: &str = concat!("^", domain_pattern!(), "$");
 
 /// Why an image reference or a registry host was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
+    /// Can't be blank.
     #[error("can't be blank")]
     Blank,
+    /// Is too long (maximum is … characters).
     #[error("is too long (maximum is {MAX_REFERENCE_LEN} characters)")]
     TooLong,
+    /// Must not include a protocol such as 'https://'.
     #[error("must not include a protocol such as 'https://'")]
     HasScheme,
+    /// Must be a bare `host[:port]`, without a path.
     #[error("must be a bare host[:port], without a path")]
     HasPath,
+    /// Has an invalid registry host.
     #[error("has an invalid registry host")]
     InvalidHost,
+    /// Has an invalid port (it must be a number from 1 to 65535).
     #[error("has an invalid port (it must be a number from 1 to 65535)")]
     InvalidPort,
+    /// Has an empty path component.
     #[error("has an empty path component")]
     EmptyComponent,
+    /// Has a repository path with uppercase letters (it must be lowercase).
     #[error("has a repository path with uppercase letters (it must be lowercase)")]
     Uppercase,
+    /// Has a repository path longer than … characters.
     #[error("has a repository path longer than {MAX_PATH_LEN} characters")]
     PathTooLong,
     #[error(
         "has an invalid path component (lowercase letters and digits, separated by '.', '_', '__' or '-')"
     )]
+    /// Invalid component.
     InvalidComponent,
+    /// Has an invalid tag.
     #[error("has an invalid tag")]
     InvalidTag,
+    /// Has an invalid digest (sha256, sha384 or sha512 with lowercase hexadecimal).
     #[error("has an invalid digest (sha256, sha384 or sha512 with lowercase hexadecimal)")]
     InvalidDigest,
+    /// Is a 64-character hexadecimal string, which is an image id, not a repository name.
     #[error("is a 64-character hexadecimal string, which is an image id, not a repository name")]
     HexName,
 }
@@ -156,6 +170,7 @@ impl RegistryHost {
         &self.host
     }
 
+    /// The port.
     pub fn port(&self) -> Option<u16> {
         self.port
     }
@@ -264,6 +279,7 @@ impl ImageReference {
         })
     }
 
+    /// The registry.
     pub fn registry(&self) -> &RegistryHost {
         &self.registry
     }
@@ -273,10 +289,12 @@ impl ImageReference {
         &self.path
     }
 
+    /// The tag.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest.
     pub fn digest(&self) -> Option<&str> {
         self.digest.as_deref()
     }

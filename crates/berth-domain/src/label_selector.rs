@@ -31,16 +31,21 @@ const SYNTAX_CHARS: [char; 5] = ['(', ')', ',', '=', '!'];
 
 /// Why a selector was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LabelSelectorError {
+    /// Missing label_selector value.
     #[error("Missing label_selector value")]
     Missing,
+    /// Too many label_selector requirements (maximum is …).
     #[error("Too many label_selector requirements (maximum is {MAX_REQUIREMENTS})")]
     TooManyRequirements,
+    /// Invalid label_selector value.
     #[error("Invalid label_selector value")]
     Invalid,
     #[error(
         "Too many values in a label_selector 'in' or 'notin' list (maximum is {MAX_LIST_VALUES})"
     )]
+    /// Too many list values.
     TooManyListValues,
     /// A well-formed requirement whose key or value breaks the metadata rules.
     #[error(transparent)]

@@ -1,7 +1,11 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod actor;
+pub mod ambient;
 pub mod audit;
+#[cfg(feature = "contract-tests")]
+pub mod contract;
 pub mod credential;
 pub mod credential_service;
 pub mod directory;
@@ -12,6 +16,8 @@ pub mod image_reference;
 pub mod label_selector;
 pub mod listing;
 pub mod location;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod metadata;
 pub mod permissions;
 pub mod ports;
@@ -29,8 +35,11 @@ use time::OffsetDateTime;
 /// The kind of directory resource a relationship or error names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelationshipKind {
+    /// Organization.
     Organization,
+    /// Space.
     Space,
+    /// App.
     App,
 }
 
@@ -45,6 +54,7 @@ impl RelationshipKind {
         }
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Organization => "organization",

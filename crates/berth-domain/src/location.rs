@@ -8,16 +8,21 @@ pub const MAX_LOCATION_LEN: usize = 512;
 
 /// Why a location was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocationError {
+    /// Location can't be blank.
     #[error("Location can't be blank")]
     Blank,
+    /// Location must not include a protocol such as 'https://'.
     #[error("Location must not include a protocol such as 'https://'")]
     HasScheme,
+    /// Location is too long (maximum is … characters).
     #[error("Location is too long (maximum is {MAX_LOCATION_LEN} characters)")]
     TooLong,
     #[error(
         "Location must be a registry host name, optionally with a port and a path, such as 'registry.example.com:5000/team'"
     )]
+    /// Malformed.
     Malformed,
 }
 
@@ -70,6 +75,7 @@ impl RegistryLocation {
         Ok(Self(normalized))
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }

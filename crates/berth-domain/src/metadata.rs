@@ -20,27 +20,41 @@ const RESERVED_PREFIX: &str = "cloudfoundry.org";
 
 /// Why a metadata key or value was refused; `Display` is Cloud Foundry's wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataError {
+    /// Metadata label key error: ….
     #[error("Metadata label key error: {0}")]
     LabelKey(KeyProblem),
+    /// Metadata label value error: ….
     #[error("Metadata label value error: {0}")]
     LabelValue(KeyProblem),
+    /// Metadata annotation key error: ….
     #[error("Metadata annotation key error: {0}")]
     AnnotationKey(KeyProblem),
+    /// Annotation value too long.
     #[error("Metadata annotation value error: '{}' is greater than {MAX_ANNOTATION_VALUE_LEN} characters", abbreviate(.0))]
     AnnotationValueTooLong(String),
 }
 
 /// What is wrong with one key or label value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyProblem {
+    /// Empty.
     Empty,
+    /// More than one slash.
     MoreThanOneSlash,
+    /// Prefix not dns.
     PrefixNotDns(String),
+    /// Prefix too long.
     PrefixTooLong(String),
+    /// Prefix reserved.
     PrefixReserved(String),
+    /// Invalid characters.
     InvalidCharacters(String),
+    /// Invalid ends.
     InvalidEnds(String),
+    /// Too long.
     TooLong(String),
 }
 
@@ -162,6 +176,7 @@ macro_rules! text_newtype {
         pub struct $name(String);
 
         impl $name {
+            /// Its text form, as stored and shown.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -239,15 +254,24 @@ pub struct Metadata {
 
 /// Too many labels or annotations on one resource.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataLimitError {
     #[error(
         "Failed to add {requested} labels because it would exceed maximum of {MAX_LABELS_PER_RESOURCE}"
     )]
-    TooManyLabels { requested: usize },
+    /// More labels than a resource may have.
+    TooManyLabels {
+        /// How many the change would leave.
+        requested: usize,
+    },
     #[error(
         "Failed to add {requested} annotations because it would exceed maximum of {MAX_ANNOTATIONS_PER_RESOURCE}"
     )]
-    TooManyAnnotations { requested: usize },
+    /// More annotations than a resource may have.
+    TooManyAnnotations {
+        /// How many the change would leave.
+        requested: usize,
+    },
 }
 
 impl Metadata {
@@ -262,6 +286,7 @@ impl Metadata {
         }
     }
 
+    /// The labels.
     pub fn labels(&self) -> &BTreeMap<LabelKey, LabelValue> {
         &self.labels
     }
@@ -285,6 +310,7 @@ impl Metadata {
         }
     }
 
+    /// The annotations.
     pub fn annotations(&self) -> &BTreeMap<AnnotationKey, AnnotationValue> {
         &self.annotations
     }
@@ -334,6 +360,7 @@ pub struct MetadataPatch {
 }
 
 impl MetadataPatch {
+    /// Builds one from its parts.
     pub fn new(
         labels: BTreeMap<LabelKey, Option<LabelValue>>,
         annotations: BTreeMap<AnnotationKey, Option<AnnotationValue>>,
@@ -344,6 +371,7 @@ impl MetadataPatch {
         }
     }
 
+    /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.annotations.is_empty()
     }

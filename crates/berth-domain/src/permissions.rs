@@ -56,12 +56,16 @@ pub struct Permissions {
 /// Which credentials a caller may see, for a store to apply inside its list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialVisibility {
+    /// Everything.
     Everything,
     /// Foundation credentials, organization credentials of `organizations`, and space and app
     /// credentials in `managed_organizations` or in `spaces`.
     Scoped {
+        /// Organizations the caller has a role in.
         organizations: Vec<OrganizationGuid>,
+        /// Organizations the caller manages.
         managed_organizations: Vec<OrganizationGuid>,
+        /// Spaces the caller has a role in.
         spaces: Vec<SpaceGuid>,
     },
 }
@@ -91,12 +95,16 @@ impl Default for DirectoryVisibility {
 /// Which directory resources a caller may see, for a store to apply inside its list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirectoryVisibility {
+    /// Everything.
     Everything,
     /// Organizations in `organizations`; spaces (and their apps) in `spaces` or in
     /// `managed_organizations`.
     Scoped {
+        /// Organizations the caller has a role in.
         organizations: Vec<OrganizationGuid>,
+        /// Organizations the caller manages.
         managed_organizations: Vec<OrganizationGuid>,
+        /// Spaces the caller has a role in.
         spaces: Vec<SpaceGuid>,
     },
 }
@@ -105,11 +113,14 @@ pub enum DirectoryVisibility {
 /// Foundry's `readable_event_dataset`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditVisibility {
+    /// Every event (admins, read-only admins, global auditors).
     Everything,
     /// Events in `organizations` (managed or audited by the caller) or in `spaces` (any space
     /// role); events in neither (foundation-wide) only for [`AuditVisibility::Everything`].
     Scoped {
+        /// Organizations whose events the caller sees.
         organizations: Vec<OrganizationGuid>,
+        /// Spaces whose events the caller sees.
         spaces: Vec<SpaceGuid>,
     },
 }
@@ -197,6 +208,7 @@ impl Permissions {
             .collect()
     }
 
+    /// Whether the caller is a platform admin.
     pub fn is_admin(&self) -> bool {
         self.admin
     }
@@ -238,6 +250,7 @@ impl Permissions {
             || self.managed_organizations.contains(&organization)
     }
 
+    /// Whether the caller may read a credential of `target`.
     pub fn can_read_credential(&self, target: &ScopeTarget) -> bool {
         match *target {
             ScopeTarget::Foundation => true,
@@ -254,6 +267,7 @@ impl Permissions {
         }
     }
 
+    /// Whether the caller may create, change or delete a credential of `target`.
     pub fn can_write_credential(&self, target: &ScopeTarget) -> bool {
         self.admin
             || match *target {
@@ -267,6 +281,7 @@ impl Permissions {
             }
     }
 
+    /// Which credentials the caller may list, for the store.
     pub fn credential_visibility(&self) -> CredentialVisibility {
         if self.read_everything {
             return CredentialVisibility::Everything;
@@ -283,10 +298,12 @@ impl Permissions {
         self.read_everything || self.member_organizations.contains(&organization)
     }
 
+    /// Whether the caller may read that space.
     pub fn can_read_space(&self, organization: OrganizationGuid, space: SpaceGuid) -> bool {
         self.reads_space(organization, space)
     }
 
+    /// Which directory entries the caller may list, for the store.
     pub fn directory_visibility(&self) -> DirectoryVisibility {
         if self.read_everything {
             return DirectoryVisibility::Everything;
@@ -308,6 +325,7 @@ impl Permissions {
         self.admin || self.managed_organizations.contains(&organization)
     }
 
+    /// Whether the caller may read the organization's registry.
     pub fn can_read_registry(&self, organization: OrganizationGuid) -> bool {
         self.can_read_organization(organization)
     }

@@ -23,6 +23,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a store can answer besides success.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// A row with the same unique key exists.
     #[error("a conflicting row exists")]
@@ -172,8 +173,11 @@ pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
 /// Keeps the directory of organizations, spaces and apps.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
+    /// The organizations.
     fn organizations(&self) -> &dyn DirectoryEntries<Organization>;
+    /// The spaces.
     fn spaces(&self) -> &dyn DirectoryEntries<Space>;
+    /// The apps.
     fn apps(&self) -> &dyn DirectoryEntries<App>;
     /// The organization of each of `spaces` that exists.
     ///
@@ -187,6 +191,7 @@ pub trait DirectoryStore: Send + Sync {
 
 /// Why Harbor (or another provisioner) did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProvisionError {
     /// Unreachable, timed out, answered 5xx, or cut the connection: the call may or may not have
     /// taken effect.
@@ -195,8 +200,10 @@ pub enum ProvisionError {
     /// The backend refused Berth's own credential (401/403): an operator must fix the setting.
     #[error("the registry backend refused Berth's credential")]
     Misconfigured,
+    /// Not found in the registry backend.
     #[error("not found in the registry backend")]
     NotFound,
+    /// Already exists in the registry backend.
     #[error("already exists in the registry backend")]
     Conflict,
     /// A precondition failed, such as deleting a project that still holds repositories.
@@ -209,34 +216,99 @@ pub enum ProvisionError {
 
 /// A project as the provisioner reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProvisionedProject {
+    /// Its id.
     pub id: ProvisionedProjectId,
+    /// The account that owns it.
     pub owner_name: String,
+    /// When the backend created it.
     pub creation_time: time::OffsetDateTime,
+    /// How many repositories it holds.
     pub repo_count: u64,
+}
+
+impl ProvisionedProject {
+    /// A project as the backend reports it.
+    pub fn new(
+        id: ProvisionedProjectId,
+        owner_name: String,
+        creation_time: time::OffsetDateTime,
+        repo_count: u64,
+    ) -> Self {
+        Self {
+            id,
+            owner_name,
+            creation_time,
+            repo_count,
+        }
+    }
 }
 
 /// A project's quota: its id (not the project's), the limit and the usage, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProvisionedQuota {
+    /// Its id.
     pub id: ProvisionedQuotaId,
+    /// The limit, in bytes.
     pub hard_bytes: i64,
+    /// The usage, in bytes.
     pub used_bytes: i64,
+}
+
+impl ProvisionedQuota {
+    /// A quota as the backend reports it.
+    pub fn new(id: ProvisionedQuotaId, hard_bytes: i64, used_bytes: i64) -> Self {
+        Self {
+            id,
+            hard_bytes,
+            used_bytes,
+        }
+    }
 }
 
 /// A robot as the provisioner reports it (never with a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProvisionedRobot {
+    /// Its id.
     pub id: ProvisionedRobotId,
     /// The full login name, as returned by the backend, never built by Berth.
     pub username: String,
+    /// When it expires; `None`: never.
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
+impl ProvisionedRobot {
+    /// A robot as the backend reports it.
+    pub fn new(
+        id: ProvisionedRobotId,
+        username: String,
+        expires_at: Option<time::OffsetDateTime>,
+    ) -> Self {
+        Self {
+            id,
+            username,
+            expires_at,
+        }
+    }
+}
+
 /// A robot just created, with its secret (shown once).
+#[non_exhaustive]
 pub struct CreatedRobot {
+    /// The robot.
     pub robot: ProvisionedRobot,
+    /// Its secret, shown once.
     pub secret: secrecy::SecretString,
+}
+
+impl CreatedRobot {
+    /// A robot just created, with its secret.
+    pub fn new(robot: ProvisionedRobot, secret: secrecy::SecretString) -> Self {
+        Self { robot, secret }
+    }
 }
 
 /// Provisions registries: projects, quotas and robot accounts (Harbor in production).
@@ -375,6 +447,12 @@ impl LeaseHolder {
         Self(uuid::Uuid::new_v4())
     }
 
+    /// The holder of that id (from an [`IdSource`](crate::ambient::IdSource)).
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self(uuid)
+    }
+
+    /// The UUID.
     pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
     }
@@ -383,7 +461,9 @@ impl LeaseHolder {
 /// A lease on a registry row: who works on it, until when. Only the holder changes the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
+    /// Who holds the lease.
     pub holder: LeaseHolder,
+    /// When the lease runs out.
     pub until: time::OffsetDateTime,
 }
 

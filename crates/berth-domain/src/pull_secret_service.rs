@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::RelationshipKind;
 use crate::actor::{Actor, PlatformScope};
+use crate::ambient::Ambient;
 use crate::audit::{AccessLog, AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use crate::credential::{RequestedOwner, ScopeTarget};
 use crate::permissions;
@@ -15,6 +16,7 @@ use crate::pull_secrets::{
 
 /// What can go wrong in a pull-secret use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PullSecretError {
     /// Resolve without the `berth.pull_secrets` scope.
     #[error("You are not authorized to perform the requested action")]
@@ -22,6 +24,7 @@ pub enum PullSecretError {
     /// The context does not exist, or the caller cannot see it.
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -35,6 +38,7 @@ struct MissingPassword(crate::ids::CredentialGuid);
 /// One `audit.registry_credential.access` event per credential whose password a resolution
 /// reveals (a credential winning for several subjects is revealed once).
 fn access_events(
+    ambient: &Ambient,
     actor: &Actor,
     context: &ScopeTarget,
     resolutions: &[Resolution],
@@ -49,6 +53,7 @@ fn access_events(
         .into_iter()
         .map(|winner| {
             let mut event = AuditEvent::new(
+                ambient,
                 AuditEventType::CredentialAccess,
                 AuditActor::user(actor),
                 AuditTarget::new(
@@ -85,9 +90,13 @@ pub struct PullSecretService {
     directory: Arc<dyn DirectoryStore>,
     /// Where every revealed password is recorded (`audit.registry_credential.access`).
     access_log: Arc<dyn AccessLog>,
+    /// The time and guids of the access events.
+    ambient: Ambient,
 }
 
 impl PullSecretService {
+    /// The service over its stores, recording reveals in `access_log`, on the system clock and
+    /// ids ([`Ambient::system`]).
     pub fn new(
         credentials: Arc<dyn CredentialStore>,
         directory: Arc<dyn DirectoryStore>,
@@ -97,7 +106,15 @@ impl PullSecretService {
             credentials,
             directory,
             access_log,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Whether the caller may resolve at all: only the `berth.pull_secrets` scope may (an admin
@@ -130,7 +147,7 @@ impl PullSecretService {
         // any context, so nothing is decided before it.
         let lookup = self.lookup(&query, Reveal::Winners).await?;
         let resolutions = query.resolve(&lookup.context, &lookup.matches);
-        let accessed = access_events(actor, &lookup.context, &resolutions);
+        let accessed = access_events(&self.ambient, actor, &lookup.context, &resolutions);
         let secrets = PullSecrets::assemble(resolutions, lookup.passwords).map_err(|guid| {
             PullSecretError::Store(StoreError::Unexpected(Box::new(MissingPassword(guid))))
         })?;

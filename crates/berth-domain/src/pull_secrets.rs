@@ -46,12 +46,16 @@ pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
 /// What a pull secret is asked for: an image, or a registry host (all a credential helper knows).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PullSubject {
+    /// Image.
     Image(ImageReference),
+    /// Registry.
     Registry(RegistryHost),
 }
 
 impl PullSubject {
+    /// The registry.
     pub fn registry(&self) -> &RegistryHost {
         match self {
             Self::Image(image) => image.registry(),
@@ -128,14 +132,18 @@ fn parent_domains(registry: &RegistryHost) -> Vec<String> {
 
 /// Why a pull request was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PullRequestError {
+    /// Images and registries can't both be empty.
     #[error("Images and registries can't both be empty")]
     Empty,
+    /// Images and registries together must have at most … entries.
     #[error("Images and registries together must have at most {MAX_PULL_ENTRIES} entries")]
     TooMany,
     #[error(
         "The images and registries name more than {MAX_CANDIDATE_LOCATIONS} candidate locations together; send fewer entries"
     )]
+    /// Too many candidates.
     TooManyCandidates,
 }
 
@@ -174,10 +182,12 @@ impl PullRequest {
         })
     }
 
+    /// The level the request resolves from.
     pub fn context(&self) -> RequestedOwner {
         self.context
     }
 
+    /// The subjects.
     pub fn subjects(&self) -> &[PullSubject] {
         &self.subjects
     }
@@ -247,21 +257,61 @@ pub fn levels(context: &ScopeTarget) -> Vec<ScopeTarget> {
 /// A stored credential of the context's chain whose location is one of the candidates, as the
 /// store's one statement finds it (without its password).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PullMatch {
+    /// Its guid.
     pub guid: CredentialGuid,
     /// Which level of the chain it belongs to: a chain has one owner per scope.
     pub scope: Scope,
+    /// The registry location.
     pub location: RegistryLocation,
+    /// The login name.
     pub username: Username,
+}
+
+impl PullMatch {
+    /// A credential found for a pull query.
+    pub fn new(
+        guid: CredentialGuid,
+        scope: Scope,
+        location: RegistryLocation,
+        username: Username,
+    ) -> Self {
+        Self {
+            guid,
+            scope,
+            location,
+            username,
+        }
+    }
 }
 
 /// What the store found for a [`PullQuery`]: the context with its parents (located in the same
 /// statement), every match, and the opened passwords of the winners when they were asked for.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PullLookup {
+    /// The requested context, with its parents.
     pub context: ScopeTarget,
+    /// Every credential found.
     pub matches: Vec<PullMatch>,
+    /// The opened passwords, by guid.
     pub passwords: Vec<(CredentialGuid, Password)>,
+}
+
+impl PullLookup {
+    /// What a store found: the located context, the matches, and the opened passwords.
+    pub fn new(
+        context: ScopeTarget,
+        matches: Vec<PullMatch>,
+        passwords: Vec<(CredentialGuid, Password)>,
+    ) -> Self {
+        Self {
+            context,
+            matches,
+            passwords,
+        }
+    }
 }
 
 /// Whether the store opens the winners' sealed passwords.
@@ -284,6 +334,7 @@ pub struct PullQuery {
 }
 
 impl PullQuery {
+    /// A query of `owner`'s chain for `subjects` (the candidates computed here).
     pub fn new(owner: RequestedOwner, subjects: Vec<PullSubject>) -> Self {
         let (candidates, locations) = candidates_of(&subjects);
         Self {
@@ -304,6 +355,7 @@ impl PullQuery {
         &self.locations
     }
 
+    /// The subjects.
     pub fn subjects(&self) -> &[PullSubject] {
         &self.subjects
     }
@@ -426,12 +478,15 @@ fn separate_keys(resolutions: &mut [Resolution]) {
 
 /// How one subject was resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Resolution {
+    /// The image or registry asked about.
     pub subject: PullSubject,
     /// Its candidate locations, most specific first: the same at every level.
     pub candidates: Vec<String>,
     /// The levels searched, in order, up to the winner's (all of them when none won).
     pub levels_tried: Vec<ScopeTarget>,
+    /// The credential chosen, if any.
     pub winner: Option<PullMatch>,
     /// Its key in the `.dockerconfigjson`; `None` when nothing won.
     pub key: Option<String>,
@@ -450,13 +505,17 @@ pub fn owner_guid(level: &ScopeTarget) -> Option<String> {
 /// One `auths` entry of a `.dockerconfigjson`.
 #[derive(Debug)]
 pub struct DockerAuth {
+    /// The login name.
     pub username: Username,
+    /// The password.
     pub password: Password,
 }
 
 /// Resolutions with the secrets they need: the answer of resolve.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PullSecrets {
+    /// How each subject was resolved.
     pub resolutions: Vec<Resolution>,
     /// The `auths` of the `.dockerconfigjson`, by key.
     pub auths: BTreeMap<String, DockerAuth>,

@@ -26,6 +26,7 @@ pub const MANAGED_BY_REGISTRY: &str = "organization-registry";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct QuotaGb(u32);
 
+/// A quota out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("quota_gb must be a whole number from 1 to {MAX_QUOTA_GB}")]
 pub struct QuotaError;
@@ -41,6 +42,7 @@ impl QuotaGb {
         }
     }
 
+    /// The number.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -80,6 +82,7 @@ pub struct ProjectName(String);
 #[error(
     "a project name is 1 to 255 lowercase letters and digits, separated by single '.', '_' or '-'"
 )]
+/// Text that is not a project name.
 pub struct ProjectNameError;
 
 impl ProjectName {
@@ -100,6 +103,7 @@ impl ProjectName {
         }
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -119,10 +123,12 @@ macro_rules! provisioned_id {
         pub struct $name(i64);
 
         impl $name {
+            /// Builds one from its parts.
             pub fn new(id: i64) -> Self {
                 Self(id)
             }
 
+            /// The number.
             pub fn get(self) -> i64 {
                 self.0
             }
@@ -162,6 +168,7 @@ pub const MAX_ROBOT_NAME_LEN: usize = 64;
     "name must be 1 to {MAX_ROBOT_NAME_LEN} lowercase letters and digits, separated by single \
      '.', '_' or '-'"
 )]
+/// Text that is not a robot name.
 pub struct RobotNameError;
 
 impl RobotName {
@@ -175,10 +182,12 @@ impl RobotName {
         }
     }
 
+    /// The default robot Berth creates with a registry.
     pub fn default_robot() -> Self {
         Self(DEFAULT_ROBOT_NAME.to_owned())
     }
 
+    /// The platform pull robot.
     pub fn pull_robot() -> Self {
         Self(PULL_ROBOT_NAME.to_owned())
     }
@@ -188,6 +197,7 @@ impl RobotName {
         self.0 == DEFAULT_ROBOT_NAME || self.0 == PULL_ROBOT_NAME
     }
 
+    /// Its text form, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -201,12 +211,16 @@ impl fmt::Display for RobotName {
 
 /// What a robot may do on its project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RobotAccess {
+    /// Pull.
     Pull,
+    /// Push pull.
     PushPull,
 }
 
 impl RobotAccess {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pull => "pull",
@@ -214,6 +228,7 @@ impl RobotAccess {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "pull" => Some(Self::Pull),
@@ -231,6 +246,7 @@ pub const MAX_EXPIRES_IN_DAYS: u64 = 3650;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiresInDays(u32);
 
+/// A robot lifetime out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expires_in_days must be a whole number from 1 to {MAX_EXPIRES_IN_DAYS}")]
 pub struct ExpiresInDaysError;
@@ -248,6 +264,7 @@ impl ExpiresInDays {
         }
     }
 
+    /// The number.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -255,18 +272,22 @@ impl ExpiresInDays {
 
 /// Where a registry is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistryState {
     /// Being enabled (or re-enabled): the saga runs, or stalled and awaits a retry or the reconciler.
     Provisioning,
+    /// Ready.
     Ready,
     /// Being disabled: robots are being deleted.
     Disabling,
+    /// Disabled.
     Disabled,
     /// Being purged: robots, repositories, the project and then the row itself are deleted.
     Purging,
 }
 
 impl RegistryState {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Provisioning => "provisioning",
@@ -277,6 +298,7 @@ impl RegistryState {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Provisioning,
@@ -337,19 +359,33 @@ pub struct Registry {
 /// A registry as a store keeps it: every field, for [`Registry::restore`] only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryRecord {
+    /// Its id.
     pub id: RegistryId,
+    /// Its organization.
     pub organization: OrganizationGuid,
+    /// Its project's name.
     pub project_name: ProjectName,
+    /// Its project's id in the backend, once created.
     pub project_id: Option<ProvisionedProjectId>,
+    /// Its quota's id in the backend, once read.
     pub quota_id: Option<ProvisionedQuotaId>,
+    /// When the project was last asked for.
     pub project_requested_at: Option<OffsetDateTime>,
+    /// The registry endpoint contacted.
     pub endpoint: String,
+    /// Where it is in its life.
     pub state: RegistryState,
+    /// Whether it was ever ready.
     pub ever_enabled: bool,
+    /// Its storage limit, in GB.
     pub quota_gb: QuotaGb,
+    /// The usage, in bytes.
     pub used_bytes: Option<i64>,
+    /// When the usage was last read.
     pub used_checked_at: Option<OffsetDateTime>,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
@@ -358,13 +394,14 @@ impl Registry {
     /// recorded with the claim (at `at`): the claim is immediately followed by that request, so
     /// this saves a write, and the record is there before the backend is asked.
     pub fn claim(
+        id: RegistryId,
         organization: OrganizationGuid,
         endpoint: String,
         quota_gb: QuotaGb,
         at: OffsetDateTime,
     ) -> Self {
         Self {
-            id: RegistryId::generate(),
+            id,
             organization,
             project_name: ProjectName::for_organization(organization),
             project_id: None,
@@ -417,14 +454,17 @@ impl Registry {
         }
     }
 
+    /// The id.
     pub fn id(&self) -> RegistryId {
         self.id
     }
 
+    /// The organization.
     pub fn organization(&self) -> OrganizationGuid {
         self.organization
     }
 
+    /// Its project's name in the backend.
     pub fn project_name(&self) -> &ProjectName {
         &self.project_name
     }
@@ -434,6 +474,7 @@ impl Registry {
         self.project_id
     }
 
+    /// Its quota's id in the backend, once read.
     pub fn quota_id(&self) -> Option<ProvisionedQuotaId> {
         self.quota_id
     }
@@ -444,10 +485,12 @@ impl Registry {
         self.project_requested_at
     }
 
+    /// The registry host clients pull from.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
+    /// The state.
     pub fn state(&self) -> RegistryState {
         self.state
     }
@@ -458,6 +501,7 @@ impl Registry {
         self.ever_enabled
     }
 
+    /// The storage limit, in GB.
     pub fn quota_gb(&self) -> QuotaGb {
         self.quota_gb
     }
@@ -472,14 +516,17 @@ impl Registry {
         self.used_checked_at
     }
 
+    /// When it was created.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
 
+    /// Whether it is ready for pushes and pulls.
     pub fn enabled(&self) -> bool {
         self.state == RegistryState::Ready
     }
@@ -511,6 +558,7 @@ impl Registry {
         self.used_checked_at = Some(at);
     }
 
+    /// Changes the storage limit asked for.
     pub fn set_quota(&mut self, quota: QuotaGb) {
         self.quota_gb = quota;
     }
@@ -529,10 +577,12 @@ impl Registry {
         self.ever_enabled = true;
     }
 
+    /// Starts disabling: its robots are deleted next.
     pub fn start_disabling(&mut self) {
         self.state = RegistryState::Disabling;
     }
 
+    /// Records that it is disabled.
     pub fn mark_disabled(&mut self) {
         self.state = RegistryState::Disabled;
     }
@@ -559,9 +609,11 @@ impl Registry {
 
 /// Where a robot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RobotState {
     /// Recorded before Harbor is asked, so a crash never leaves an unknown robot.
     Creating,
+    /// Active.
     Active,
     /// The platform pull robot, recorded before Harbor is asked for its new secret: until the
     /// new secret is stored, Harbor's and Berth's may differ, so a rotation cut short is
@@ -570,6 +622,7 @@ pub enum RobotState {
 }
 
 impl RobotState {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Creating => "creating",
@@ -578,6 +631,7 @@ impl RobotState {
         }
     }
 
+    /// Parses its text form.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "creating" => Some(Self::Creating),
@@ -590,12 +644,16 @@ impl RobotState {
 
 /// Whether a robot's login still works, by its expiry against the domain's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RobotStatus {
+    /// Active.
     Active,
+    /// Expired.
     Expired,
 }
 
 impl RobotStatus {
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -627,27 +685,44 @@ pub struct RobotCredential {
 /// A robot credential as a store keeps it: every field, for [`RobotCredential::restore`] only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RobotRecord {
+    /// Its id.
     pub id: RobotId,
+    /// The registry.
     pub registry: RegistryId,
+    /// Its name.
     pub name: RobotName,
+    /// What it may do.
     pub access: RobotAccess,
+    /// Whether it is the registry's default robot.
     pub is_default: bool,
+    /// Whether Berth manages it (the platform pull robot).
     pub managed: bool,
+    /// The credential it writes its login to, if any.
     pub credential: Option<CredentialGuid>,
+    /// Its lifetime in days; `None`: never expires.
     pub expires_in_days: Option<ExpiresInDays>,
+    /// Its id in the backend, once created.
     pub provisioned_id: Option<ProvisionedRobotId>,
+    /// The login name.
     pub username: Option<String>,
+    /// When it expires; `None`: never.
     pub expires_at: Option<OffsetDateTime>,
+    /// Where it is in its life.
     pub state: RobotState,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 /// What a new robot is to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RobotSpec {
+    /// Its name.
     pub name: RobotName,
+    /// What it may do.
     pub access: RobotAccess,
+    /// Its lifetime in days; `None`: never expires.
     pub expires_in_days: Option<ExpiresInDays>,
     /// The registry's default robot, made by enabling.
     pub is_default: bool,
@@ -683,9 +758,14 @@ impl RobotSpec {
 impl RobotCredential {
     /// A robot recorded before the backend is asked for it, so a crash never leaves an unknown
     /// robot.
-    pub fn creating(registry: RegistryId, spec: RobotSpec, at: OffsetDateTime) -> Self {
+    pub fn creating(
+        id: RobotId,
+        registry: RegistryId,
+        spec: RobotSpec,
+        at: OffsetDateTime,
+    ) -> Self {
         Self {
-            id: RobotId::generate(),
+            id,
             registry,
             name: spec.name,
             access: spec.access,
@@ -738,22 +818,27 @@ impl RobotCredential {
         }
     }
 
+    /// The id.
     pub fn id(&self) -> RobotId {
         self.id
     }
 
+    /// The registry.
     pub fn registry(&self) -> RegistryId {
         self.registry
     }
 
+    /// The name.
     pub fn name(&self) -> &RobotName {
         &self.name
     }
 
+    /// The access.
     pub fn access(&self) -> RobotAccess {
         self.access
     }
 
+    /// Whether it is the registry's default robot.
     pub fn is_default(&self) -> bool {
         self.is_default
     }
@@ -768,6 +853,7 @@ impl RobotCredential {
         self.credential
     }
 
+    /// Its lifetime in days; `None`: never expires.
     pub fn expires_in_days(&self) -> Option<ExpiresInDays> {
         self.expires_in_days
     }
@@ -790,18 +876,22 @@ impl RobotCredential {
         self.username.as_deref()
     }
 
+    /// When it expires; `None`: never.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
         self.expires_at
     }
 
+    /// The state.
     pub fn state(&self) -> RobotState {
         self.state
     }
 
+    /// When it was created.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
@@ -872,10 +962,12 @@ impl IssuedSecret {
         Self { username, password }
     }
 
+    /// The username.
     pub fn username(&self) -> &str {
         &self.username
     }
 
+    /// The password, for the one place that must send it.
     pub fn expose_password(&self) -> &str {
         self.password.expose_secret()
     }
@@ -911,7 +1003,13 @@ mod tests {
         let organization = OrganizationGuid::from_uuid(Uuid::from_u128(1));
         let at = crate::now();
         let quota = QuotaGb::new(10).unwrap();
-        let mut registry = Registry::claim(organization, "r.example".into(), quota, at);
+        let mut registry = Registry::claim(
+            RegistryId::generate(),
+            organization,
+            "r.example".into(),
+            quota,
+            at,
+        );
         assert_eq!(registry.state(), RegistryState::Provisioning);
         assert_eq!(
             registry.project_requested_at(),
@@ -941,7 +1039,13 @@ mod tests {
             "a re-enable rolls back to disabled"
         );
 
-        let mut first = Registry::claim(organization, "r.example".into(), quota, at);
+        let mut first = Registry::claim(
+            RegistryId::generate(),
+            organization,
+            "r.example".into(),
+            quota,
+            at,
+        );
         first.keep_project_disabled(ProvisionedProjectId::new(3));
         assert_eq!(first.state(), RegistryState::Disabled);
         assert!(
@@ -954,8 +1058,12 @@ mod tests {
     #[test]
     fn a_robot_is_recorded_before_it_exists_and_activated_after() {
         let registry = RegistryId::generate();
-        let mut robot =
-            RobotCredential::creating(registry, RobotSpec::default_robot(), crate::now());
+        let mut robot = RobotCredential::creating(
+            RobotId::generate(),
+            registry,
+            RobotSpec::default_robot(),
+            crate::now(),
+        );
         assert_eq!(robot.state(), RobotState::Creating);
         assert_eq!((robot.provisioned_id(), robot.username()), (None, None));
         assert!(robot.is_default() && robot.access() == RobotAccess::PushPull);
@@ -973,8 +1081,12 @@ mod tests {
     #[test]
     fn a_robot_is_expired_from_its_expiry_on_and_a_renewal_records_the_new_one() {
         let at = crate::now();
-        let mut robot =
-            RobotCredential::creating(RegistryId::generate(), RobotSpec::pull_robot(), at);
+        let mut robot = RobotCredential::creating(
+            RobotId::generate(),
+            RegistryId::generate(),
+            RobotSpec::pull_robot(),
+            at,
+        );
         assert!(robot.managed() && robot.access() == RobotAccess::Pull && !robot.is_default());
         assert!(robot.name().is_reserved() && !RobotName::parse("ci").unwrap().is_reserved());
         let expiry = at + time::Duration::days(1);
@@ -1002,6 +1114,7 @@ mod tests {
     fn the_pull_location_is_the_endpoint_and_the_project() {
         let organization = OrganizationGuid::from_uuid(Uuid::from_u128(3));
         let mut registry = Registry::claim(
+            RegistryId::generate(),
             organization,
             "harbor.example:5000".into(),
             QuotaGb::new(1).unwrap(),

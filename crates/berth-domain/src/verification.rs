@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 /// What checking a credential against its registry concluded (`reference/registry-auth.md` 1.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerificationOutcome {
     /// The registry accepted the credentials: `/v2/` answered 200 with them.
     Valid,
@@ -23,6 +24,7 @@ pub enum VerificationOutcome {
 }
 
 impl VerificationOutcome {
+    /// Every outcome.
     pub const ALL: [Self; 5] = [
         Self::Valid,
         Self::Invalid,
@@ -31,6 +33,7 @@ impl VerificationOutcome {
         Self::Blocked,
     ];
 
+    /// Its text form, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Valid => "valid",
@@ -50,7 +53,9 @@ impl fmt::Display for VerificationOutcome {
 
 /// What a [`RegistryVerifier`](crate::ports::RegistryVerifier) observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Probe {
+    /// What the check concluded.
     pub outcome: VerificationOutcome,
     /// For a person: what happened and what to do about it. Never holds a password or token.
     pub detail: String,
@@ -58,12 +63,28 @@ pub struct Probe {
     pub endpoint: String,
 }
 
+impl Probe {
+    /// What a verifier observed.
+    pub fn new(outcome: VerificationOutcome, detail: String, endpoint: String) -> Self {
+        Self {
+            outcome,
+            detail,
+            endpoint,
+        }
+    }
+}
+
 /// The answer of a verification: the probe and when it was made. Issue 14 records it as an
 /// audit event; until then the use case returns it and nothing is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verification {
+    /// What the check concluded.
     pub outcome: VerificationOutcome,
+    /// For a person: what happened.
     pub detail: String,
+    /// The registry endpoint contacted.
     pub endpoint: String,
+    /// When the check ran.
     pub checked_at: OffsetDateTime,
 }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::credential_service::CredentialError;
 use crate::ids::CredentialGuid;
-use crate::now;
 use crate::permissions;
 use crate::ports::{CredentialStore, DirectoryStore, RegistryVerifier};
 use crate::verification::Verification;
@@ -16,9 +16,11 @@ pub struct VerificationService {
     credentials: Arc<dyn CredentialStore>,
     directory: Arc<dyn DirectoryStore>,
     verifier: Arc<dyn RegistryVerifier>,
+    ambient: Ambient,
 }
 
 impl VerificationService {
+    /// The service over its stores and verifier, on the system clock ([`Ambient::system`]).
     pub fn new(
         credentials: Arc<dyn CredentialStore>,
         directory: Arc<dyn DirectoryStore>,
@@ -28,7 +30,15 @@ impl VerificationService {
             credentials,
             directory,
             verifier,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// Opens the credential's password and logs in to its registry with it. Only writers may:
@@ -74,7 +84,7 @@ impl VerificationService {
             outcome: probe.outcome,
             detail: probe.detail,
             endpoint: probe.endpoint,
-            checked_at: now(),
+            checked_at: self.ambient.now(),
         })
     }
 }

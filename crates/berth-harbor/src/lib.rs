@@ -384,12 +384,12 @@ impl RegistryProvisioner for HarborClient {
         {
             Ok(response) => {
                 let project: ProjectBody = Self::json(response).await?;
-                Ok(Some(ProvisionedProject {
-                    id: ProvisionedProjectId::new(project.project_id),
-                    owner_name: project.owner_name,
-                    creation_time: parse_time(project.creation_time.as_deref()),
-                    repo_count: project.repo_count,
-                }))
+                Ok(Some(ProvisionedProject::new(
+                    ProvisionedProjectId::new(project.project_id),
+                    project.owner_name,
+                    parse_time(project.creation_time.as_deref()),
+                    project.repo_count,
+                )))
             }
             Err(ProvisionError::NotFound) => Ok(None),
             Err(error) => Err(error),
@@ -410,11 +410,11 @@ impl RegistryProvisioner for HarborClient {
         let quotas: Vec<QuotaBody> =
             Self::json(self.call(Method::GET, &path, None, false).await?).await?;
         let quota = quotas.into_iter().next().ok_or(ProvisionError::NotFound)?;
-        Ok(ProvisionedQuota {
-            id: ProvisionedQuotaId::new(quota.id),
-            hard_bytes: quota.hard.storage,
-            used_bytes: quota.used.map_or(0, |u| u.storage),
-        })
+        Ok(ProvisionedQuota::new(
+            ProvisionedQuotaId::new(quota.id),
+            quota.hard.storage,
+            quota.used.map_or(0, |u| u.storage),
+        ))
     }
 
     async fn set_quota(
@@ -457,14 +457,14 @@ impl RegistryProvisioner for HarborClient {
                 .await?,
         )
         .await?;
-        Ok(CreatedRobot {
-            robot: ProvisionedRobot {
-                id: ProvisionedRobotId::new(created.id),
-                username: created.name,
-                expires_at: expiry(created.expires_at),
-            },
-            secret: SecretString::from(created.secret),
-        })
+        Ok(CreatedRobot::new(
+            ProvisionedRobot::new(
+                ProvisionedRobotId::new(created.id),
+                created.name,
+                expiry(created.expires_at),
+            ),
+            SecretString::from(created.secret),
+        ))
     }
 
     async fn find_robot(
@@ -484,11 +484,11 @@ impl RegistryProvisioner for HarborClient {
                 Self::json(self.call(Method::GET, &path, None, false).await?).await?;
             let count = robots.len();
             if let Some(robot) = robots.into_iter().find(|robot| robot.name.ends_with(&tail)) {
-                return Ok(Some(ProvisionedRobot {
-                    id: ProvisionedRobotId::new(robot.id),
-                    username: robot.name,
-                    expires_at: expiry(robot.expires_at),
-                }));
+                return Ok(Some(ProvisionedRobot::new(
+                    ProvisionedRobotId::new(robot.id),
+                    robot.name,
+                    expiry(robot.expires_at),
+                )));
             }
             if count < PAGE_SIZE {
                 break;
@@ -542,11 +542,11 @@ impl RegistryProvisioner for HarborClient {
         self.call(Method::PUT, &path, Some(&robot), false).await?;
         let renewed: RobotBody =
             Self::json(self.call(Method::GET, &path, None, false).await?).await?;
-        Ok(ProvisionedRobot {
-            id: ProvisionedRobotId::new(renewed.id),
-            username: renewed.name,
-            expires_at: expiry(renewed.expires_at),
-        })
+        Ok(ProvisionedRobot::new(
+            ProvisionedRobotId::new(renewed.id),
+            renewed.name,
+            expiry(renewed.expires_at),
+        ))
     }
 
     async fn repositories(&self, project: &ProjectName) -> Result<Vec<String>, ProvisionError> {

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use berth_domain::audit::{
-    AuditActor, AuditData, AuditEvent, AuditEventGuid, AuditEventStore, AuditEventType, AuditQuery,
-    AuditTarget, AuditValue, PRIVATE_DATA_HIDDEN,
+    AccessLog, AuditActor, AuditData, AuditEvent, AuditEventGuid, AuditEventStore, AuditEventType,
+    AuditQuery, AuditTarget, AuditValue, PRIVATE_DATA_HIDDEN,
 };
 use berth_domain::ids::{OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{Page, TimestampFilter};
@@ -133,25 +133,18 @@ pub(crate) async fn insert_rows<C: ConnectionTrait>(
 }
 
 fn to_domain(model: events::Model) -> Result<AuditEvent, StoreError> {
-    Ok(AuditEvent {
-        guid: AuditEventGuid::from_uuid(model.guid),
-        created_at: model.created_at,
-        event_type: AuditEventType::parse(&model.event_type)
-            .ok_or_else(|| corrupt("event type"))?,
-        actor: AuditActor {
-            guid: model.actor_guid,
-            kind: model.actor_type,
-            name: model.actor_name,
-        },
-        target: AuditTarget {
-            guid: model.target_guid,
-            kind: model.target_type,
-            name: model.target_name,
-        },
-        data: parse_data(&model.data)?,
-        organization: model.organization_guid.map(OrganizationGuid::from_uuid),
-        space: model.space_guid.map(SpaceGuid::from_uuid),
-    })
+    Ok(AuditEvent::stored(
+        AuditEventGuid::from_uuid(model.guid),
+        model.created_at,
+        AuditEventType::parse(&model.event_type).ok_or_else(|| corrupt("event type"))?,
+        AuditActor::new(model.actor_guid, model.actor_type, model.actor_name),
+        AuditTarget::new(model.target_guid, &model.target_type, model.target_name),
+        parse_data(&model.data)?,
+    )
+    .placed(
+        model.organization_guid.map(OrganizationGuid::from_uuid),
+        model.space_guid.map(SpaceGuid::from_uuid),
+    ))
 }
 
 fn timestamp_condition(filter: &TimestampFilter) -> Condition {
@@ -240,6 +233,26 @@ impl SeaOrmAuditStore {
         let transaction = self.db.begin().await.map_err(store_error)?;
         insert_in(&transaction, batch).await?;
         transaction.commit().await.map_err(store_error)
+    }
+}
+
+/// Writes each call's events at once, in one transaction: for embedders and tests that want
+/// them readable when `record` returns. Berth's server batches through its own writer
+/// (`startup/access_log.rs`) instead, off the request's path.
+#[async_trait]
+impl AccessLog for SeaOrmAuditStore {
+    async fn record(&self, events: Vec<AuditEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = self.insert_batch(&events).await {
+            // The read already happened: the loss is counted in the log, never hidden.
+            tracing::error!(
+                lost = events.len(),
+                error = %error,
+                "audit access events were lost: the database refused them"
+            );
+        }
     }
 }
 

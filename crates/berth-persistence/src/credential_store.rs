@@ -811,10 +811,7 @@ impl CredentialStore for SeaOrmCredentialStore {
             .into_iter()
             .map(to_domain)
             .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total_results,
-        })
+        Ok(Page::new(items, total_results))
     }
 
     #[tracing::instrument(name = "db.credentials.reveal_password", skip_all, fields(otel.kind = "client"))]
@@ -871,12 +868,12 @@ impl CredentialStore for SeaOrmCredentialStore {
             let scope: String = get(row, 3)?;
             let location: String = get(row, 4)?;
             let username: String = get(row, 5)?;
-            matches.push(PullMatch {
-                guid: CredentialGuid::from_uuid(guid),
-                scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
-                location: RegistryLocation::parse(&location).map_err(|_| corrupt("location"))?,
-                username: Username::parse(&username).map_err(|_| corrupt("username"))?,
-            });
+            matches.push(PullMatch::new(
+                CredentialGuid::from_uuid(guid),
+                Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
+                RegistryLocation::parse(&location).map_err(|_| corrupt("location"))?,
+                Username::parse(&username).map_err(|_| corrupt("username"))?,
+            ));
             sealed.push((get::<Vec<u8>>(row, 6)?, get::<String>(row, 7)?));
         }
         let mut passwords = Vec::new();
@@ -891,11 +888,7 @@ impl CredentialStore for SeaOrmCredentialStore {
                 }
             }
         }
-        Ok(Some(PullLookup {
-            context,
-            matches,
-            passwords,
-        }))
+        Ok(Some(PullLookup::new(context, matches, passwords)))
     }
 }
 

@@ -206,18 +206,18 @@ impl DirectoryTable for Organization {
         store: &SeaOrmDirectoryStore,
         guid: Uuid,
     ) -> Result<Dependents, StoreError> {
-        Ok(Dependents {
-            registries: store
-                .count(registry::Entity::find().filter(registry::Column::OrganizationGuid.eq(guid)))
-                .await?,
-            spaces: store
+        Ok(Dependents::new(
+            store
                 .count(space::Entity::find().filter(space::Column::OrganizationGuid.eq(guid)))
                 .await?,
-            apps: 0,
-            credentials: store
+            0,
+            store
                 .credentials_with(registry_credential::Column::OrganizationGuid.eq(guid))
                 .await?,
-        })
+            store
+                .count(registry::Entity::find().filter(registry::Column::OrganizationGuid.eq(guid)))
+                .await?,
+        ))
     }
 }
 
@@ -270,16 +270,16 @@ impl DirectoryTable for Space {
         store: &SeaOrmDirectoryStore,
         guid: Uuid,
     ) -> Result<Dependents, StoreError> {
-        Ok(Dependents {
-            registries: 0,
-            spaces: 0,
-            apps: store
+        Ok(Dependents::new(
+            0,
+            store
                 .count(app::Entity::find().filter(app::Column::SpaceGuid.eq(guid)))
                 .await?,
-            credentials: store
+            store
                 .credentials_with(registry_credential::Column::SpaceGuid.eq(guid))
                 .await?,
-        })
+            0,
+        ))
     }
 }
 
@@ -334,14 +334,14 @@ impl DirectoryTable for App {
         store: &SeaOrmDirectoryStore,
         guid: Uuid,
     ) -> Result<Dependents, StoreError> {
-        Ok(Dependents {
-            registries: 0,
-            spaces: 0,
-            apps: 0,
-            credentials: store
+        Ok(Dependents::new(
+            0,
+            0,
+            store
                 .credentials_with(registry_credential::Column::AppGuid.eq(guid))
                 .await?,
-        })
+            0,
+        ))
     }
 }
 

@@ -189,10 +189,10 @@ impl SeaOrmIdempotencyStore {
             )?)?),
             _ => None,
         };
-        Ok(Some(KeyRecord {
-            fingerprint: RequestFingerprint::new(fingerprint),
+        Ok(Some(KeyRecord::new(
+            RequestFingerprint::new(fingerprint),
             answer,
-        }))
+        )))
     }
 }
 

@@ -101,8 +101,5 @@ where
     } else {
         filtered.count(db).await.map_err(store_error)?
     };
-    Ok(Page {
-        items,
-        total_results,
-    })
+    Ok(Page::new(items, total_results))
 }

@@ -135,11 +135,7 @@ struct Target {
 
 impl Target {
     fn probe(&self, outcome: VerificationOutcome, detail: String) -> Probe {
-        Probe {
-            outcome,
-            detail,
-            endpoint: self.endpoint.clone(),
-        }
+        Probe::new(outcome, detail, self.endpoint.clone())
     }
 }
 
@@ -156,10 +152,12 @@ impl RegistryProbe {
             "docker.io" | "index.docker.io" => "registry-1.docker.io",
             other => other,
         };
-        let unparseable = || Probe {
-            outcome: VerificationOutcome::Unreachable,
-            detail: format!("'{authority}' is not a host Berth can contact"),
-            endpoint: format!("https://{authority}"),
+        let unparseable = || {
+            Probe::new(
+                VerificationOutcome::Unreachable,
+                format!("'{authority}' is not a host Berth can contact"),
+                format!("https://{authority}"),
+            )
         };
         // `url` reads every IPv4 spelling (decimal, octal, hex, short) as the address it is.
         let https = Url::parse(&format!("https://{authority}/")).map_err(|_| unparseable())?;

@@ -67,6 +67,7 @@ impl RegistryService {
         self.delete_robots(registry).await?;
         registry.mark_disabled();
         let event = registry_event(
+            &self.ambient,
             by,
             AuditEventType::RegistryDisable,
             registry,

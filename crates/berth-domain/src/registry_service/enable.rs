@@ -4,7 +4,6 @@
 use crate::actor::Actor;
 use crate::audit::{AuditActor, AuditData, AuditEventType};
 use crate::ids::OrganizationGuid;
-use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, ProvisionedRobot, StoreError};
 use crate::registry::{
     IssuedSecret, ProvisionedProjectId, QuotaGb, Registry, RegistryId, RegistryState,
@@ -75,12 +74,13 @@ impl RegistryService {
             return self.take_over(&existing).await;
         }
         let registry = Registry::claim(
+            self.ambient.registry_id(),
             organization,
             self.provisioner.endpoint(),
             quota.unwrap_or(self.settings.default_quota),
-            now(),
+            self.ambient.now(),
         );
-        let holder = LeaseHolder::generate();
+        let holder = self.ambient.lease_holder();
         match self.registries.claim(&registry, self.lease(holder)).await {
             Ok(()) => Ok((Taken::Claimed(registry), holder)),
             Err(StoreError::Conflict) => {
@@ -144,7 +144,7 @@ impl RegistryService {
                     registry.project_requested_at()
                 };
                 if registry.project_requested_at().is_none() {
-                    registry.record_project_request(now());
+                    registry.record_project_request(self.ambient.now());
                     self.save(registry, holder, &[]).await?;
                 }
                 let id = match self
@@ -171,7 +171,7 @@ impl RegistryService {
                 .set_quota(quota.id, registry.quota_gb())
                 .await?;
         }
-        registry.record_quota(quota.id, quota.used_bytes, now());
+        registry.record_quota(quota.id, quota.used_bytes, self.ambient.now());
         self.save(registry, holder, &[]).await?;
 
         let (_, secret) = self
@@ -180,6 +180,7 @@ impl RegistryService {
         self.ensure_pull_robot(registry, holder, by).await?;
         registry.mark_ready();
         let event = registry_event(
+            &self.ambient,
             by,
             AuditEventType::RegistryEnable,
             registry,
@@ -246,7 +247,12 @@ impl RegistryService {
             }
             Some(robot) => robot,
             None => {
-                let robot = RobotCredential::creating(registry.id(), spec, now());
+                let robot = RobotCredential::creating(
+                    self.ambient.robot_id(),
+                    registry.id(),
+                    spec,
+                    self.ambient.now(),
+                );
                 match self.registries.insert_robot(&robot).await {
                     Ok(()) => robot,
                     Err(StoreError::Conflict) => return Err(RegistryError::RobotNameTaken),
@@ -306,7 +312,7 @@ impl RegistryService {
             provisioned.id,
             provisioned.username.clone(),
             provisioned.expires_at,
-            now(),
+            self.ambient.now(),
         );
         // A robot made now is created; one recovered or rotated got a new secret.
         let event_type = if was_creating {
@@ -321,7 +327,7 @@ impl RegistryService {
         if let Some(days) = robot.expires_in_days() {
             request = request.integer("expires_in_days", i64::from(days.get()));
         }
-        let event = robot_event(by, event_type, registry, &robot, request);
+        let event = robot_event(&self.ambient, by, event_type, registry, &robot, request);
         let recorded = if robot.managed() {
             self.record_pull_robot(registry, &mut robot, holder, &secret, &[event])
                 .await

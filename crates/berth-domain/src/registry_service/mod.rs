@@ -1,7 +1,7 @@
 //! Use cases of organization registries, and the provisioning saga.
 //!
 //! - this module: the service, its settings and errors, authorization, the lease
-//!   ([`RegistryService::under_lease`] and the helpers it is built from), the rule deciding
+//!   (`RegistryService::under_lease` and the helpers it is built from), the rule deciding
 //!   whether a project is Berth's own, and the plain use cases (`get`, `update_quota`);
 //! - `enable`: the saga (claim or resume, run, adopt, issue a robot);
 //! - `disable`: disabling, and deleting a registry's robots;
@@ -28,7 +28,7 @@
 //! reconciler rolls back what stalled, so no orphaned project or robot stays behind.
 //!
 //! Every later change to a ready registry (robot creation, rotation and deletion, the quota)
-//! and its disabling run under the same lease ([`RegistryService::under_lease`]), waiting a
+//! and its disabling run under the same lease (`RegistryService::under_lease`), waiting a
 //! bounded time for the change before them and answering [`RegistryError::Contended`] after
 //! that. So two robots of one name are never both issued, rotations are serialized (the secret
 //! answered is the provisioner's current one), Berth's quota is the last one the provisioner was
@@ -49,9 +49,9 @@ use time::{Duration, OffsetDateTime};
 pub use reconciler::{ReconcileFailure, ReconcileReport};
 
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use crate::ids::OrganizationGuid;
-use crate::now;
 use crate::permissions::{self, Permissions};
 use crate::ports::{
     DirectoryStore, Lease, LeaseHolder, ProvisionError, RegistryProvisioner, RegistryStore,
@@ -64,23 +64,32 @@ use crate::registry::{
 
 /// What can go wrong in a registry use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
+    /// Organization not found.
     #[error("organization not found")]
     OrganizationNotFound,
+    /// The organization's registry is not enabled.
     #[error("the organization's registry is not enabled")]
     NotFound,
+    /// Robot credential not found.
     #[error("robot credential not found")]
     RobotNotFound,
+    /// Only the organization's managers may change its registry.
     #[error("only the organization's managers may change its registry")]
     Forbidden,
+    /// The organization's registry is already enabled.
     #[error("the organization's registry is already enabled")]
     AlreadyEnabled,
+    /// The organization's registry is being provisioned or disabled; retry shortly.
     #[error("the organization's registry is being provisioned or disabled; retry shortly")]
     Busy,
     #[error(
         "a project with this organization's name exists in the registry backend and Berth did not create it"
     )]
+    /// Project conflict.
     ProjectConflict,
+    /// The registry already has a robot credential with this name.
     #[error("the registry already has a robot credential with this name")]
     RobotNameTaken,
     /// The platform pull robot: only the registry's own routes change it.
@@ -90,11 +99,13 @@ pub enum RegistryError {
     /// stays recorded and the reconciler tries again.
     #[error("the registry backend refuses to delete a repository: {0}")]
     PurgeBlocked(String),
+    /// Another change to the organization's registry is in progress; retry shortly.
     #[error("another change to the organization's registry is in progress; retry shortly")]
     Contended,
     /// The provisioner (the registry backend) failed; progress is kept for a retry.
     #[error("the registry backend is unavailable")]
     Provisioner(#[source] ProvisionError),
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -123,12 +134,14 @@ fn lease_lost_is_busy(result: Result<(), StoreError>) -> Result<(), RegistryErro
 /// The event of a change to an organization's registry (its target is the organization's
 /// registry, named by its project).
 fn registry_event(
+    ambient: &Ambient,
     by: &AuditActor,
     event_type: AuditEventType,
     registry: &Registry,
     request: AuditData,
 ) -> AuditEvent {
     AuditEvent::new(
+        ambient,
         event_type,
         by.clone(),
         AuditTarget::new(
@@ -143,6 +156,7 @@ fn registry_event(
 
 /// The event of a change to one of a registry's robots; never with its secret.
 fn robot_event(
+    ambient: &Ambient,
     by: &AuditActor,
     event_type: AuditEventType,
     registry: &Registry,
@@ -153,6 +167,7 @@ fn robot_event(
         .username()
         .map_or_else(|| robot.name().as_str().to_owned(), str::to_owned);
     AuditEvent::new(
+        ambient,
         event_type,
         by.clone(),
         AuditTarget::new(robot.id().as_uuid(), "registry_robot", name),
@@ -164,6 +179,7 @@ fn robot_event(
 /// Tunables of the saga and the reconciler.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrySettings {
+    /// The default quota.
     pub default_quota: QuotaGb,
     /// How long a worker holds a registry before others may take over.
     pub lease: Duration,
@@ -178,12 +194,14 @@ pub struct RegistrySettings {
     pub clock_skew: Duration,
 }
 
+/// Enables, disables, purges and reads organizations' registries, and manages their robots.
 #[derive(Clone)]
 pub struct RegistryService {
     registries: Arc<dyn RegistryStore>,
     directory: Arc<dyn DirectoryStore>,
     provisioner: Arc<dyn RegistryProvisioner>,
     settings: RegistrySettings,
+    ambient: Ambient,
 }
 
 enum Need {
@@ -201,6 +219,7 @@ enum LeaseWait {
 }
 
 impl RegistryService {
+    /// The service over its ports, on the system clock and ids ([`Ambient::system`]).
     pub fn new(
         registries: Arc<dyn RegistryStore>,
         directory: Arc<dyn DirectoryStore>,
@@ -212,7 +231,15 @@ impl RegistryService {
             directory,
             provisioner,
             settings,
+            ambient: Ambient::system(),
         }
+    }
+
+    /// Uses `ambient`'s clock and id source instead of the system's.
+    #[must_use]
+    pub fn with_ambient(mut self, ambient: Ambient) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// An organization the caller cannot see is answered like one that does not exist.
@@ -243,7 +270,7 @@ impl RegistryService {
     fn lease(&self, holder: LeaseHolder) -> Lease {
         Lease {
             holder,
-            until: now() + self.settings.lease,
+            until: self.ambient.now() + self.settings.lease,
         }
     }
 
@@ -254,11 +281,11 @@ impl RegistryService {
         id: RegistryId,
         wait: LeaseWait,
     ) -> Result<Option<LeaseHolder>, StoreError> {
-        let holder = LeaseHolder::generate();
+        let holder = self.ambient.lease_holder();
         let taken = match wait {
             LeaseWait::No => {
                 self.registries
-                    .acquire(id, self.lease(holder), now())
+                    .acquire(id, self.lease(holder), self.ambient.now())
                     .await?
             }
             LeaseWait::Bounded => {
@@ -340,7 +367,7 @@ impl RegistryService {
         holder: LeaseHolder,
         events: &[AuditEvent],
     ) -> Result<(), RegistryError> {
-        registry.touch(now());
+        registry.touch(self.ambient.now());
         lease_lost_is_busy(self.registries.save(registry, holder, events).await)
     }
 
@@ -351,7 +378,7 @@ impl RegistryService {
         holder: LeaseHolder,
         events: &[AuditEvent],
     ) -> Result<(), RegistryError> {
-        registry.touch(now());
+        registry.touch(self.ambient.now());
         lease_lost_is_busy(
             self.registries
                 .save_and_release(registry, holder, events)
@@ -391,12 +418,12 @@ impl RegistryService {
         let mut registry = self.shown(organization).await?;
         let stale = registry
             .used_checked_at()
-            .is_none_or(|at| now() - at >= self.settings.usage_cache);
+            .is_none_or(|at| self.ambient.now() - at >= self.settings.usage_cache);
         if let (true, Some(project_id)) = (stale, registry.project_id()) {
             // When the provisioner cannot be reached the last known value stands (the answer
             // is never a 5xx for a cache); the adapter logged why.
             if let Ok(quota) = self.provisioner.project_quota(project_id).await {
-                let at = now();
+                let at = self.ambient.now();
                 self.registries
                     .record_usage(registry.id(), quota.used_bytes, at)
                     .await?;
@@ -442,6 +469,7 @@ impl RegistryService {
             self.provisioner.set_quota(quota_id, quota).await?;
             registry.set_quota(quota);
             let event = registry_event(
+                &self.ambient,
                 &AuditActor::user(actor),
                 AuditEventType::RegistryUpdate,
                 &registry,

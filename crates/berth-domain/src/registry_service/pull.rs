@@ -7,12 +7,12 @@
 use secrecy::SecretString;
 
 use crate::actor::Actor;
+use crate::ambient::Ambient;
 use crate::audit::{AuditActor, AuditEvent};
 use crate::credential::{Password, RegistryCredential, ScopeTarget, Username};
-use crate::ids::{CredentialGuid, OrganizationGuid};
+use crate::ids::OrganizationGuid;
 use crate::location::RegistryLocation;
 use crate::metadata::{LabelKey, LabelValue, Metadata};
-use crate::now;
 use crate::ports::{LeaseHolder, StoreError};
 use crate::registry::{
     MANAGED_BY_LABEL, MANAGED_BY_REGISTRY, Registry, RobotCredential, RobotSpec, RobotState,
@@ -62,7 +62,7 @@ impl RegistryService {
             .into_iter()
             .find(|robot| robot.managed() && robot.state() == RobotState::Active);
         if let Some(mut robot) = pull {
-            robot.start_rotating(now());
+            robot.start_rotating(self.ambient.now());
             // Progress only: the rotation's event is written when the new secret is recorded.
             match self.registries.update_robot(&robot, holder, &[]).await {
                 Ok(()) => {}
@@ -107,7 +107,7 @@ impl RegistryService {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let username = robot.username().unwrap_or_default().to_owned();
-        let credential = pull_credential(registry, &username)?;
+        let credential = pull_credential(&self.ambient, registry, &username)?;
         let password = Password::parse(secret.clone()).map_err(|_| broken("robot secret"))?;
         let guid = self
             .registries
@@ -119,15 +119,19 @@ impl RegistryService {
 }
 
 /// The organization-scoped credential holding the pull robot's login.
-fn pull_credential(registry: &Registry, username: &str) -> Result<RegistryCredential, StoreError> {
+fn pull_credential(
+    ambient: &Ambient,
+    registry: &Registry,
+    username: &str,
+) -> Result<RegistryCredential, StoreError> {
     let location =
         RegistryLocation::parse(&registry.pull_location()).map_err(|_| broken("pull location"))?;
     let username = Username::parse(username).map_err(|_| broken("robot username"))?;
     let label = LabelKey::parse(MANAGED_BY_LABEL).map_err(|_| broken("managed label"))?;
     let value = LabelValue::parse(MANAGED_BY_REGISTRY).map_err(|_| broken("managed label"))?;
-    let at = now();
+    let at = ambient.now();
     Ok(RegistryCredential {
-        guid: CredentialGuid::generate(),
+        guid: ambient.credential_guid(),
         target: ScopeTarget::Organization(registry.organization()),
         location,
         username,
@@ -147,8 +151,15 @@ mod tests {
     fn the_pull_credential_is_the_organization_s_managed_credential_for_its_project() {
         let organization = OrganizationGuid::from_uuid(uuid::Uuid::from_u128(7));
         let quota = QuotaGb::new(1).unwrap();
-        let registry = Registry::claim(organization, "harbor.example:8443".into(), quota, now());
-        let credential = pull_credential(&registry, "robot$org-x+berth-pull").unwrap();
+        let ambient = Ambient::system();
+        let registry = Registry::claim(
+            ambient.registry_id(),
+            organization,
+            "harbor.example:8443".into(),
+            quota,
+            ambient.now(),
+        );
+        let credential = pull_credential(&ambient, &registry, "robot$org-x+berth-pull").unwrap();
         assert_eq!(
             credential.location.as_str(),
             format!("harbor.example:8443/{}", registry.project_name())

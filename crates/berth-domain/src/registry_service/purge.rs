@@ -67,6 +67,7 @@ impl RegistryService {
                 .await?;
         }
         let event = registry_event(
+            &self.ambient,
             by,
             AuditEventType::RegistryPurge,
             registry,

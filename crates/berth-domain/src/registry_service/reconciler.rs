@@ -2,7 +2,6 @@
 //! robots stuck half-created. Every replica may run it: each row is leased before it is touched.
 
 use crate::audit::AuditActor;
-use crate::now;
 use crate::ports::{LeaseHolder, ProvisionError, StoreError};
 use crate::registry::{
     Registry, RegistryId, RegistryState, RobotCredential, RobotId, RobotSpec, RobotState,
@@ -12,10 +11,15 @@ use super::{LeaseWait, RegistryError, RegistryService};
 
 /// What one reconciler pass did.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ReconcileReport {
+    /// The rolled back.
     pub rolled_back: u64,
+    /// The disabled.
     pub disabled: u64,
+    /// The purged.
     pub purged: u64,
+    /// The robots removed.
     pub robots_removed: u64,
     /// Pull robot rotations cut short and finished.
     pub rotations_finished: u64,
@@ -37,10 +41,13 @@ impl ReconcileReport {
 
 /// A registry (or one of its robots) the reconciler could not settle, and why.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ReconcileFailure {
+    /// The registry.
     pub registry: RegistryId,
     /// The stalled robot, when it was a robot that could not be removed.
     pub robot: Option<RobotId>,
+    /// Why.
     pub cause: RegistryError,
 }
 
@@ -64,7 +71,7 @@ impl RegistryService {
     /// fails once leased is reported in [`ReconcileReport::failures`] and the pass goes on.
     pub async fn reconcile(&self) -> Result<ReconcileReport, RegistryError> {
         let mut report = ReconcileReport::default();
-        let cutoff = now() - self.settings.stale_after;
+        let cutoff = self.ambient.now() - self.settings.stale_after;
         for stalled in self.registries.stalled(cutoff).await? {
             let id = stalled.id();
             let Some(holder) = self.take_lease(id, LeaseWait::No).await? else {

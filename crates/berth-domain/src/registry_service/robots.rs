@@ -5,7 +5,6 @@
 use crate::actor::Actor;
 use crate::audit::{AuditActor, AuditData, AuditEventType};
 use crate::ids::OrganizationGuid;
-use crate::now;
 use crate::ports::{ProvisionError, StoreError};
 use crate::registry::{
     ExpiresInDays, IssuedSecret, Registry, RobotAccess, RobotCredential, RobotId, RobotName,
@@ -113,12 +112,13 @@ impl RegistryService {
                 Err(ProvisionError::NotFound) => return Err(RegistryError::RobotNotFound),
                 other => other?,
             };
-            robot.renew(expires_in_days, renewed.expires_at, now());
+            robot.renew(expires_in_days, renewed.expires_at, self.ambient.now());
             let request = match expires_in_days {
                 Some(days) => AuditData::new().integer("expires_in_days", i64::from(days.get())),
                 None => AuditData::new().text("expires_in_days", "never"),
             };
             let event = robot_event(
+                &self.ambient,
                 &AuditActor::user(actor),
                 AuditEventType::RobotUpdate,
                 &registry,
@@ -157,8 +157,9 @@ impl RegistryService {
             };
             // Recorded under the lease: had it run out during a slow provisioner call, another
             // rotation may have replaced this secret already, so it is not answered.
-            robot.touch(now());
+            robot.touch(self.ambient.now());
             let event = robot_event(
+                &self.ambient,
                 &AuditActor::user(actor),
                 AuditEventType::RobotRotate,
                 &registry,
@@ -192,6 +193,7 @@ impl RegistryService {
             let robot = self.active_robot(&registry, id).await?;
             self.delete_provisioned_robot(&registry, &robot).await?;
             let event = robot_event(
+                &self.ambient,
                 &AuditActor::user(actor),
                 AuditEventType::RobotDelete,
                 &registry,

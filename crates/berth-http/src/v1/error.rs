@@ -248,7 +248,9 @@ impl From<RegistryError> for V1Error {
                 "The database is unavailable; retry later.",
                 &error,
             ),
-            E::Store(_) => Self::internal(&error),
+            // Any other store failure, or a variant added to the domain after this surface
+            // (a 500 until it is mapped).
+            _ => Self::internal(&error),
         }
     }
 }

@@ -46,6 +46,8 @@ impl From<VerificationOutcome> for OutcomeBody {
             VerificationOutcome::Unverified => Self::Unverified,
             VerificationOutcome::Unreachable => Self::Unreachable,
             VerificationOutcome::Blocked => Self::Blocked,
+            // An outcome added to the domain after this surface proves nothing either way.
+            _ => Self::Unverified,
         }
     }
 }

@@ -227,6 +227,7 @@ fn from_limit(error: &MetadataLimitError) -> V3Error {
     let (code, title) = match error {
         MetadataLimitError::TooManyLabels { .. } => (390020, "CF-LabelLimitExceeded"),
         MetadataLimitError::TooManyAnnotations { .. } => (390023, "CF-AnnotationLimitExceeded"),
+        _ => return V3Error::unprocessable(&[error.to_string()]),
     };
     V3Error::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -254,6 +255,8 @@ impl From<CredentialError> for V3Error {
             CredentialError::MetadataLimit(limit) => from_limit(limit),
             CredentialError::NotAuthorized => V3Error::not_authorized(),
             CredentialError::Store(store) => from_store(store),
+            // A variant added to the domain after this surface: a 500 until it is mapped.
+            _ => V3Error::unknown(&error),
         }
     }
 }
@@ -263,6 +266,8 @@ impl From<AuditError> for V3Error {
         match &error {
             AuditError::NotFound => V3Error::resource_not_found(error.to_string()),
             AuditError::Store(store) => from_store(store),
+            // A variant added to the domain after this surface: a 500 until it is mapped.
+            _ => V3Error::unknown(&error),
         }
     }
 }
@@ -276,6 +281,7 @@ impl From<DirectoryError> for V3Error {
             | DirectoryError::InUse { .. } => V3Error::unprocessable(&[error.to_string()]),
             DirectoryError::NotAuthorized => V3Error::not_authorized(),
             DirectoryError::Store(store) => from_store(store),
+            _ => V3Error::unknown(&error),
         }
     }
 }
@@ -310,6 +316,7 @@ impl From<PullSecretError> for V3Error {
             PullSecretError::NotAuthorized => V3Error::not_authorized(),
             PullSecretError::InvalidRelationship(_) => V3Error::unprocessable(&[error.to_string()]),
             PullSecretError::Store(store) => from_store(store),
+            _ => V3Error::unknown(&error),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Audit events: written in the change's transaction, read with filters and visibility, pruned.
 
+use berth_domain::ambient::Ambient;
 use berth_domain::audit::{
     AuditActor, AuditData, AuditEvent, AuditEventStore, AuditEventType, AuditQuery, AuditTarget,
 };
@@ -22,6 +23,7 @@ fn event(
     space: Option<SpaceGuid>,
 ) -> AuditEvent {
     let mut event = AuditEvent::new(
+        &Ambient::system(),
         kind,
         AuditActor::system(),
         AuditTarget::new("some-target", "registry_credential", "r.io"),

@@ -142,38 +142,6 @@ async fn an_answer_is_sealed_and_opens_only_for_its_caller_and_key() {
 }
 
 #[tokio::test]
-async fn a_lapsed_claim_is_taken_over_and_a_live_answer_is_kept() {
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys.clone()).await;
-    let store = store(&harness, keys);
-    let owner = owner("alice", "k");
-    let past = now() - Duration::minutes(10);
-    let first = store
-        .claim(&claim(&owner, past, Duration::minutes(2)))
-        .await
-        .unwrap();
-    assert!(matches!(first, ClaimOutcome::Claimed));
-    // Its claim ran out without an answer (the process died): the key is free again.
-    let retry = store
-        .claim(&claim(&owner, now(), Duration::minutes(2)))
-        .await
-        .unwrap();
-    assert!(matches!(retry, ClaimOutcome::Claimed));
-    store
-        .complete(&owner, &answer("s"), now() + Duration::hours(24))
-        .await
-        .unwrap();
-    let replay = store
-        .claim(&claim(&owner, now(), Duration::minutes(2)))
-        .await
-        .unwrap();
-    match replay {
-        ClaimOutcome::Held(record) => assert_eq!(record.answer, Some(answer("s"))),
-        ClaimOutcome::Claimed => panic!("a live answer must be replayed"),
-    }
-}
-
-#[tokio::test]
 async fn expired_records_are_pruned_in_batches_by_replicas_at_once() {
     let (keys, _) = ring(&["k1"], "k1");
     let harness = Harness::new(keys.clone()).await;

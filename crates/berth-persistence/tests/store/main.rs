@@ -2,16 +2,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod contract;
 mod idempotency;
 mod migrations;
 mod pools;
 mod pull_secrets;
-mod registries;
 mod sealing;
 mod stores;
 
 use std::sync::Arc;
 
+use berth_domain::ambient::Ambient;
 use berth_domain::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditTarget};
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{PoolSettings, SeaOrmCredentialStore, SeaOrmDirectoryStore};
@@ -43,6 +44,7 @@ pub fn ring(labels: &[&str], current: &str) -> (Arc<KeyRing>, SecretString) {
 /// An event for a store write whose event the test does not look at.
 pub fn audit_event() -> AuditEvent {
     AuditEvent::new(
+        &Ambient::system(),
         AuditEventType::CredentialUpdate,
         AuditActor::system(),
         AuditTarget::new("target", "registry_credential", "test"),

@@ -1,9 +1,10 @@
-//! Contract tests of `CredentialStore` and `DirectoryStore`.
+//! What only the sea-orm credential store shows (its database locks, imports); the contract
+//! both adapters keep is in `contract.rs`.
 
 use crate::audit_event;
 use berth_domain::credential::{Password, RegistryCredential, ScopeTarget, Username};
-use berth_domain::directory::{Organization, ResourceName, Space};
-use berth_domain::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
+use berth_domain::directory::{Organization, ResourceName};
+use berth_domain::ids::{CredentialGuid, OrganizationGuid};
 use berth_domain::label_selector::LabelSelector;
 use berth_domain::listing::{CredentialQuery, PageRequest};
 use berth_domain::location::RegistryLocation;
@@ -81,72 +82,6 @@ pub async fn organization(harness: &Harness) -> OrganizationGuid {
     guid
 }
 
-#[tokio::test]
-async fn insert_get_update_delete_round_trip() {
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys).await;
-    let mut stored = credential(ScopeTarget::Foundation, "r.io", &[("env", "prod")]);
-    harness
-        .credentials
-        .insert(&stored, &password("p1"), &audit_event())
-        .await
-        .unwrap();
-    assert_eq!(
-        harness.credentials.get(stored.guid).await.unwrap().as_ref(),
-        Some(&stored)
-    );
-
-    stored.username = Username::parse("other").unwrap();
-    stored.metadata = Metadata::default();
-    update(&harness.credentials, &stored, Some(&password("p2")))
-        .await
-        .unwrap();
-    stored.revision += 1;
-    assert_eq!(
-        harness.credentials.get(stored.guid).await.unwrap().as_ref(),
-        Some(&stored)
-    );
-    assert_eq!(
-        harness
-            .credentials
-            .reveal_password(stored.guid)
-            .await
-            .unwrap()
-            .unwrap()
-            .expose(),
-        "p2"
-    );
-
-    harness
-        .credentials
-        .delete(stored.guid, &audit_event())
-        .await
-        .unwrap();
-    assert!(
-        harness
-            .credentials
-            .get(stored.guid)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(matches!(
-        harness
-            .credentials
-            .delete(stored.guid, &audit_event())
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(
-        harness
-            .credentials
-            .lock(stored.guid)
-            .await
-            .unwrap()
-            .is_none()
-    );
-}
-
 /// A second writer waits for the first one's lock and then reads what it wrote, on both
 /// databases: a read-merge-write under the lock never loses a concurrent write.
 #[tokio::test]
@@ -194,145 +129,6 @@ async fn a_locked_credential_makes_other_writers_wait_and_see_its_write() {
         harness.credentials.get(stored.guid).await.unwrap().as_ref(),
         Some(&changed)
     );
-}
-
-#[tokio::test]
-async fn uniqueness_and_parents_are_enforced_by_the_database() {
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys).await;
-    let organization = organization(&harness).await;
-    let first = credential(ScopeTarget::Organization(organization), "r.io", &[]);
-    harness
-        .credentials
-        .insert(&first, &password("p"), &audit_event())
-        .await
-        .unwrap();
-    let duplicate = credential(ScopeTarget::Organization(organization), "r.io", &[]);
-    assert!(matches!(
-        harness
-            .credentials
-            .insert(&duplicate, &password("p"), &audit_event())
-            .await,
-        Err(StoreError::Conflict)
-    ));
-    let orphan = credential(
-        ScopeTarget::Organization(OrganizationGuid::from_uuid(uuid::Uuid::new_v4())),
-        "r.io",
-        &[],
-    );
-    assert!(matches!(
-        harness
-            .credentials
-            .insert(&orphan, &password("p"), &audit_event())
-            .await,
-        Err(StoreError::MissingParent)
-    ));
-    let foundation = credential(ScopeTarget::Foundation, "r.io", &[]);
-    harness
-        .credentials
-        .insert(&foundation, &password("p"), &audit_event())
-        .await
-        .unwrap();
-    let second_foundation = credential(ScopeTarget::Foundation, "r.io", &[]);
-    assert!(matches!(
-        harness
-            .credentials
-            .insert(&second_foundation, &password("p"), &audit_event())
-            .await,
-        Err(StoreError::Conflict)
-    ));
-
-    // The organization is in use: its delete is refused and counted, nothing is deleted.
-    let space = Space {
-        guid: SpaceGuid::from_uuid(uuid::Uuid::new_v4()),
-        name: ResourceName::parse("s").unwrap(),
-        organization,
-        created_at: berth_domain::now(),
-        updated_at: berth_domain::now(),
-    };
-    harness
-        .directory
-        .spaces()
-        .insert(&space, &audit_event())
-        .await
-        .unwrap();
-    match harness
-        .directory
-        .organizations()
-        .delete(organization, &audit_event())
-        .await
-    {
-        Err(StoreError::InUse(dependents)) => {
-            assert_eq!((dependents.spaces, dependents.credentials), (1, 1));
-        }
-        other => panic!("expected InUse, got {other:?}"),
-    }
-    assert!(
-        harness
-            .directory
-            .organizations()
-            .get(organization)
-            .await
-            .unwrap()
-            .is_some()
-    );
-}
-
-#[tokio::test]
-async fn label_selectors_in_sql_agree_with_the_in_memory_semantics() {
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys).await;
-    let label_sets: &[&[(&str, &str)]] = &[
-        &[("env", "prod"), ("tier", "web")],
-        &[("env", "dev"), ("tier", "db")],
-        &[("env", "prod")],
-        &[("tier", "")],
-        &[],
-        &[("example.com/team", "a"), ("env", "qa")],
-    ];
-    let mut all = Vec::new();
-    for (index, labels) in label_sets.iter().enumerate() {
-        let stored = credential(ScopeTarget::Foundation, &format!("r{index}.io"), labels);
-        harness
-            .credentials
-            .insert(&stored, &password("p"), &audit_event())
-            .await
-            .unwrap();
-        all.push(stored);
-    }
-    for selector in [
-        "env",
-        "!env",
-        "env=prod",
-        "env==prod",
-        "env!=prod",
-        "env in (prod,qa)",
-        "env notin (prod,qa)",
-        "tier=",
-        "tier!=",
-        "tier,env!=dev",
-        "example.com/team in (a)",
-        "!tier,!env",
-        "env notin (x),tier",
-    ] {
-        let parsed = LabelSelector::parse(selector).unwrap();
-        let mut expected: Vec<CredentialGuid> = all
-            .iter()
-            .filter(|c| parsed.matches(c.metadata.labels()))
-            .map(|c| c.guid)
-            .collect();
-        expected.sort();
-        let query = CredentialQuery {
-            label_selector: Some(parsed),
-            page: PageRequest::new(1, 100).unwrap(),
-            ..CredentialQuery::default()
-        };
-        let page = harness.credentials.list(&query).await.unwrap();
-        let mut found: Vec<CredentialGuid> = page.items.iter().map(|c| c.guid).collect();
-        found.sort();
-        assert_eq!(found, expected, "{selector}");
-        assert_eq!(page.total_results, expected.len() as u64, "{selector}");
-    }
 }
 
 /// The selector's label lookups are narrowed to the listed organizations (for the index); the
@@ -425,29 +221,6 @@ async fn label_selectors_within_organizations_agree_with_the_in_memory_semantics
     }
 }
 
-#[tokio::test]
-async fn totals_are_counted_in_the_database_at_any_page() {
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys).await;
-    for index in 0..23 {
-        let stored = credential(ScopeTarget::Foundation, &format!("r{index:02}.io"), &[]);
-        harness
-            .credentials
-            .insert(&stored, &password("p"), &audit_event())
-            .await
-            .unwrap();
-    }
-    for (page, expected_items) in [(1, 10), (2, 10), (3, 3), (4, 0)] {
-        let query = CredentialQuery {
-            page: PageRequest::new(page, 10).unwrap(),
-            ..CredentialQuery::default()
-        };
-        let result = harness.credentials.list(&query).await.unwrap();
-        assert_eq!(result.items.len(), expected_items, "page {page}");
-        assert_eq!(result.total_results, 23, "page {page}");
-    }
-}
-
 /// When another transaction keeps the credential locked past the database's wait (SQLite's
 /// busy timeout; PostgreSQL's `lock_timeout`, set here for the test's database), `lock` is a
 /// `Conflict` (answered as a 422 upstream), not an unexpected error.
@@ -501,87 +274,4 @@ async fn a_lock_not_had_in_time_is_a_conflict() {
     ));
     transaction.rollback().await.unwrap();
     assert!(store.lock(stored.guid).await.unwrap().is_some());
-}
-
-/// A list under a label selector finds its page's guids first (`fetch_page_keys_first`): its
-/// pages, in every order and direction, are the matching credentials in that order, cut where
-/// the plain page would cut them, and each page knows the total.
-#[tokio::test]
-async fn selector_pages_keep_order_offsets_and_totals() {
-    use berth_domain::listing::{CredentialOrderField, Direction, Ordering};
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys).await;
-    let listed = organization(&harness).await;
-    let other = organization(&harness).await;
-    let mut matching = Vec::new();
-    for index in 0..7 {
-        // Locations out of creation order, so the orders differ.
-        let mut stored = credential(
-            ScopeTarget::Organization(listed),
-            &format!("r{}.io", (index * 3) % 7),
-            &[("env", "prod")],
-        );
-        stored.created_at -= time::Duration::seconds(i64::from(index % 3));
-        stored.updated_at = stored.created_at;
-        harness
-            .credentials
-            .insert(&stored, &password("p"), &audit_event())
-            .await
-            .unwrap();
-        matching.push(stored);
-    }
-    for (target, labels) in [
-        (ScopeTarget::Organization(listed), &[("tier", "web")][..]),
-        (ScopeTarget::Organization(other), &[("env", "prod")][..]),
-    ] {
-        let stored = credential(target, "x.io", labels);
-        harness
-            .credentials
-            .insert(&stored, &password("p"), &audit_event())
-            .await
-            .unwrap();
-    }
-    let selector = LabelSelector::parse("env").unwrap();
-    for field in [
-        CredentialOrderField::CreatedAt,
-        CredentialOrderField::Location,
-    ] {
-        for direction in [Direction::Ascending, Direction::Descending] {
-            let mut expected = matching.clone();
-            expected.sort_by(|a, b| {
-                let by_field = match field {
-                    CredentialOrderField::Location => {
-                        a.location.to_string().cmp(&b.location.to_string())
-                    }
-                    _ => a.created_at.cmp(&b.created_at),
-                };
-                by_field.then(a.guid.as_uuid().cmp(&b.guid.as_uuid()))
-            });
-            if direction == Direction::Descending {
-                expected.reverse();
-            }
-            let expected: Vec<CredentialGuid> = expected.iter().map(|c| c.guid).collect();
-            let mut found = Vec::new();
-            for number in 1..=3 {
-                let page = harness
-                    .credentials
-                    .list(&CredentialQuery {
-                        label_selector: Some(selector.clone()),
-                        organization_guids: Some(vec![listed]),
-                        visibility: CredentialVisibility::Everything,
-                        order: Some(Ordering { field, direction }),
-                        page: PageRequest::new(number, 3).unwrap(),
-                        ..CredentialQuery::default()
-                    })
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    page.total_results, 7,
-                    "{field:?} {direction:?} page {number}"
-                );
-                found.extend(page.items.iter().map(|c| c.guid));
-            }
-            assert_eq!(found, expected, "{field:?} {direction:?}");
-        }
-    }
 }

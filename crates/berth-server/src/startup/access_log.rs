@@ -156,11 +156,9 @@ mod tests {
 
     fn access_by(index: usize, reader: &str) -> AuditEvent {
         AuditEvent::new(
+            &berth_domain::ambient::Ambient::system(),
             AuditEventType::CredentialAccess,
-            AuditActor {
-                guid: reader.to_owned(),
-                ..AuditActor::system()
-            },
+            AuditActor::new(reader, "user", reader),
             AuditTarget::new(index, "registry_credential", "r.io"),
             AuditData::new(),
         )

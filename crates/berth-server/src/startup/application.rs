@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, web};
 use anyhow::Context;
 use berth_auth::{Authenticator, TokenVerifier};
+use berth_domain::ambient::Ambient;
 use berth_domain::audit::{AccessLog, AuditService};
 use berth_domain::credential_service::CredentialService;
 use berth_domain::directory_service::DirectoryService;
@@ -77,6 +78,8 @@ impl Application {
             harbor: provisioner.clone(),
         };
         let call_deadline = runtime.pool.call_deadline();
+        // The one clock and id source every service runs on.
+        let ambient = Ambient::system();
         // The reconciler works on the shared pool; requests on their worker's own pool.
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
@@ -90,7 +93,8 @@ impl Application {
                 )),
                 provisioner,
                 runtime.registry,
-            );
+            )
+            .with_ambient(ambient.clone());
             tokio::spawn(reconciler::reconcile_forever(
                 registries,
                 runtime.reconcile_interval,
@@ -101,7 +105,8 @@ impl Application {
                 idempotency: IdempotencyService::new(Arc::new(Deadline::new(
                     SeaOrmIdempotencyStore::new(db.clone(), runtime.keys.clone()),
                     call_deadline,
-                ))),
+                )))
+                .with_ambient(ambient.clone()),
                 audit: AuditService::new(
                     Arc::new(Deadline::new(
                         SeaOrmAuditStore::new(db.clone()),
@@ -111,7 +116,8 @@ impl Application {
                         SeaOrmDirectoryStore::new(db.clone()),
                         call_deadline,
                     )),
-                ),
+                )
+                .with_ambient(ambient.clone()),
                 audit_retention_days: runtime.audit_retention_days,
             },
             pruner::PRUNE_INTERVAL,
@@ -119,6 +125,7 @@ impl Application {
         // One writer per process, on the shared pool: its batches are not any worker's.
         let (access_log, access_writer) = AccessLogWriter::start(SeaOrmAuditStore::new(db.clone()));
         let parts = SharedParts {
+            ambient,
             pools,
             call_deadline,
             keys: runtime.keys,
@@ -240,6 +247,7 @@ fn metrics_server(
 /// What every server worker shares; each builds its own [`AppState`] from it.
 #[derive(Clone)]
 struct SharedParts {
+    ambient: Ambient,
     pools: WorkerPools,
     /// Bounds every store call (`PoolSettings::call_deadline`).
     call_deadline: Option<Duration>,
@@ -277,15 +285,18 @@ impl SharedParts {
                 provisioner,
                 self.registry,
             )
+            .with_ambient(self.ambient.clone())
         });
         let idempotency = IdempotencyService::new(Arc::new(Deadline::new(
             SeaOrmIdempotencyStore::new(db.clone(), self.keys.clone()),
             deadline,
-        )));
+        )))
+        .with_ambient(self.ambient.clone());
         let audit = AuditService::new(
             Arc::new(Deadline::new(SeaOrmAuditStore::new(db.clone()), deadline)),
             directory_store.clone(),
-        );
+        )
+        .with_ambient(self.ambient.clone());
         AppState {
             idempotency,
             audit,
@@ -293,14 +304,17 @@ impl SharedParts {
                 credential_store.clone(),
                 directory_store.clone(),
                 self.verifier.clone(),
-            ),
-            credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
+            )
+            .with_ambient(self.ambient.clone()),
+            credentials: CredentialService::new(credential_store.clone(), directory_store.clone())
+                .with_ambient(self.ambient.clone()),
             pull_secrets: PullSecretService::new(
                 credential_store,
                 directory_store.clone(),
                 self.access_log.clone(),
-            ),
-            directory: DirectoryService::new(directory_store),
+            )
+            .with_ambient(self.ambient.clone()),
+            directory: DirectoryService::new(directory_store).with_ambient(self.ambient.clone()),
             registries,
             links: self.links.clone(),
             authenticator: self.authenticator.clone(),
