@@ -10,6 +10,7 @@ use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
 use crate::location::RegistryLocation;
 use crate::pull_secrets::{PullLookup, PullQuery, Reveal};
+use crate::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use crate::registry::{
     ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
     QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId, RobotName,
@@ -164,6 +165,18 @@ pub trait DirectoryStore: Send + Sync {
     fn organizations(&self) -> &dyn DirectoryEntries<Organization>;
     fn spaces(&self) -> &dyn DirectoryEntries<Space>;
     fn apps(&self) -> &dyn DirectoryEntries<App>;
+    fn roles(&self) -> &dyn RoleStore;
+    /// The permission lookup of a caller whose directory roles count, in ONE indexed statement:
+    /// the roles `user` holds in the directory, and the organization of each space of `spaces`
+    /// (the token's space roles) and of each space the directory gives a role in.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn permission_facts(
+        &self,
+        user: &str,
+        spaces: &[SpaceGuid],
+    ) -> Result<PermissionFacts, StoreError>;
     /// The organization of each of `spaces` that exists.
     ///
     /// # Errors
@@ -172,6 +185,60 @@ pub trait DirectoryStore: Send + Sync {
         &self,
         spaces: &[SpaceGuid],
     ) -> Result<Vec<(SpaceGuid, OrganizationGuid)>, StoreError>;
+}
+
+/// What [`RoleStore::upsert`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleUpsert {
+    /// The role was stored.
+    Created,
+    /// A role is stored under the guid already (the same grant or not: the caller compares).
+    Exists(RoleAssignment),
+    /// The user already holds this role under another guid.
+    GrantTaken,
+    /// A space role for a user without any role in the space's organization.
+    NoOrganizationRole,
+}
+
+/// What [`RoleStore::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleRemoval {
+    Deleted,
+    /// Nothing was deleted: the role is the user's last in its organization and the user still
+    /// holds this many roles in the organization's spaces.
+    SpaceRolesRemain(u64),
+}
+
+/// Keeps the roles of the directory.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Stores a role unless its guid is taken, in ONE transaction holding its organization's
+    /// row, so a space role and the deletion of the user's last organization role never both
+    /// succeed.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::MissingParent`] when the organization or space does not exist.
+    /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`]. Concurrent upserts
+    /// of one guid or one grant give exactly one [`RoleUpsert::Created`].
+    async fn upsert(&self, role: &RoleAssignment) -> Result<RoleUpsert, StoreError>;
+
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn get(&self, guid: RoleGuid) -> Result<Option<RoleAssignment>, StoreError>;
+
+    /// The page of roles the query's visibility and filters select, with the total.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn list(&self, query: &RoleQuery) -> Result<Page<RoleAssignment>, StoreError>;
+
+    /// Deletes a role in ONE transaction holding its organization's row; the user's last
+    /// organization role stays while the user holds roles in that organization's spaces.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when the guid does not exist.
+    /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn delete(&self, guid: RoleGuid) -> Result<RoleRemoval, StoreError>;
 }
 
 /// Why Harbor (or another provisioner) did not do what was asked.
