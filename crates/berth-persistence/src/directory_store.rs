@@ -6,14 +6,17 @@ use berth_domain::directory::{App, Dependents, DirectoryEntry, Organization, Res
 use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid, TypedGuid};
 use berth_domain::listing::{Direction, DirectoryOrderField, DirectoryQuery, Page};
 use berth_domain::permissions::DirectoryVisibility;
-use berth_domain::ports::{DirectoryEntries, DirectoryStore, StoreError};
-use sea_orm::sea_query::{Expr, SimpleExpr};
+use berth_domain::ports::{DirectoryEntries, DirectoryStore, RoleStore, StoreError};
+use berth_domain::roles::PermissionFacts;
+use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QuerySelect, Select,
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
 };
 
-use crate::entities::{app, organization, registry, registry_credential, space};
+use crate::entities::{
+    app, organization, registry, registry_credential, registry_credential_label, role, space,
+};
 use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
 use time::OffsetDateTime;
@@ -28,6 +31,14 @@ pub struct SeaOrmDirectoryStore {
 impl SeaOrmDirectoryStore {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
+    }
+
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    async fn roles_with(&self, condition: SimpleExpr) -> Result<u64, StoreError> {
+        self.count(role::Entity::find().filter(condition)).await
     }
 
     async fn count<E: EntityTrait>(&self, select: Select<E>) -> Result<u64, StoreError>
@@ -155,6 +166,13 @@ trait DirectoryTable: DirectoryEntry {
         store: &SeaOrmDirectoryStore,
         guid: Uuid,
     ) -> impl Future<Output = Result<Dependents, StoreError>> + Send;
+    /// Deletes, in the delete's transaction, what goes with the entry (an app's credentials).
+    fn delete_owned(
+        _transaction: &DatabaseTransaction,
+        _guid: Uuid,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 impl DirectoryTable for Organization {
@@ -214,6 +232,9 @@ impl DirectoryTable for Organization {
             apps: 0,
             credentials: store
                 .credentials_with(registry_credential::Column::OrganizationGuid.eq(guid))
+                .await?,
+            roles: store
+                .roles_with(role::Column::OrganizationGuid.eq(guid))
                 .await?,
         })
     }
@@ -277,6 +298,7 @@ impl DirectoryTable for Space {
             credentials: store
                 .credentials_with(registry_credential::Column::SpaceGuid.eq(guid))
                 .await?,
+            roles: store.roles_with(role::Column::SpaceGuid.eq(guid)).await?,
         })
     }
 }
@@ -329,17 +351,32 @@ impl DirectoryTable for App {
     }
 
     async fn dependents(
-        store: &SeaOrmDirectoryStore,
-        guid: Uuid,
+        _store: &SeaOrmDirectoryStore,
+        _guid: Uuid,
     ) -> Result<Dependents, StoreError> {
-        Ok(Dependents {
-            registries: 0,
-            spaces: 0,
-            apps: 0,
-            credentials: store
-                .credentials_with(registry_credential::Column::AppGuid.eq(guid))
-                .await?,
-        })
+        // An app's credentials go with it; nothing else refers to an app.
+        Ok(Dependents::default())
+    }
+
+    async fn delete_owned(transaction: &DatabaseTransaction, guid: Uuid) -> Result<(), StoreError> {
+        // As Cloud Controller: an app's credentials are deleted with it. Labels first, as
+        // `CredentialStore::delete` orders them, although their foreign key cascades.
+        let owned = Query::select()
+            .column(registry_credential::Column::Guid)
+            .from(registry_credential::Entity)
+            .and_where(registry_credential::Column::AppGuid.eq(guid))
+            .to_owned();
+        registry_credential_label::Entity::delete_many()
+            .filter(registry_credential_label::Column::CredentialGuid.in_subquery(owned))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        registry_credential::Entity::delete_many()
+            .filter(registry_credential::Column::AppGuid.eq(guid))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }
 
@@ -412,13 +449,20 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         let uuid = guid.as_uuid();
         // The foreign keys make the delete itself refuse when anything still refers to the row,
         // so a concurrent insert can never leave an orphan; the counts only explain the refusal.
-        match E::Entity::delete_many()
-            .filter(E::columns().guid.eq(uuid))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)
-        {
-            Ok(result) => changed(result.rows_affected),
+        // One transaction: what the entry owns goes with it or not at all.
+        let deleted = async {
+            let transaction = self.db.begin().await.map_err(store_error)?;
+            E::delete_owned(&transaction, uuid).await?;
+            let result = E::Entity::delete_many()
+                .filter(E::columns().guid.eq(uuid))
+                .exec(&transaction)
+                .await
+                .map_err(store_error)?;
+            changed(result.rows_affected)?;
+            transaction.commit().await.map_err(store_error)
+        };
+        match deleted.await {
+            Ok(()) => Ok(()),
             Err(StoreError::MissingParent) => {
                 Err(StoreError::InUse(E::dependents(self, uuid).await?))
             }
@@ -439,6 +483,19 @@ impl DirectoryStore for SeaOrmDirectoryStore {
 
     fn apps(&self) -> &dyn DirectoryEntries<App> {
         self
+    }
+
+    fn roles(&self) -> &dyn RoleStore {
+        self
+    }
+
+    #[tracing::instrument(name = "db.directory.permission_facts", skip_all, fields(otel.kind = "client"))]
+    async fn permission_facts(
+        &self,
+        user: &str,
+        spaces: &[SpaceGuid],
+    ) -> Result<PermissionFacts, StoreError> {
+        self.read_permission_facts(user, spaces).await
     }
 
     #[tracing::instrument(name = "db.directory.space_organizations", skip_all, fields(otel.kind = "client"))]
