@@ -8,6 +8,7 @@ pub mod presenters;
 pub mod pull_secrets;
 pub mod query;
 pub mod registry_credentials;
+pub mod roles;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     registry_credentials::configure(config);
     credential_verification::configure(config);
     directory::configure(config);
+    roles::configure(config);
 }
 
 /// A V3 resource whose other methods answer 405 with `Allow`, in the V3 envelope.

@@ -267,6 +267,7 @@ impl SharedParts {
             ),
             credentials: CredentialService::new(credential_store.clone(), directory_store.clone()),
             pull_secrets: PullSecretService::new(credential_store, directory_store.clone()),
+            roles: RoleService::new(directory_store.clone()),
             directory: DirectoryService::new(directory_store),
             registries,
             links: self.links.clone(),
