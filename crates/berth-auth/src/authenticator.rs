@@ -137,6 +137,9 @@ pub enum AuthFailure {
     Missing,
     /// A header that is not a valid bearer token, or claims Berth cannot read.
     Invalid,
+    /// A valid token whose scopes do not allow this kind of request (a UAA token without
+    /// `cloud_controller.read` reading, or without `cloud_controller.write` writing).
+    InsufficientScope,
 }
 
 /// Authenticates one request from the raw bytes of its `Authorization` header.

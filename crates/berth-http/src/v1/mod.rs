@@ -11,6 +11,8 @@ use berth_domain::actor::Actor;
 use serde_json::{Map, Value};
 
 use crate::body::{BodyError, MAX_BODY_BYTES, read_json};
+use berth_auth::AuthFailure;
+
 use crate::caller::authenticate_request;
 use error::{Detail, V1Error};
 
@@ -28,10 +30,10 @@ impl FromRequest for V1Caller {
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let authenticated = authenticate_request(request);
         Box::pin(async move {
-            authenticated
-                .await
-                .map(Self)
-                .map_err(|_| V1Error::unauthorized())
+            authenticated.await.map(Self).map_err(|failure| match failure {
+                AuthFailure::InsufficientScope => V1Error::insufficient_scope(),
+                AuthFailure::Missing | AuthFailure::Invalid => V1Error::unauthorized(),
+            })
         })
     }
 }

@@ -56,6 +56,8 @@ impl FromRequest for V3Caller {
                 Ok(actor) => Ok(Self(actor)),
                 Err(AuthFailure::Missing) => Err(V3Error::not_authenticated()),
                 Err(AuthFailure::Invalid) => Err(V3Error::invalid_auth_token()),
+                // Cloud Controller: a token without the read or write scope is NotAuthorized.
+                Err(AuthFailure::InsufficientScope) => Err(V3Error::not_authorized()),
             }
         })
     }

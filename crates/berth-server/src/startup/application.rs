@@ -14,6 +14,7 @@ use berth_domain::idempotency::IdempotencyService;
 use berth_domain::ports::{RegistryProvisioner, RegistryVerifier};
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::{RegistryService, RegistrySettings};
+use berth_domain::role_service::RoleService;
 use berth_domain::verification_service::VerificationService;
 use berth_http::health::Readiness;
 use berth_http::ops::OpsProbe;
@@ -108,11 +109,7 @@ impl Application {
             verifier: registry_verifier,
             registry: runtime.registry,
             links: Links::new(&runtime.external_url),
-            authenticator: Arc::new(Authenticator::new(
-                verifier,
-                runtime.scope_claim,
-                runtime.roles_claim,
-            )),
+            authenticator: Arc::new(Authenticator::with_rules(verifier, runtime.claim_rules)),
             readiness,
         };
         berth_http::prometheus::handle();
