@@ -217,7 +217,8 @@ pub trait RoleStore: Send + Sync {
     /// succeed.
     ///
     /// # Errors
-    /// MUST return [`StoreError::MissingParent`] when the organization or space does not exist.
+    /// MUST return [`StoreError::MissingParent`] when the organization or space does not exist,
+    /// and [`StoreError::Conflict`] when the organization's lock could not be had in time.
     /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`]. Concurrent upserts
     /// of one guid or one grant give exactly one [`RoleUpsert::Created`].
     async fn upsert(&self, role: &RoleAssignment) -> Result<RoleUpsert, StoreError>;
@@ -236,7 +237,8 @@ pub trait RoleStore: Send + Sync {
     /// organization role stays while the user holds roles in that organization's spaces.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the guid does not exist.
+    /// MUST return [`StoreError::NotFound`] when the guid does not exist, and
+    /// [`StoreError::Conflict`] when the organization's lock could not be had in time.
     /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn delete(&self, guid: RoleGuid) -> Result<RoleRemoval, StoreError>;
 }

@@ -40,6 +40,9 @@ pub enum RoleError {
          role(s) in its spaces: delete those first."
     )]
     SpaceRolesRemain(u64),
+    /// Other role writes in the organization kept its row locked longer than the store waits.
+    #[error("The organization's roles are being changed by another request; try again")]
+    Contended,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -79,8 +82,8 @@ impl RoleService {
     /// [`RoleError::NotAuthorized`] for callers other than admins,
     /// [`RoleError::InvalidRelationship`] for an organization or space that does not exist,
     /// [`RoleError::NoOrganizationRole`], [`RoleError::AlreadyHeld`] (the same grant under
-    /// another guid), [`RoleError::GuidTaken`] (another grant under this guid), or
-    /// [`RoleError::Store`].
+    /// another guid), [`RoleError::GuidTaken`] (another grant under this guid),
+    /// [`RoleError::Contended`], or [`RoleError::Store`].
     pub async fn put(
         &self,
         actor: &Actor,
@@ -140,6 +143,11 @@ impl RoleService {
             }),
             Ok(RoleUpsert::NoOrganizationRole) => Err(RoleError::NoOrganizationRole),
             Err(StoreError::MissingParent) => Err(RoleError::InvalidRelationship(missing)),
+            // The lock was not had in time: a concurrent identical PUT may have stored it.
+            Err(StoreError::Conflict) => match self.get_stored(guid).await? {
+                Some(existing) => same_or_taken(existing),
+                None => Err(RoleError::Contended),
+            },
             Err(error) => Err(RoleError::Store(error)),
         }
     }
@@ -187,8 +195,8 @@ impl RoleService {
     ///
     /// # Errors
     /// [`RoleError::NotFound`] (also when the caller may not see it),
-    /// [`RoleError::NotAuthorized`], [`RoleError::SpaceRolesRemain`] (nothing deleted), or
-    /// [`RoleError::Store`].
+    /// [`RoleError::NotAuthorized`], [`RoleError::SpaceRolesRemain`] (nothing deleted),
+    /// [`RoleError::Contended`], or [`RoleError::Store`].
     pub async fn delete(&self, actor: &Actor, guid: RoleGuid) -> Result<(), RoleError> {
         if !self.permissions(actor).await?.can_write_directory() {
             self.get(actor, guid).await?;
@@ -198,6 +206,7 @@ impl RoleService {
             Ok(RoleRemoval::Deleted) => Ok(()),
             Ok(RoleRemoval::SpaceRolesRemain(count)) => Err(RoleError::SpaceRolesRemain(count)),
             Err(StoreError::NotFound) => Err(RoleError::NotFound),
+            Err(StoreError::Conflict) => Err(RoleError::Contended),
             Err(error) => Err(RoleError::Store(error)),
         }
     }

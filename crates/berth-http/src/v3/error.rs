@@ -279,6 +279,7 @@ impl From<RoleError> for V3Error {
             RoleError::InvalidRelationship(_)
             | RoleError::NoOrganizationRole
             | RoleError::GuidTaken(_)
+            | RoleError::Contended
             | RoleError::SpaceRolesRemain(_) => V3Error::unprocessable(&[error.to_string()]),
             // Cloud Controller answers a role held twice with its uniqueness error.
             RoleError::AlreadyHeld { .. } => V3Error::new(

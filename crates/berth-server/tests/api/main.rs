@@ -16,5 +16,6 @@ mod lifecycle;
 mod permissions;
 mod pull_secrets;
 mod registries;
+mod roles;
 mod sealing;
 mod verification;
