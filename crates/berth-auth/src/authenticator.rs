@@ -242,8 +242,14 @@ fn uaa_actor(
     let has = |name: &str| scopes.iter().any(|scope| scope == name);
     let platform = [
         ("cloud_controller.admin", PlatformScope::Admin),
-        ("cloud_controller.admin_read_only", PlatformScope::AdminReadOnly),
-        ("cloud_controller.global_auditor", PlatformScope::GlobalAuditor),
+        (
+            "cloud_controller.admin_read_only",
+            PlatformScope::AdminReadOnly,
+        ),
+        (
+            "cloud_controller.global_auditor",
+            PlatformScope::GlobalAuditor,
+        ),
         ("berth.pull_secrets", PlatformScope::PullSecrets),
     ]
     .into_iter()

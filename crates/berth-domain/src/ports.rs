@@ -10,11 +10,11 @@ use crate::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{CredentialQuery, DirectoryQuery, Page};
 use crate::location::RegistryLocation;
 use crate::pull_secrets::{PullLookup, PullQuery, Reveal};
-use crate::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use crate::registry::{
     ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
     QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId, RobotName,
 };
+use crate::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use crate::verification::Probe;
 
 /// Any error an adapter wants to keep as the cause.

@@ -154,7 +154,10 @@ mod tests {
         for kind in RoleType::ALL {
             assert_eq!(RoleType::parse(kind.as_str()), Ok(kind));
             assert_eq!(kind.in_space(space).is_ok(), kind.is_space_role());
-            assert_eq!(kind.in_organization(organization).is_ok(), !kind.is_space_role());
+            assert_eq!(
+                kind.in_organization(organization).is_ok(),
+                !kind.is_space_role()
+            );
         }
         let role = RoleType::SpaceDeveloper.in_space(space).unwrap();
         assert_eq!(role.role_type(), RoleType::SpaceDeveloper);

@@ -1,7 +1,7 @@
 //! Who is calling: the bearer token of a request, authenticated into a domain `Actor`.
 
-use berth_auth::{AuthFailure, authenticate};
 use actix_web::http::Method;
+use berth_auth::{AuthFailure, authenticate};
 use berth_domain::actor::{Access, Actor};
 
 use crate::state::AppState;

@@ -222,7 +222,9 @@ pub struct RoleBody {
     /// One of `organization_user`, `organization_auditor`, `organization_manager`,
     /// `organization_billing_manager`, `space_auditor`, `space_developer`, `space_manager`,
     /// `space_supporter`.
-    #[schema(pattern = r"^(organization_(user|auditor|manager|billing_manager)|space_(auditor|developer|manager|supporter))$")]
+    #[schema(
+        pattern = r"^(organization_(user|auditor|manager|billing_manager)|space_(auditor|developer|manager|supporter))$"
+    )]
     #[serde(rename = "type")]
     pub type_: String,
     pub relationships: RoleRelationshipsBody,

@@ -20,9 +20,9 @@ use berth_domain::ports::{
     CredentialStore, DirectoryEntries, DirectoryStore, IdempotencyStore, Lease, LeaseHolder,
     LockedCredential, RegistryStore, RoleRemoval, RoleStore, RoleUpsert, StoreError,
 };
-use berth_domain::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use berth_domain::pull_secrets::{PullLookup, PullQuery, Reveal};
 use berth_domain::registry::{Registry, RegistryId, RobotCredential, RobotId};
+use berth_domain::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use time::OffsetDateTime;
 
 use crate::errors::connection_failure;

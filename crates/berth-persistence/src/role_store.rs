@@ -44,11 +44,7 @@ fn row(assignment: &RoleAssignment) -> role::ActiveModel {
 }
 
 /// A stored role type and target back into a [`Role`].
-fn role_of(
-    role_type: &str,
-    organization: Uuid,
-    space: Option<Uuid>,
-) -> Result<Role, StoreError> {
+fn role_of(role_type: &str, organization: Uuid, space: Option<Uuid>) -> Result<Role, StoreError> {
     let kind = RoleType::parse(role_type).map_err(|_| corrupt("role_type"))?;
     match space {
         Some(space) => kind.in_space(SpaceGuid::from_uuid(space)),
@@ -79,18 +75,17 @@ fn visible(visibility: &DirectoryVisibility, viewer: Option<&str>) -> Condition 
             spaces,
         } => {
             let mut any = Condition::any()
-                .add(
-                    Condition::all().add(role::Column::SpaceGuid.is_null()).add(
-                        role::Column::OrganizationGuid
-                            .is_in(organizations.iter().map(|g| g.as_uuid())),
-                    ),
-                )
+                .add(Condition::all().add(role::Column::SpaceGuid.is_null()).add(
+                    role::Column::OrganizationGuid.is_in(organizations.iter().map(|g| g.as_uuid())),
+                ))
                 .add(role::Column::SpaceGuid.is_in(spaces.iter().map(|g| g.as_uuid())))
                 .add(
-                    Condition::all().add(role::Column::SpaceGuid.is_not_null()).add(
-                        role::Column::OrganizationGuid
-                            .is_in(managed_organizations.iter().map(|g| g.as_uuid())),
-                    ),
+                    Condition::all()
+                        .add(role::Column::SpaceGuid.is_not_null())
+                        .add(
+                            role::Column::OrganizationGuid
+                                .is_in(managed_organizations.iter().map(|g| g.as_uuid())),
+                        ),
                 );
             if let Some(viewer) = viewer {
                 any = any.add(role::Column::UserGuid.eq(viewer));
@@ -199,7 +194,10 @@ impl RoleStore for SeaOrmDirectoryStore {
                 // The guid or the grant was taken by a writer that committed first; the
                 // transaction is spent (PostgreSQL aborts it), so look outside it.
                 drop(transaction);
-                match self.role_by_guid(self.connection(), assignment.guid).await? {
+                match self
+                    .role_by_guid(self.connection(), assignment.guid)
+                    .await?
+                {
                     Some(existing) => Ok(RoleUpsert::Exists(existing)),
                     None => Ok(RoleUpsert::GrantTaken),
                 }
@@ -350,9 +348,7 @@ impl SeaOrmDirectoryStore {
                 ));
             }
             if let Some(role_type) = role_type {
-                facts
-                    .roles
-                    .push(role_of(&role_type, organization, space)?);
+                facts.roles.push(role_of(&role_type, organization, space)?);
             }
         }
         Ok(facts)

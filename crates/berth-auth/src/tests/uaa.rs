@@ -95,7 +95,10 @@ async fn a_client_credentials_token_is_its_client_and_may_be_admin() {
     assert_eq!(actor.subject(), "berth-deployer", "no user_id: the sub");
     assert!(actor.has_scope(PlatformScope::Admin));
     assert!(actor.has_scope(PlatformScope::PullSecrets), "unchanged");
-    assert!(actor.may(Access::Read) && actor.may(Access::Write), "admin reads and writes");
+    assert!(
+        actor.may(Access::Read) && actor.may(Access::Write),
+        "admin reads and writes"
+    );
     assert!(!actor.reads_directory_roles());
     uaa.server.stop().await;
 }
@@ -119,7 +122,12 @@ async fn cloud_controller_scopes_map_to_berths_and_gate_reads_and_writes() {
             true,
             false,
         ),
-        (&["cloud_controller.admin"], Some(PlatformScope::Admin), true, true),
+        (
+            &["cloud_controller.admin"],
+            Some(PlatformScope::Admin),
+            true,
+            true,
+        ),
         // Berth's own scopes mean nothing in a UAA token (but berth.pull_secrets).
         (&["berth.admin", "cloud_controller.read"], None, true, false),
     ];
@@ -132,7 +140,11 @@ async fn cloud_controller_scopes_map_to_berths_and_gate_reads_and_writes() {
             PlatformScope::AdminReadOnly,
             PlatformScope::GlobalAuditor,
         ] {
-            assert_eq!(actor.has_scope(scope), platform == Some(scope), "{scopes:?}");
+            assert_eq!(
+                actor.has_scope(scope),
+                platform == Some(scope),
+                "{scopes:?}"
+            );
         }
         assert_eq!(actor.may(Access::Read), read, "{scopes:?} read");
         assert_eq!(actor.may(Access::Write), write, "{scopes:?} write");
@@ -172,7 +184,11 @@ fn roles_come_from_the_sources_configured() {
     let from = |source| actor_from_claims(&claims, &uaa_rules(source)).unwrap();
     assert_eq!(from(RolesSource::Claims).roles().count(), 1);
     assert!(!from(RolesSource::Claims).reads_directory_roles());
-    assert_eq!(from(RolesSource::Directory).roles().count(), 0, "claim ignored");
+    assert_eq!(
+        from(RolesSource::Directory).roles().count(),
+        0,
+        "claim ignored"
+    );
     assert!(from(RolesSource::Directory).reads_directory_roles());
     assert_eq!(from(RolesSource::Both).roles().count(), 1);
     assert!(from(RolesSource::Both).reads_directory_roles());

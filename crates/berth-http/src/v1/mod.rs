@@ -30,10 +30,13 @@ impl FromRequest for V1Caller {
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let authenticated = authenticate_request(request);
         Box::pin(async move {
-            authenticated.await.map(Self).map_err(|failure| match failure {
-                AuthFailure::InsufficientScope => V1Error::insufficient_scope(),
-                AuthFailure::Missing | AuthFailure::Invalid => V1Error::unauthorized(),
-            })
+            authenticated
+                .await
+                .map(Self)
+                .map_err(|failure| match failure {
+                    AuthFailure::InsufficientScope => V1Error::insufficient_scope(),
+                    AuthFailure::Missing | AuthFailure::Invalid => V1Error::unauthorized(),
+                })
         })
     }
 }

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use berth_domain::actor::RoleTarget;
 use berth_domain::credential::RegistryCredential;
 use berth_domain::directory::{App, Organization, Space};
 use berth_domain::listing::{Page, PageRequest};
-use berth_domain::actor::RoleTarget;
 use berth_domain::metadata::Metadata;
 use berth_domain::roles::RoleAssignment;
 use serde::Serialize;

@@ -130,7 +130,12 @@ fn role_grant(body: &JsonObject) -> Result<RoleGrant, V3Error> {
             }
         }
     });
-    problems.finish(|| Some(RoleGrant { user: user?, role: role? }))
+    problems.finish(|| {
+        Some(RoleGrant {
+            user: user?,
+            role: role?,
+        })
+    })
 }
 
 fn role_query(request: &HttpRequest) -> Result<(RoleQuery, Vec<(String, String)>), V3Error> {

@@ -260,7 +260,10 @@ async fn deleting_an_app_deletes_its_credentials() {
         .unwrap()
         .try_get::<i64>("", "n")
         .unwrap();
-    assert_eq!(labels, 2, "only the labels of the credentials kept are left");
+    assert_eq!(
+        labels, 2,
+        "only the labels of the credentials kept are left"
+    );
 }
 
 #[tokio::test]

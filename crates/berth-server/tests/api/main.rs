@@ -18,4 +18,5 @@ mod pull_secrets;
 mod registries;
 mod roles;
 mod sealing;
+mod uaa;
 mod verification;

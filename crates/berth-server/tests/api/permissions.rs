@@ -160,13 +160,25 @@ impl World {
     /// token carrying none.
     async fn token_with(&self, subject: &str, scopes: &[&str], roles: &[String]) -> String {
         if self.roles_source == RolesSource::Claims {
-            return mint_as(subject, HS256_SECRET, scopes, roles, Some(ISSUER), Some(AUDIENCE), 600);
+            return mint_as(
+                subject,
+                HS256_SECRET,
+                scopes,
+                roles,
+                Some(ISSUER),
+                Some(AUDIENCE),
+                600,
+            );
         }
         for role in roles {
             let (kind, guid) = role.split_once(':').unwrap();
             let mut grants = Vec::new();
             if kind.starts_with("space_") {
-                let organization = if guid == self.space_b1 { &self.org_b } else { &self.org_a };
+                let organization = if guid == self.space_b1 {
+                    &self.org_b
+                } else {
+                    &self.org_a
+                };
                 grants.push(("organization_user", "organization", organization.as_str()));
                 grants.push((kind, "space", guid));
             } else {
@@ -191,7 +203,15 @@ impl World {
                 );
             }
         }
-        mint_as(subject, HS256_SECRET, scopes, &[], Some(ISSUER), Some(AUDIENCE), 600)
+        mint_as(
+            subject,
+            HS256_SECRET,
+            scopes,
+            &[],
+            Some(ISSUER),
+            Some(AUDIENCE),
+            600,
+        )
     }
 }
 
@@ -1054,8 +1074,14 @@ async fn cross_tenant(roles_source: RolesSource) {
     let before = snapshot(&world).await;
     assert!(before.len() > 10);
     for (subject, roles) in [
-        ("manager-of-b", vec![format!("organization_manager:{}", world.org_b)]),
-        ("developer-in-b1", vec![format!("space_developer:{}", world.space_b1)]),
+        (
+            "manager-of-b",
+            vec![format!("organization_manager:{}", world.org_b)],
+        ),
+        (
+            "developer-in-b1",
+            vec![format!("space_developer:{}", world.space_b1)],
+        ),
     ] {
         let token = world.token_with(subject, &[], &roles).await;
         let token = Some(token.as_str());

@@ -70,8 +70,14 @@ async fn a_role_is_put_once_and_shown_as_cloud_foundry_shows_it() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{space_role}");
-    assert_eq!(space_role["relationships"]["space"]["data"]["guid"], space.as_str());
-    assert_eq!(space_role["relationships"]["organization"]["data"], Value::Null);
+    assert_eq!(
+        space_role["relationships"]["space"]["data"]["guid"],
+        space.as_str()
+    );
+    assert_eq!(
+        space_role["relationships"]["organization"]["data"],
+        Value::Null
+    );
 
     // The same guid for another grant, and the same grant under another guid.
     let (status, body) = app
@@ -151,7 +157,12 @@ async fn roles_that_do_not_fit_are_refused_with_422() {
             "Relationships user can't be blank".to_owned(),
         ),
         (
-            role_body("organization_user", "has space", "organization", &organization),
+            role_body(
+                "organization_user",
+                "has space",
+                "organization",
+                &organization,
+            ),
             "User guid must be 1 to 255 visible characters".to_owned(),
         ),
         (
@@ -203,7 +214,11 @@ async fn only_admins_write_roles_and_members_see_their_organizations_roles() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|role| role["relationships"]["user"]["data"]["guid"].as_str().unwrap())
+        .map(|role| {
+            role["relationships"]["user"]["data"]["guid"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     // Put within one second: their order is the guids'.
     users.sort_unstable();
@@ -217,7 +232,12 @@ async fn only_admins_write_roles_and_members_see_their_organizations_roles() {
             Method::PUT,
             &new_path(),
             Some(&alice),
-            Some(role_body("organization_manager", "alice", "organization", &a)),
+            Some(role_body(
+                "organization_manager",
+                "alice",
+                "organization",
+                &a,
+            )),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -244,7 +264,9 @@ async fn roles_are_filtered_and_the_filters_are_bounded() {
         ("organization_user", "bob", "organization", &b),
         ("space_developer", "alice", "space", &a1),
     ] {
-        let (status, body) = app.put(&new_path(), role_body(kind, user, target, guid)).await;
+        let (status, body) = app
+            .put(&new_path(), role_body(kind, user, target, guid))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let count = |query: String| {
@@ -257,7 +279,10 @@ async fn roles_are_filtered_and_the_filters_are_bounded() {
     };
     assert_eq!(count(String::new()).await, 4);
     assert_eq!(count("types=organization_user".into()).await, 2);
-    assert_eq!(count("types=space_developer,organization_manager".into()).await, 2);
+    assert_eq!(
+        count("types=space_developer,organization_manager".into()).await,
+        2
+    );
     assert_eq!(count("user_guids=bob".into()).await, 2);
     assert_eq!(count(format!("organization_guids={a}")).await, 2);
     assert_eq!(count(format!("space_guids={a1}")).await, 1);
@@ -290,9 +315,18 @@ async fn the_last_organization_role_stays_while_space_roles_depend_on_it() {
     let auditor_role = new_path();
     let space_role = new_path();
     for (path, body) in [
-        (&user_role, role_body("organization_user", USER, "organization", &organization)),
-        (&auditor_role, role_body("organization_auditor", USER, "organization", &organization)),
-        (&space_role, role_body("space_auditor", USER, "space", &space)),
+        (
+            &user_role,
+            role_body("organization_user", USER, "organization", &organization),
+        ),
+        (
+            &auditor_role,
+            role_body("organization_auditor", USER, "organization", &organization),
+        ),
+        (
+            &space_role,
+            role_body("space_auditor", USER, "space", &space),
+        ),
     ] {
         assert_eq!(app.put(path, body).await.0, StatusCode::CREATED);
     }
@@ -350,8 +384,6 @@ async fn fifty_identical_puts_over_two_replicas_give_exactly_one_role() {
         );
         assert_eq!(answer["guid"], results[0].1["guid"]);
     }
-    let (_, list) = app
-        .get(&format!("/v3/roles?space_guids={space}"))
-        .await;
+    let (_, list) = app.get(&format!("/v3/roles?space_guids={space}")).await;
     assert_eq!(list["pagination"]["total_results"], 1);
 }
