@@ -184,6 +184,7 @@ fn role_query(request: &HttpRequest) -> Result<(RoleQuery, Vec<(String, String)>
         (status = 201, description = "Created", body = RoleResource),
         V3Unauthenticated,
         V3BodyRefused,
+        V3NotVisible,
         V3NotWritable,
     ),
 )]
