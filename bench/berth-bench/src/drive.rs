@@ -614,7 +614,12 @@ fn seed_directory_roles(
     let list: Value = serde_json::from_str(&answer)?;
     let guids: Vec<&str> = list["resources"]
         .as_array()
-        .map(|items| items.iter().filter_map(|item| item["guid"].as_str()).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item["guid"].as_str())
+                .collect()
+        })
         .unwrap_or_default();
     if guids.is_empty() {
         bail!("the list organization has no credentials to GET");

@@ -263,7 +263,12 @@ pub(crate) async fn list(
     params(("guid" = String, Path, description = "The role's guid")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 422, description = "The user's last organization role while the user holds roles in its spaces: nothing was deleted", body = crate::openapi::V3ErrorBody),
+        (
+            status = 422,
+            description = "The user's last organization role while the user holds roles in \
+                           its spaces: nothing was deleted",
+            body = crate::openapi::V3ErrorBody
+        ),
         V3Unauthenticated,
         V3NotVisible,
         V3NotWritable,
