@@ -169,3 +169,72 @@ async fn permission_facts_give_the_users_roles_and_every_spaces_organization() {
         .unwrap();
     assert!(none.roles.is_empty() && none.space_organizations.is_empty());
 }
+
+/// The permission lookup of a caller whose directory roles count is ONE statement, whatever the
+/// token's own space roles; a caller reading everything, or with claims only and no space role,
+/// makes none.
+#[tokio::test]
+async fn the_permission_lookup_is_one_statement() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use berth_domain::actor::{Actor, PlatformScope};
+    use berth_domain::permissions;
+    use berth_persistence::SeaOrmDirectoryStore;
+
+    let harness = Harness::new(ring(&["k"], "k").0).await;
+    let org = organization(&harness).await;
+    let a1 = space(&harness, org).await;
+    let roles = harness.directory.roles();
+    for role in [
+        assignment(
+            "erin",
+            RoleType::OrganizationUser.in_organization(org).unwrap(),
+            org,
+        ),
+        assignment("erin", RoleType::SpaceDeveloper.in_space(a1).unwrap(), org),
+    ] {
+        roles.upsert(&role).await.unwrap();
+    }
+    let mut connection = berth_persistence::connect(
+        harness.db.url(),
+        &berth_persistence::PoolSettings::default(),
+    )
+    .await
+    .unwrap();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    connection.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let directory = SeaOrmDirectoryStore::new(connection);
+    let token_space = Role::SpaceAuditor(space(&harness, org).await);
+    let cases = [
+        (
+            Actor::new("erin", [], [token_space]).with_directory_roles(),
+            1,
+        ),
+        (Actor::new("erin", [], []).with_directory_roles(), 1),
+        (Actor::new("erin", [], [token_space]), 1),
+        (Actor::new("erin", [], []), 0),
+        (
+            Actor::new("erin", [PlatformScope::AdminReadOnly], []).with_directory_roles(),
+            0,
+        ),
+    ];
+    for (actor, expected) in cases {
+        statements.store(0, Ordering::SeqCst);
+        let resolved = permissions::resolve(&actor, &directory).await.unwrap();
+        assert_eq!(statements.load(Ordering::SeqCst), expected, "{actor:?}");
+        if actor.reads_directory_roles() && !actor.reads_everything() {
+            let target = berth_domain::credential::ScopeTarget::Space {
+                organization: org,
+                space: a1,
+            };
+            assert!(
+                resolved.can_write_credential(&target),
+                "the directory's developer role"
+            );
+        }
+    }
+}
