@@ -351,11 +351,17 @@ impl DirectoryTable for App {
     }
 
     async fn dependents(
-        _store: &SeaOrmDirectoryStore,
-        _guid: Uuid,
+        store: &SeaOrmDirectoryStore,
+        guid: Uuid,
     ) -> Result<Dependents, StoreError> {
-        // An app's credentials go with it; nothing else refers to an app.
-        Ok(Dependents::default())
+        // An app's credentials go with it; one can only refuse the delete when it was created
+        // for the app while the delete ran.
+        Ok(Dependents {
+            credentials: store
+                .credentials_with(registry_credential::Column::AppGuid.eq(guid))
+                .await?,
+            ..Dependents::default()
+        })
     }
 
     async fn delete_owned(transaction: &DatabaseTransaction, guid: Uuid) -> Result<(), StoreError> {
