@@ -150,11 +150,12 @@ pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn list(&self, query: &DirectoryQuery) -> Result<Page<E>, StoreError>;
-    /// Deletes an entry that nothing refers to, in one transaction.
+    /// Deletes an entry that nothing refers to, in one transaction; an app's credentials (and
+    /// their labels) are deleted with it, in that transaction, as Cloud Controller does.
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the guid does not exist and
-    /// [`StoreError::InUse`] when children, credentials or a registry still refer to it
+    /// [`StoreError::InUse`] when children, credentials, roles or a registry still refer to it
     /// (nothing is deleted).
     async fn delete(&self, guid: E::Guid) -> Result<(), StoreError>;
 }
