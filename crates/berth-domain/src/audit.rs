@@ -263,6 +263,22 @@ impl AuditEvent {
     pub fn updated_at(&self) -> OffsetDateTime {
         self.created_at
     }
+
+    /// The delete of a credential that went with its app, by the app delete's (`app_delete`)
+    /// actor, in the credential's organization and space. It carries no request data: the
+    /// request was the app's.
+    pub fn credential_deleted_with(
+        app_delete: &AuditEvent,
+        credential: &RegistryCredential,
+    ) -> Self {
+        Self::new(
+            AuditEventType::CredentialDelete,
+            app_delete.actor.clone(),
+            AuditTarget::credential(credential),
+            AuditData::request(AuditData::new()),
+        )
+        .within(&credential.target)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -203,11 +203,17 @@ pub struct Dependents {
     pub apps: u64,
     pub credentials: u64,
     pub registries: u64,
+    /// Roles held in it (in the directory).
+    pub roles: u64,
 }
 
 impl Dependents {
     pub fn is_empty(&self) -> bool {
-        self.spaces == 0 && self.apps == 0 && self.credentials == 0 && self.registries == 0
+        self.spaces == 0
+            && self.apps == 0
+            && self.credentials == 0
+            && self.registries == 0
+            && self.roles == 0
     }
 
     /// A human list such as "2 spaces and 1 registry credential".
@@ -221,6 +227,7 @@ impl Dependents {
                 "registry credentials",
             ),
             (self.registries, "registry", "registries"),
+            (self.roles, "role", "roles"),
         ]
         .into_iter()
         .filter(|(count, _, _)| *count > 0)
@@ -245,6 +252,7 @@ mod tests {
             apps: 0,
             credentials: 1,
             registries: 1,
+            roles: 0,
         };
         assert_eq!(
             dependents.describe(),
@@ -255,10 +263,11 @@ mod tests {
                 spaces: 1,
                 apps: 3,
                 credentials: 2,
-                registries: 0
+                registries: 0,
+                roles: 4,
             }
             .describe(),
-            "1 space, 3 apps and 2 registry credentials"
+            "1 space, 3 apps, 2 registry credentials and 4 roles"
         );
         assert!(Dependents::default().is_empty());
     }

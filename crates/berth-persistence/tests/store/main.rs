@@ -7,6 +7,7 @@ mod migrations;
 mod pools;
 mod pull_secrets;
 mod registries;
+mod roles;
 mod sealing;
 mod stores;
 

@@ -15,6 +15,7 @@ use berth_domain::idempotency::IdempotencyService;
 use berth_domain::ports::{RegistryProvisioner, RegistryVerifier};
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::{RegistryService, RegistrySettings};
+use berth_domain::role_service::RoleService;
 use berth_domain::verification_service::VerificationService;
 use berth_http::health::Readiness;
 use berth_http::ops::OpsProbe;
@@ -126,11 +127,7 @@ impl Application {
             verifier: registry_verifier,
             registry: runtime.registry,
             links: Links::new(&runtime.external_url),
-            authenticator: Arc::new(Authenticator::new(
-                verifier,
-                runtime.scope_claim,
-                runtime.roles_claim,
-            )),
+            authenticator: Arc::new(Authenticator::with_rules(verifier, runtime.claim_rules)),
             readiness,
             access_log: Arc::new(access_log),
         };
@@ -300,6 +297,7 @@ impl SharedParts {
                 directory_store.clone(),
                 self.access_log.clone(),
             ),
+            roles: RoleService::new(directory_store.clone()),
             directory: DirectoryService::new(directory_store),
             registries,
             links: self.links.clone(),
