@@ -271,3 +271,34 @@ async fn the_permission_lookup_is_one_statement() {
         }
     }
 }
+
+/// No role change commits without its event: with the event's insert refused, neither a new
+/// role nor a role's delete is kept.
+#[tokio::test]
+async fn a_refused_event_rolls_a_role_change_back() {
+    let harness = Harness::new(ring(&["k"], "k").0).await;
+    let roles = harness.directory.roles();
+    let org = organization(&harness).await;
+    let member = assignment(
+        "alice",
+        RoleType::OrganizationUser.in_organization(org).unwrap(),
+        org,
+    );
+    roles.upsert(&member, &crate::audit_event()).await.unwrap();
+    crate::audit::refuse_audit_inserts(&harness).await;
+
+    let manager = assignment(
+        "bob",
+        RoleType::OrganizationManager.in_organization(org).unwrap(),
+        org,
+    );
+    assert!(roles.upsert(&manager, &crate::audit_event()).await.is_err());
+    assert_eq!(roles.get(manager.guid).await.unwrap(), None);
+    assert!(
+        roles
+            .delete(member.guid, &crate::audit_event())
+            .await
+            .is_err()
+    );
+    assert_eq!(roles.get(member.guid).await.unwrap(), Some(member));
+}
