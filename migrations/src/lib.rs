@@ -10,6 +10,7 @@ mod m20261130_000005_credentials_organization_created_at;
 mod m20261130_000006_managed_pull_robots;
 mod m20261130_000010_create_idempotency_keys;
 mod m20261130_000020_create_audit_events;
+mod m20261130_000030_create_roles;
 
 /// Every migration, in order. Each schema change is a new migration; applied ones never change.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_managed_pull_robots::Migration),
             Box::new(m20261130_000010_create_idempotency_keys::Migration),
             Box::new(m20261130_000020_create_audit_events::Migration),
+            Box::new(m20261130_000030_create_roles::Migration),
         ]
     }
 }

@@ -184,12 +184,26 @@ fn free_port() -> anyhow::Result<u16> {
 /// A bare HTTP/1.1 exchange on loopback: status and body. Enough for readiness polls and the
 /// emulator's hooks; the load itself is wrk's.
 fn http(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    http_as(port, method, path, None, body)
+}
+
+/// [`http`] with a bearer token.
+fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let authorization = token.map_or(String::new(), |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+         {authorization}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -439,9 +453,13 @@ fn seed(server_url: &str, keys: &str, set: &DataSet, out: &Path) -> anyhow::Resu
 }
 
 fn token(scope: &str, roles: &[String]) -> anyhow::Result<String> {
+    token_of("bench-user", scope, roles)
+}
+
+fn token_of(subject: &str, scope: &str, roles: &[String]) -> anyhow::Result<String> {
     let mut command = Command::new(bench_binary("berth-bench"));
     command
-        .args(["token", "--private-key"])
+        .args(["token", "--subject", subject, "--private-key"])
         .arg(workspace_root().join(JWT_FIXTURES).join("rsa.pem"))
         .args([
             "--kid",
@@ -546,13 +564,78 @@ fn list_query(organization: &str, selector: &str) -> String {
     query
 }
 
-/// The lists measured: name, selector, and whether they run as the organization's manager.
-const LISTS: &[(&str, &str, bool)] = &[
-    ("list", "", false),
-    ("list, selector matching all", SELECTOR_ALL, false),
-    ("list, selector", SELECTOR, false),
-    ("list as manager, selector", SELECTOR, true),
+/// Who a measured request runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum As {
+    Admin,
+    /// The organization's manager, the role in the token's claim.
+    ManagerByClaims,
+    /// The organization's manager, the role in the directory (`/v3/roles`), none in the token.
+    ManagerByDirectory,
+}
+
+/// The lists measured: name, selector, and who runs them.
+const LISTS: &[(&str, &str, As)] = &[
+    ("list", "", As::Admin),
+    ("list, selector matching all", SELECTOR_ALL, As::Admin),
+    ("list, selector", SELECTOR, As::Admin),
+    ("list as manager, selector", SELECTOR, As::ManagerByClaims),
+    (
+        "list as manager, selector, directory roles",
+        SELECTOR,
+        As::ManagerByDirectory,
+    ),
 ];
+
+/// The subject whose manager roles are seeded in the directory.
+const DIRECTORY_MANAGER: &str = "bench-directory-manager";
+
+/// Seeds `DIRECTORY_MANAGER`'s manager role in each of `organizations` through Berth's API, and
+/// writes the ids of the list organization's credentials (the GET runs as its manager read them).
+fn seed_directory_roles(
+    port: u16,
+    admin: &str,
+    organizations: &[&str],
+    list_organization: &str,
+    ids: &Path,
+) -> anyhow::Result<()> {
+    for organization in organizations {
+        let body = json!({"type": "organization_manager", "relationships": {
+            "user": {"data": {"guid": DIRECTORY_MANAGER}},
+            "organization": {"data": {"guid": organization}}}})
+        .to_string();
+        let path = format!("/v3/roles/{}", uuid::Uuid::new_v4());
+        let (status, answer) = http_as(port, "PUT", &path, Some(admin), &body)?;
+        if status >= 300 {
+            bail!("seeding a directory role answered {status}: {answer}");
+        }
+    }
+    let (status, answer) = http_as(
+        port,
+        "GET",
+        &format!("/v3/registry_credentials?organization_guids={list_organization}&per_page=5000"),
+        Some(admin),
+        "",
+    )?;
+    if status != 200 {
+        bail!("listing the list organization's credentials answered {status}");
+    }
+    let list: Value = serde_json::from_str(&answer)?;
+    let guids: Vec<&str> = list["resources"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item["guid"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if guids.is_empty() {
+        bail!("the list organization has no credentials to GET");
+    }
+    fs::write(ids, guids.join("\n") + "\n")?;
+    Ok(())
+}
 
 #[derive(Debug, clap::Args)]
 pub struct DriveArgs {
@@ -585,7 +668,14 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     let list_organization = text(&dataset["list_organization"]);
     let post_organization = text(&dataset["post_organization"]);
-    let manager = token("", &[format!("organization_manager:{list_organization}")])?;
+    let manager = token(
+        "",
+        &[
+            format!("organization_manager:{list_organization}"),
+            format!("organization_manager:{post_organization}"),
+        ],
+    )?;
+    let directory_manager = token_of(DIRECTORY_MANAGER, "", &[])?;
     let deployer = token("berth.pull_secrets", &[])?;
     let resolve_body = serde_json::json!({
         "images": dataset["resolve"]["images"],
@@ -615,6 +705,14 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
     eprintln!("==> starting Berth");
     let (mut berth, berth_port, start_to_ready) =
         start_berth(&main_url, &keys, harbor_port, &work)?;
+    let manager_ids = main_dir.join("list-organization-credentials.txt");
+    seed_directory_roles(
+        berth_port,
+        &admin,
+        &[&list_organization, &post_organization],
+        &list_organization,
+        &manager_ids,
+    )?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle_rss, _) = memory_mib(berth.pid())?;
     eprintln!(
@@ -684,6 +782,18 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
         "berth get".into(),
         driver.measure(berth_port, &get(&admin), true)?,
     );
+    // The same reads as the organization's manager, the role in the token, then in the
+    // directory: the permission lookup is then one indexed statement.
+    for (name, token) in [
+        ("berth get as manager", &manager),
+        ("berth get as manager, directory roles", &directory_manager),
+    ] {
+        let load = Load {
+            ids: Some(&manager_ids),
+            ..Load::new("get", token)
+        };
+        results.insert(name.into(), driver.measure(berth_port, &load, true)?);
+    }
     let resolve = Load {
         body: &resolve_body,
         ..Load::new("resolve", &deployer)
@@ -692,13 +802,13 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
         "berth resolve".into(),
         driver.measure(berth_port, &resolve, true)?,
     );
-    for (name, selector, as_manager) in LISTS {
+    for (name, selector, caller) in LISTS {
         let query = list_query(&list_organization, selector);
         let list = |token| Load {
             query: &query,
             ..Load::new("list", token)
         };
-        if !as_manager {
+        if *caller == As::Admin {
             results.insert(
                 format!("floor {name}"),
                 driver.measure(floor_port, &list(""), true)?,
@@ -708,7 +818,11 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
                 driver.measure(best_port, &list(""), true)?,
             );
         }
-        let token = if *as_manager { &manager } else { &admin };
+        let token = match caller {
+            As::Admin => &admin,
+            As::ManagerByClaims => &manager,
+            As::ManagerByDirectory => &directory_manager,
+        };
         results.insert(
             format!("berth {name}"),
             driver.measure(berth_port, &list(token), true)?,
@@ -721,6 +835,14 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
     results.insert(
         "berth post".into(),
         driver.measure(berth_port, &post(&admin), true)?,
+    );
+    results.insert(
+        "berth post as manager".into(),
+        driver.measure(berth_port, &post(&manager), true)?,
+    );
+    results.insert(
+        "berth post as manager, directory roles".into(),
+        driver.measure(berth_port, &post(&directory_manager), true)?,
     );
     results.insert(
         "berth patch".into(),
@@ -746,8 +868,8 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<()> {
         let (_berth, port, _) = start_berth(&url, &keys, harbor_port, &dir)?;
         eprintln!("==> growth: {} credentials", set.credentials);
         let mut lists = serde_json::Map::new();
-        for (name, selector, as_manager) in LISTS {
-            if *as_manager {
+        for (name, selector, caller) in LISTS {
+            if *caller != As::Admin {
                 continue;
             }
             let query = list_query(&organization, selector);
@@ -907,12 +1029,16 @@ impl Report<'_> {
                 against: pair("floor select", Some(0.6), "best select", None)?,
             },
         ];
-        for (name, _, as_manager) in LISTS {
+        for (name, _, caller) in LISTS {
             // The manager's list is read against the admin's floors of the same selector.
-            let floor_name = name.replace("list as manager", "list");
-            let (berth_needed, best_needed) = match (*name, as_manager) {
-                ("list" | "list, selector matching all", false) => (None, Some(0.6)),
-                ("list, selector", false) => (Some(0.6), None),
+            let floor_name = name
+                .replace(", directory roles", "")
+                .replace("list as manager", "list");
+            let (berth_needed, best_needed) = match (*name, caller) {
+                ("list" | "list, selector matching all", As::Admin) => (None, Some(0.6)),
+                ("list, selector", As::Admin) => (Some(0.6), None),
+                // Directory roles must keep the admin's list ratio (issue 16).
+                (_, As::ManagerByDirectory) => (Some(0.6), None),
                 _ => (None, None),
             };
             comparisons.push(Comparison {
@@ -925,10 +1051,34 @@ impl Report<'_> {
                 )?,
             });
         }
-        comparisons.push(Comparison {
-            run: "berth post".into(),
-            against: vec![("floor insert".into(), rate("floor insert")?, Some(0.5))],
-        });
+        for run in [
+            "berth get as manager",
+            "berth get as manager, directory roles",
+        ] {
+            comparisons.push(Comparison {
+                run: run.into(),
+                against: pair(
+                    "floor select",
+                    run.ends_with("directory roles").then_some(0.7),
+                    "best select",
+                    None,
+                )?,
+            });
+        }
+        for run in [
+            "berth post",
+            "berth post as manager",
+            "berth post as manager, directory roles",
+        ] {
+            comparisons.push(Comparison {
+                run: run.into(),
+                against: vec![(
+                    "floor insert".into(),
+                    rate("floor insert")?,
+                    (run != "berth post as manager").then_some(0.5),
+                )],
+            });
+        }
         comparisons.push(Comparison {
             run: "berth patch".into(),
             against: vec![("floor insert".into(), rate("floor insert")?, None)],

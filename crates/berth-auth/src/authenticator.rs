@@ -3,25 +3,75 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use berth_domain::actor::{Actor, PlatformScope, Role};
+use berth_domain::actor::{Actor, ApiAccess, PlatformScope, Role};
 use serde_json::Value;
 
 use crate::{TokenVerifier, VerifiedClaims};
 
+/// Which tokens Berth reads (`auth.profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthProfile {
+    /// Berth's own tokens: `berth.*` scopes, the user in `sub`, nothing asked to read or write.
+    /// The default, because every token minted so far (dev mode's, `berth token`'s, the
+    /// deployer's) is of this kind.
+    #[default]
+    Berth,
+    /// Cloud Foundry UAA's tokens as they are: `cloud_controller.*` scopes (admin, read-only
+    /// admin, global auditor; `read` needed to read and `write` to write), the user in
+    /// `user_id` (else `sub`); `berth.pull_secrets` as in the `berth` profile.
+    Uaa,
+}
+
+/// Where a caller's organization and space roles come from (`auth.roles_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RolesSource {
+    /// The token's roles claim only.
+    Claims,
+    /// The directory's roles (`/v3/roles`) only; a roles claim is ignored.
+    Directory,
+    /// Both, joined.
+    #[default]
+    Both,
+}
+
+/// How claims become an actor: the profile, the claim names and the source of roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRules {
+    pub profile: AuthProfile,
+    pub scope_claim: String,
+    pub roles_claim: String,
+    pub roles_source: RolesSource,
+}
+
+impl ClaimRules {
+    /// Berth's own tokens with roles from the claim alone: what [`Authenticator::new`] reads.
+    pub fn berth(scope_claim: String, roles_claim: String) -> Self {
+        Self {
+            profile: AuthProfile::Berth,
+            scope_claim,
+            roles_claim,
+            roles_source: RolesSource::Claims,
+        }
+    }
+}
+
 /// Verifies bearer tokens and reads the claims Berth uses; claim names are configurable.
 pub struct Authenticator {
     verifier: TokenVerifier,
-    scope_claim: String,
-    roles_claim: String,
+    rules: ClaimRules,
     recent: RecentTokens,
 }
 
 impl Authenticator {
+    /// Berth's own tokens, roles from the claim (see [`Authenticator::with_rules`]).
     pub fn new(verifier: TokenVerifier, scope_claim: String, roles_claim: String) -> Self {
+        Self::with_rules(verifier, ClaimRules::berth(scope_claim, roles_claim))
+    }
+
+    pub fn with_rules(verifier: TokenVerifier, rules: ClaimRules) -> Self {
         Self {
             verifier,
-            scope_claim,
-            roles_claim,
+            rules,
             recent: RecentTokens::default(),
         }
     }
@@ -87,6 +137,9 @@ pub enum AuthFailure {
     Missing,
     /// A header that is not a valid bearer token, or claims Berth cannot read.
     Invalid,
+    /// A valid token whose scopes do not allow this kind of request (a UAA token without
+    /// `cloud_controller.read` reading, or without `cloud_controller.write` writing).
+    InsufficientScope,
 }
 
 /// Authenticates one request from the raw bytes of its `Authorization` header.
@@ -116,12 +169,7 @@ pub async fn authenticate(
             tracing::debug!(reason = %error, "bearer token refused");
             AuthFailure::Invalid
         })?;
-    let actor = actor_from_claims(
-        &claims,
-        &authenticator.scope_claim,
-        &authenticator.roles_claim,
-    )
-    .map_err(|reason| {
+    let actor = actor_from_claims(&claims, &authenticator.rules).map_err(|reason| {
         tracing::debug!(reason, "token claims refused");
         AuthFailure::Invalid
     })?;
@@ -130,11 +178,6 @@ pub async fn authenticate(
     Ok(actor)
 }
 
-/// Builds the actor: `scope` is a space-separated string or an array of strings (unknown scopes
-/// are ignored); `roles` is an array of `<cf_role_name>:<guid>` strings.
-///
-/// # Errors
-/// A short reason when a claim has the wrong shape.
 /// The header as text when it holds only visible ASCII, spaces and tabs (what HTTP's
 /// `HeaderValue::to_str` accepts); a bearer token never holds anything else.
 fn visible_ascii(header: &[u8]) -> Option<&str> {
@@ -145,12 +188,17 @@ fn visible_ascii(header: &[u8]) -> Option<&str> {
         .flatten()
 }
 
+/// Builds the actor: `scope` is a space-separated string or an array of strings (unknown scopes
+/// are ignored); `roles` is an array of `<cf_role_name>:<guid>` strings, read unless the rules
+/// take roles from the directory alone.
+///
+/// # Errors
+/// A short reason when a claim has the wrong shape.
 pub fn actor_from_claims(
     claims: &VerifiedClaims,
-    scope_claim: &str,
-    roles_claim: &str,
+    rules: &ClaimRules,
 ) -> Result<Actor, &'static str> {
-    let scopes: Vec<String> = match claims.claims.get(scope_claim) {
+    let scopes: Vec<String> = match claims.claims.get(&rules.scope_claim) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
         Some(Value::Array(items)) => items
@@ -160,22 +208,69 @@ pub fn actor_from_claims(
             .ok_or("scope claim holds a non-string")?,
         Some(_) => return Err("scope claim is neither a string nor an array"),
     };
-    let roles: Vec<Role> = match claims.claims.get(roles_claim) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
+    let roles: Vec<Role> = match (rules.roles_source, claims.claims.get(&rules.roles_claim)) {
+        (RolesSource::Directory, _) | (_, None | Some(Value::Null)) => Vec::new(),
+        (_, Some(Value::Array(items))) => items
             .iter()
             .map(|item| item.as_str().and_then(|text| Role::parse(text).ok()))
             .collect::<Option<_>>()
             .ok_or("roles claim holds an entry that is not <role>:<guid>")?,
-        Some(_) => return Err("roles claim is not an array"),
+        (_, Some(_)) => return Err("roles claim is not an array"),
     };
-    Ok(Actor::new(
-        claims.subject.clone(),
-        scopes
-            .iter()
-            .filter_map(|scope| PlatformScope::from_claim(scope)),
-        roles,
-    ))
+    let actor = match rules.profile {
+        AuthProfile::Berth => Actor::new(
+            claims.subject.clone(),
+            scopes
+                .iter()
+                .filter_map(|scope| PlatformScope::from_claim(scope)),
+            roles,
+        ),
+        AuthProfile::Uaa => uaa_actor(claims, &scopes, roles)?,
+    };
+    Ok(match rules.roles_source {
+        RolesSource::Claims => actor,
+        RolesSource::Directory | RolesSource::Both => actor.with_directory_roles(),
+    })
+}
+
+/// A UAA token's actor: Cloud Controller's scopes mapped, its read and write rule kept.
+fn uaa_actor(
+    claims: &VerifiedClaims,
+    scopes: &[String],
+    roles: Vec<Role>,
+) -> Result<Actor, &'static str> {
+    let has = |name: &str| scopes.iter().any(|scope| scope == name);
+    let platform = [
+        ("cloud_controller.admin", PlatformScope::Admin),
+        (
+            "cloud_controller.admin_read_only",
+            PlatformScope::AdminReadOnly,
+        ),
+        (
+            "cloud_controller.global_auditor",
+            PlatformScope::GlobalAuditor,
+        ),
+        ("berth.pull_secrets", PlatformScope::PullSecrets),
+    ]
+    .into_iter()
+    .filter(|(name, _)| has(name))
+    .map(|(_, scope)| scope);
+    // Cloud Controller: reads need `read` or one of the admin scopes; writes `write` or admin.
+    let admin = has("cloud_controller.admin");
+    let access = ApiAccess::Scoped {
+        read: admin
+            || has("cloud_controller.read")
+            || has("cloud_controller.admin_read_only")
+            || has("cloud_controller.global_auditor"),
+        write: admin || has("cloud_controller.write"),
+    };
+    // UAA names the user in `user_id`; a client-credentials token has none, and is its `sub`.
+    let subject = match claims.claims.get("user_id") {
+        None | Some(Value::Null) => claims.subject.clone(),
+        Some(Value::String(user)) if !user.trim().is_empty() => user.clone(),
+        Some(_) => return Err("user_id claim is not a non-blank string"),
+    };
+    Ok(Actor::new(subject, platform, roles).with_access(access))
 }
 
 #[cfg(test)]
@@ -188,10 +283,13 @@ mod tests {
                 subject: subject.into(),
                 claims: Default::default(),
             },
-            "scope",
-            "roles",
+            &berth_rules("scope"),
         )
         .unwrap()
+    }
+
+    fn berth_rules(scope_claim: &str) -> ClaimRules {
+        ClaimRules::berth(scope_claim.into(), "roles".into())
     }
 
     #[test]
@@ -296,16 +394,14 @@ mod tests {
         let guid = "6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11";
         let actor = actor_from_claims(
             &claims(serde_json::json!({"scope": "openid berth.admin", "roles": [format!("space_developer:{guid}")]})),
-            "scope",
-            "roles",
+            &berth_rules("scope"),
         )
         .unwrap();
         assert!(actor.has_scope(PlatformScope::Admin));
         assert_eq!(actor.roles().count(), 1);
         let actor = actor_from_claims(
             &claims(serde_json::json!({"scp": ["berth.global_auditor"]})),
-            "scp",
-            "roles",
+            &berth_rules("scp"),
         )
         .unwrap();
         assert!(actor.has_scope(PlatformScope::GlobalAuditor));
@@ -321,7 +417,7 @@ mod tests {
             serde_json::json!({"roles": ["wizard:6f1c4b1e-8a7e-4d4b-9a0e-0c6b8f3b9a11"]}),
         ] {
             assert!(
-                actor_from_claims(&claims(value.clone()), "scope", "roles").is_err(),
+                actor_from_claims(&claims(value.clone()), &berth_rules("scope")).is_err(),
                 "{value}"
             );
         }

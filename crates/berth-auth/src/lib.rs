@@ -30,7 +30,10 @@ use serde_json::{Map, Value};
 use self::header::JoseHeader;
 use self::jwks::JwksSource;
 
-pub use self::authenticator::{AuthFailure, Authenticator, actor_from_claims, authenticate};
+pub use self::authenticator::{
+    AuthFailure, AuthProfile, Authenticator, ClaimRules, RolesSource, actor_from_claims,
+    authenticate,
+};
 pub use self::jwks::JwksError;
 pub use self::mint::{MintClaims, mint_hs256};
 

@@ -32,6 +32,24 @@ impl PlatformScope {
     }
 }
 
+/// Which Cloud Controller scopes a token carries, for platforms whose tokens must hold
+/// `cloud_controller.read` to read and `cloud_controller.write` to write (Cloud Foundry's UAA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiAccess {
+    /// Berth's own tokens: no read or write scope is asked for.
+    Unrestricted,
+    /// As Cloud Controller decides: `read` from `cloud_controller.read` (or an admin scope),
+    /// `write` from `cloud_controller.write` (or `cloud_controller.admin`).
+    Scoped { read: bool, write: bool },
+}
+
+/// Whether a request only reads (`GET`, `HEAD`, and the read-only actions) or may change state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 /// A Cloud Foundry role held in one organization or space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -67,28 +85,149 @@ pub enum RoleError {
     /// Role guid is ….
     #[error("role guid is {0}")]
     Guid(#[from] InvalidGuid),
+    /// A space role type given an organization, or the other way round.
+    #[error("role type does not fit its target")]
+    TargetMismatch,
+}
+
+/// The eight role types of Cloud Foundry, as named on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleType {
+    OrganizationManager,
+    OrganizationAuditor,
+    OrganizationUser,
+    OrganizationBillingManager,
+    SpaceManager,
+    SpaceDeveloper,
+    SpaceAuditor,
+    SpaceSupporter,
+}
+
+impl RoleType {
+    pub const ALL: [Self; 8] = [
+        Self::OrganizationManager,
+        Self::OrganizationAuditor,
+        Self::OrganizationUser,
+        Self::OrganizationBillingManager,
+        Self::SpaceManager,
+        Self::SpaceDeveloper,
+        Self::SpaceAuditor,
+        Self::SpaceSupporter,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrganizationManager => "organization_manager",
+            Self::OrganizationAuditor => "organization_auditor",
+            Self::OrganizationUser => "organization_user",
+            Self::OrganizationBillingManager => "organization_billing_manager",
+            Self::SpaceManager => "space_manager",
+            Self::SpaceDeveloper => "space_developer",
+            Self::SpaceAuditor => "space_auditor",
+            Self::SpaceSupporter => "space_supporter",
+        }
+    }
+
+    /// # Errors
+    /// [`RoleError::UnknownRole`] for any other name.
+    pub fn parse(text: &str) -> Result<Self, RoleError> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or(RoleError::UnknownRole)
+    }
+
+    /// Whether the role is held in a space (else in an organization).
+    pub fn is_space_role(self) -> bool {
+        matches!(
+            self,
+            Self::SpaceManager | Self::SpaceDeveloper | Self::SpaceAuditor | Self::SpaceSupporter
+        )
+    }
+
+    /// The role of this type in an organization.
+    ///
+    /// # Errors
+    /// [`RoleError::TargetMismatch`] for a space role type.
+    pub fn in_organization(self, organization: OrganizationGuid) -> Result<Role, RoleError> {
+        Ok(match self {
+            Self::OrganizationManager => Role::OrganizationManager(organization),
+            Self::OrganizationAuditor => Role::OrganizationAuditor(organization),
+            Self::OrganizationUser => Role::OrganizationUser(organization),
+            Self::OrganizationBillingManager => Role::OrganizationBillingManager(organization),
+            _ => return Err(RoleError::TargetMismatch),
+        })
+    }
+
+    /// The role of this type in a space.
+    ///
+    /// # Errors
+    /// [`RoleError::TargetMismatch`] for an organization role type.
+    pub fn in_space(self, space: SpaceGuid) -> Result<Role, RoleError> {
+        Ok(match self {
+            Self::SpaceManager => Role::SpaceManager(space),
+            Self::SpaceDeveloper => Role::SpaceDeveloper(space),
+            Self::SpaceAuditor => Role::SpaceAuditor(space),
+            Self::SpaceSupporter => Role::SpaceSupporter(space),
+            _ => return Err(RoleError::TargetMismatch),
+        })
+    }
+}
+
+impl fmt::Display for RoleType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a role is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleTarget {
+    Organization(OrganizationGuid),
+    Space(SpaceGuid),
 }
 
 impl Role {
+    pub fn role_type(&self) -> RoleType {
+        match self {
+            Self::OrganizationManager(_) => RoleType::OrganizationManager,
+            Self::OrganizationAuditor(_) => RoleType::OrganizationAuditor,
+            Self::OrganizationUser(_) => RoleType::OrganizationUser,
+            Self::OrganizationBillingManager(_) => RoleType::OrganizationBillingManager,
+            Self::SpaceManager(_) => RoleType::SpaceManager,
+            Self::SpaceDeveloper(_) => RoleType::SpaceDeveloper,
+            Self::SpaceAuditor(_) => RoleType::SpaceAuditor,
+            Self::SpaceSupporter(_) => RoleType::SpaceSupporter,
+        }
+    }
+
+    pub fn target(&self) -> RoleTarget {
+        match *self {
+            Self::OrganizationManager(organization)
+            | Self::OrganizationAuditor(organization)
+            | Self::OrganizationUser(organization)
+            | Self::OrganizationBillingManager(organization) => {
+                RoleTarget::Organization(organization)
+            }
+            Self::SpaceManager(space)
+            | Self::SpaceDeveloper(space)
+            | Self::SpaceAuditor(space)
+            | Self::SpaceSupporter(space) => RoleTarget::Space(space),
+        }
+    }
+
     /// Parses `<cf_role_name>:<guid>`, for example `space_developer:6f1c…`.
     ///
     /// # Errors
     /// A [`RoleError`] for any other shape.
     pub fn parse(text: &str) -> Result<Self, RoleError> {
         let (name, guid) = text.split_once(':').ok_or(RoleError::Shape)?;
-        let organization = || OrganizationGuid::parse(guid);
-        let space = || SpaceGuid::parse(guid);
-        Ok(match name {
-            "organization_manager" => Self::OrganizationManager(organization()?),
-            "organization_auditor" => Self::OrganizationAuditor(organization()?),
-            "organization_user" => Self::OrganizationUser(organization()?),
-            "organization_billing_manager" => Self::OrganizationBillingManager(organization()?),
-            "space_manager" => Self::SpaceManager(space()?),
-            "space_developer" => Self::SpaceDeveloper(space()?),
-            "space_auditor" => Self::SpaceAuditor(space()?),
-            "space_supporter" => Self::SpaceSupporter(space()?),
-            _ => return Err(RoleError::UnknownRole),
-        })
+        let kind = RoleType::parse(name)?;
+        if kind.is_space_role() {
+            kind.in_space(SpaceGuid::parse(guid)?)
+        } else {
+            kind.in_organization(OrganizationGuid::parse(guid)?)
+        }
     }
 }
 
@@ -98,6 +237,9 @@ pub struct Actor {
     subject: String,
     scopes: BTreeSet<PlatformScope>,
     roles: BTreeSet<Role>,
+    access: ApiAccess,
+    /// Whether the directory's roles of the subject count too (`auth.roles_source`).
+    directory_roles: bool,
 }
 
 impl Actor {
@@ -111,7 +253,53 @@ impl Actor {
             subject: subject.into(),
             scopes: scopes.into_iter().collect(),
             roles: roles.into_iter().collect(),
+            access: ApiAccess::Unrestricted,
+            directory_roles: false,
         }
+    }
+
+    /// The same caller, its reads and writes gated by Cloud Controller's scopes.
+    #[must_use]
+    pub fn with_access(mut self, access: ApiAccess) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// The same caller, whose roles kept in the directory count as well as its token's.
+    #[must_use]
+    pub fn with_directory_roles(mut self) -> Self {
+        self.directory_roles = true;
+        self
+    }
+
+    /// The same caller holding `roles` as well (read from the directory).
+    #[must_use]
+    pub fn adding_roles(&self, roles: impl IntoIterator<Item = Role>) -> Self {
+        let mut actor = self.clone();
+        actor.roles.extend(roles);
+        actor
+    }
+
+    /// Whether the directory's roles of the subject are to be looked up.
+    pub fn reads_directory_roles(&self) -> bool {
+        self.directory_roles
+    }
+
+    /// Whether the token's scopes allow this kind of request at all (Cloud Controller's
+    /// `cloud_controller.read`/`.write` rule); the permission rules decide the rest.
+    pub fn may(&self, access: Access) -> bool {
+        match (self.access, access) {
+            (ApiAccess::Unrestricted, _) => true,
+            (ApiAccess::Scoped { read, .. }, Access::Read) => read,
+            (ApiAccess::Scoped { write, .. }, Access::Write) => write,
+        }
+    }
+
+    /// Whether the caller reads everything (an admin, read-only admin or global auditor).
+    pub fn reads_everything(&self) -> bool {
+        self.has_scope(PlatformScope::Admin)
+            || self.has_scope(PlatformScope::AdminReadOnly)
+            || self.has_scope(PlatformScope::GlobalAuditor)
     }
 
     /// The subject.
@@ -136,6 +324,8 @@ impl fmt::Debug for Actor {
             .field("subject", &self.subject)
             .field("scopes", &self.scopes)
             .field("roles", &self.roles.len())
+            .field("access", &self.access)
+            .field("directory_roles", &self.directory_roles)
             .finish()
     }
 }

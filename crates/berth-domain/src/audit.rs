@@ -336,6 +336,26 @@ impl AuditEvent {
     pub fn updated_at(&self) -> OffsetDateTime {
         self.created_at
     }
+
+    /// The delete of a credential that went with its app, by the app delete's (`app_delete`)
+    /// actor, in the credential's organization and space. It carries no request data: the
+    /// request was the app's.
+    pub fn credential_deleted_with(
+        app_delete: &AuditEvent,
+        credential: &RegistryCredential,
+        guid: AuditEventGuid,
+    ) -> Self {
+        // At the app delete's time: one transaction, one moment.
+        Self::stored(
+            guid,
+            app_delete.created_at,
+            AuditEventType::CredentialDelete,
+            app_delete.actor.clone(),
+            AuditTarget::credential(credential),
+            AuditData::request(AuditData::new()),
+        )
+        .within(&credential.target)
+    }
 }
 
 /// What audit events can be ordered by (both are the event's time).

@@ -236,16 +236,19 @@ pub struct Dependents {
     pub credentials: u64,
     /// How many registries.
     pub registries: u64,
+    /// Roles held in it (in the directory).
+    pub roles: u64,
 }
 
 impl Dependents {
     /// Counts of what depends on a resource.
-    pub fn new(spaces: u64, apps: u64, credentials: u64, registries: u64) -> Self {
+    pub fn new(spaces: u64, apps: u64, credentials: u64, registries: u64, roles: u64) -> Self {
         Self {
             spaces,
             apps,
             credentials,
             registries,
+            roles,
         }
     }
 }
@@ -253,7 +256,11 @@ impl Dependents {
 impl Dependents {
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
-        self.spaces == 0 && self.apps == 0 && self.credentials == 0 && self.registries == 0
+        self.spaces == 0
+            && self.apps == 0
+            && self.credentials == 0
+            && self.registries == 0
+            && self.roles == 0
     }
 
     /// A human list such as "2 spaces and 1 registry credential".
@@ -267,6 +274,7 @@ impl Dependents {
                 "registry credentials",
             ),
             (self.registries, "registry", "registries"),
+            (self.roles, "role", "roles"),
         ]
         .into_iter()
         .filter(|(count, _, _)| *count > 0)
@@ -291,6 +299,7 @@ mod tests {
             apps: 0,
             credentials: 1,
             registries: 1,
+            roles: 0,
         };
         assert_eq!(
             dependents.describe(),
@@ -301,10 +310,11 @@ mod tests {
                 spaces: 1,
                 apps: 3,
                 credentials: 2,
-                registries: 0
+                registries: 0,
+                roles: 4,
             }
             .describe(),
-            "1 space, 3 apps and 2 registry credentials"
+            "1 space, 3 apps, 2 registry credentials and 4 roles"
         );
         assert!(Dependents::default().is_empty());
     }

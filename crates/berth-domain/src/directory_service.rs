@@ -271,7 +271,7 @@ impl DirectoryService {
             .map_err(DirectoryError::Store)
     }
 
-    /// Deletes an entry nothing refers to any more; admins only.
+    /// Deletes an entry nothing refers to any more (an app with its credentials); admins only.
     ///
     /// # Errors
     /// [`DirectoryError::NotFound`] (also when the caller may not see it),

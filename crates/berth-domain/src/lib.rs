@@ -25,6 +25,8 @@ pub mod pull_secret_service;
 pub mod pull_secrets;
 pub mod registry;
 pub mod registry_service;
+pub mod role_service;
+pub mod roles;
 pub mod verification;
 pub mod verification_service;
 

@@ -16,6 +16,7 @@ use crate::registry::{
     ExpiresInDays, ProjectName, ProvisionedProjectId, ProvisionedQuotaId, ProvisionedRobotId,
     QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId, RobotName,
 };
+use crate::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use crate::verification::Probe;
 
 /// Any error an adapter wants to keep as the cause.
@@ -161,11 +162,14 @@ pub trait DirectoryEntries<E: DirectoryEntry>: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
     async fn list(&self, query: &DirectoryQuery) -> Result<Page<E>, StoreError>;
-    /// Deletes an entry that nothing refers to, and writes `event`, in one transaction.
+    /// Deletes an entry that nothing refers to, and writes `event`, in one transaction; an
+    /// app's credentials (and their labels) are deleted with it, in that transaction, as Cloud
+    /// Controller does, each with its `audit.registry_credential.delete` event
+    /// ([`AuditEvent::credential_deleted_with`]).
     ///
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when the guid does not exist and
-    /// [`StoreError::InUse`] when children, credentials or a registry still refer to it
+    /// [`StoreError::InUse`] when children, credentials, roles or a registry still refer to it
     /// (nothing is deleted).
     async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError>;
 }
@@ -179,6 +183,18 @@ pub trait DirectoryStore: Send + Sync {
     fn spaces(&self) -> &dyn DirectoryEntries<Space>;
     /// The apps.
     fn apps(&self) -> &dyn DirectoryEntries<App>;
+    fn roles(&self) -> &dyn RoleStore;
+    /// The permission lookup of a caller whose directory roles count, in ONE indexed statement:
+    /// the roles `user` holds in the directory, and the organization of each space of `spaces`
+    /// (the token's space roles) and of each space the directory gives a role in.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn permission_facts(
+        &self,
+        user: &str,
+        spaces: &[SpaceGuid],
+    ) -> Result<PermissionFacts, StoreError>;
     /// The organization of each of `spaces` that exists.
     ///
     /// # Errors
@@ -187,6 +203,68 @@ pub trait DirectoryStore: Send + Sync {
         &self,
         spaces: &[SpaceGuid],
     ) -> Result<Vec<(SpaceGuid, OrganizationGuid)>, StoreError>;
+}
+
+/// What [`RoleStore::upsert`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleUpsert {
+    /// The role was stored.
+    Created,
+    /// A role is stored under the guid already (the same grant or not: the caller compares).
+    Exists(RoleAssignment),
+    /// The user already holds this role under another guid.
+    GrantTaken,
+    /// A space role for a user without any role in the space's organization.
+    NoOrganizationRole,
+}
+
+/// What [`RoleStore::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleRemoval {
+    Deleted,
+    /// Nothing was deleted: the role is the user's last in its organization and the user still
+    /// holds this many roles in the organization's spaces.
+    SpaceRolesRemain(u64),
+}
+
+/// Keeps the roles of the directory.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Stores a role unless its guid is taken, and writes `event` when it does, in ONE
+    /// transaction holding its organization's row, so a space role and the deletion of the
+    /// user's last organization role never both succeed, and no role is stored without its
+    /// event.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::MissingParent`] when the organization or space does not exist,
+    /// and [`StoreError::Conflict`] when the organization's lock could not be had in time.
+    /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`]. Concurrent upserts
+    /// of one guid or one grant give exactly one [`RoleUpsert::Created`].
+    async fn upsert(
+        &self,
+        role: &RoleAssignment,
+        event: &AuditEvent,
+    ) -> Result<RoleUpsert, StoreError>;
+
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn get(&self, guid: RoleGuid) -> Result<Option<RoleAssignment>, StoreError>;
+
+    /// The page of roles the query's visibility and filters select, with the total.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn list(&self, query: &RoleQuery) -> Result<Page<RoleAssignment>, StoreError>;
+
+    /// Deletes a role and writes `event` in ONE transaction holding its organization's row;
+    /// the user's last organization role stays while the user holds roles in that
+    /// organization's spaces (then nothing is written).
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when the guid does not exist, and
+    /// [`StoreError::Conflict`] when the organization's lock could not be had in time.
+    /// Otherwise [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
+    async fn delete(&self, guid: RoleGuid, event: &AuditEvent) -> Result<RoleRemoval, StoreError>;
 }
 
 /// Why Harbor (or another provisioner) did not do what was asked.

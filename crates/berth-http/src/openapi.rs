@@ -265,6 +265,81 @@ impl IntoParams for OrganizationListQuery {
     }
 }
 
+/// `PUT /v3/roles/{guid}`: Cloud Foundry's role create body. `relationships` names the `user`
+/// and the `organization` of an organization role or the `space` of a space role.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    /// One of `organization_user`, `organization_auditor`, `organization_manager`,
+    /// `organization_billing_manager`, `space_auditor`, `space_developer`, `space_manager`,
+    /// `space_supporter`.
+    #[schema(
+        pattern = r"^(organization_(user|auditor|manager|billing_manager)|space_(auditor|developer|manager|supporter))$"
+    )]
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub relationships: RoleRelationshipsBody,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRelationshipsBody {
+    /// The user's UAA id (`user_id` of its tokens): 1 to 255 visible characters.
+    pub user: UserRelationshipData,
+    pub organization: Option<RelationshipData>,
+    pub space: Option<RelationshipData>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UserRelationshipData {
+    pub data: UserGuidData,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UserGuidData {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[!-~]+$")]
+    pub guid: String,
+}
+
+/// The query of `GET /v3/roles`.
+pub struct RoleListQuery;
+
+impl IntoParams for RoleListQuery {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut parameters = RoleListScalars::into_params(parameter_in_provider);
+        parameters.push(guid_list("guids", "Guids"));
+        parameters.push(text_list(
+            "types",
+            "Role types",
+            Some(&[
+                "organization_user",
+                "organization_auditor",
+                "organization_manager",
+                "organization_billing_manager",
+                "space_auditor",
+                "space_developer",
+                "space_manager",
+                "space_supporter",
+            ]),
+        ));
+        parameters.push(text_list("user_guids", "User guids", None));
+        parameters.push(guid_list("organization_guids", "Organization guids"));
+        parameters.push(guid_list("space_guids", "Space guids"));
+        parameters
+    }
+}
+
+/// The single-valued parameters of the role list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RoleListScalars {
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+    /// `created_at` or `updated_at`, `-` first for descending.
+    #[param(pattern = r"^[+-]?(created_at|updated_at)$")]
+    pub order_by: Option<String>,
+}
+
 /// The query of `GET /v3/spaces`.
 pub struct SpaceListQuery;
 
@@ -893,6 +968,10 @@ impl Modify for OneTimeSecrets {
         crate::v3::directory::delete_app,
         crate::v3::audit_events::list,
         crate::v3::audit_events::show,
+        crate::v3::roles::put,
+        crate::v3::roles::show,
+        crate::v3::roles::list,
+        crate::v3::roles::delete,
         crate::v1::registry::enable,
         crate::v1::registry::show,
         crate::v1::registry::update,
@@ -913,6 +992,7 @@ impl Modify for OneTimeSecrets {
     tags(
         (name = "registry_credentials", description = "Cloud Foundry V3 registry credentials"),
         (name = "directory", description = "Organizations, spaces and apps, kept in sync by the platform"),
+        (name = "roles", description = "Users' organization and space roles, kept in the directory"),
         (name = "registries", description = "Organization registries on Harbor"),
         (name = "audit_events", description = "Who changed or read what (Cloud Foundry's audit events)"),
         (name = "health", description = "Liveness and readiness"),

@@ -8,6 +8,7 @@ use berth_domain::directory_service::DirectoryService;
 use berth_domain::idempotency::IdempotencyService;
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::RegistryService;
+use berth_domain::role_service::RoleService;
 use berth_domain::verification_service::VerificationService;
 
 use crate::health::Readiness;
@@ -17,6 +18,7 @@ use berth_auth::Authenticator;
 pub struct AppState {
     pub credentials: CredentialService,
     pub directory: DirectoryService,
+    pub roles: RoleService,
     pub pull_secrets: PullSecretService,
     pub verification: VerificationService,
     /// `None` when no Harbor is configured: the registry routes answer 503.

@@ -385,7 +385,7 @@ fn parse_string_map(json: &str) -> Result<BTreeMap<String, String>, StoreError> 
     serde_json::from_str(json).map_err(|_| corrupt("metadata"))
 }
 
-fn to_domain(model: credentials::Model) -> Result<RegistryCredential, StoreError> {
+pub(crate) fn to_domain(model: credentials::Model) -> Result<RegistryCredential, StoreError> {
     let organization = model.organization_guid.map(OrganizationGuid::from_uuid);
     let space = model.space_guid.map(SpaceGuid::from_uuid);
     let app = model.app_guid.map(AppGuid::from_uuid);

@@ -19,10 +19,11 @@ use berth_domain::ids::{CredentialGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{CredentialQuery, DirectoryQuery, Page};
 use berth_domain::ports::{
     CredentialStore, DirectoryEntries, DirectoryStore, IdempotencyStore, Lease, LeaseHolder,
-    LockedCredential, RegistryStore, StoreError,
+    LockedCredential, RegistryStore, RoleRemoval, RoleStore, RoleUpsert, StoreError,
 };
 use berth_domain::pull_secrets::{PullLookup, PullQuery, Reveal};
 use berth_domain::registry::{Registry, RegistryId, RobotCredential, RobotId};
+use berth_domain::roles::{PermissionFacts, RoleAssignment, RoleGuid, RoleQuery};
 use time::OffsetDateTime;
 
 use crate::errors::connection_failure;
@@ -124,6 +125,29 @@ impl LockedCredential for BoundedLock {
 }
 
 #[async_trait]
+impl<S: DirectoryStore> RoleStore for Deadline<S> {
+    async fn upsert(
+        &self,
+        role: &RoleAssignment,
+        event: &AuditEvent,
+    ) -> Result<RoleUpsert, StoreError> {
+        self.bound(self.store.roles().upsert(role, event)).await
+    }
+
+    async fn get(&self, guid: RoleGuid) -> Result<Option<RoleAssignment>, StoreError> {
+        self.bound(self.store.roles().get(guid)).await
+    }
+
+    async fn list(&self, query: &RoleQuery) -> Result<Page<RoleAssignment>, StoreError> {
+        self.bound(self.store.roles().list(query)).await
+    }
+
+    async fn delete(&self, guid: RoleGuid, event: &AuditEvent) -> Result<RoleRemoval, StoreError> {
+        self.bound(self.store.roles().delete(guid, event)).await
+    }
+}
+
+#[async_trait]
 impl<S: DirectoryStore, E: DirectoryEntry> DirectoryEntries<E> for Deadline<S> {
     async fn insert(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
         self.bound(E::entries(&self.store).insert(entry, event))
@@ -151,7 +175,12 @@ impl<S: DirectoryStore, E: DirectoryEntry> DirectoryEntries<E> for Deadline<S> {
 
 bounded!(DirectoryStore {
     fn space_organizations(&self, spaces: &[SpaceGuid]) -> Vec<(SpaceGuid, OrganizationGuid)>;
+    fn permission_facts(&self, user: &str, spaces: &[SpaceGuid]) -> PermissionFacts;
 }
+    fn roles(&self) -> &dyn RoleStore {
+        self
+    }
+
     fn organizations(&self) -> &dyn DirectoryEntries<Organization> {
         self
     }

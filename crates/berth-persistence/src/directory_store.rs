@@ -2,22 +2,25 @@
 //! each kind's table described once by a [`DirectoryTable`].
 
 use async_trait::async_trait;
-use berth_domain::audit::AuditEvent;
+use berth_domain::audit::{AuditEvent, AuditEventGuid};
 use berth_domain::directory::{App, Dependents, DirectoryEntry, Organization, ResourceName, Space};
 use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid, TypedGuid};
 use berth_domain::listing::{Direction, DirectoryOrderField, DirectoryQuery, Page};
 use berth_domain::permissions::DirectoryVisibility;
-use berth_domain::ports::{DirectoryEntries, DirectoryStore, StoreError};
+use berth_domain::ports::{DirectoryEntries, DirectoryStore, RoleStore, StoreError};
+use berth_domain::roles::PermissionFacts;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
 };
 
-use crate::audit_store;
-use crate::entities::{app, organization, registry, registry_credential, space};
+use crate::entities::{
+    app, organization, registry, registry_credential, registry_credential_label, role, space,
+};
 use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
+use crate::{audit_store, credential_store};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -30,6 +33,14 @@ pub struct SeaOrmDirectoryStore {
 impl SeaOrmDirectoryStore {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
+    }
+
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    async fn roles_with(&self, condition: SimpleExpr) -> Result<u64, StoreError> {
+        self.count(role::Entity::find().filter(condition)).await
     }
 
     async fn count<E: EntityTrait>(&self, select: Select<E>) -> Result<u64, StoreError>
@@ -157,6 +168,15 @@ trait DirectoryTable: DirectoryEntry {
         store: &SeaOrmDirectoryStore,
         guid: Uuid,
     ) -> impl Future<Output = Result<Dependents, StoreError>> + Send;
+    /// Deletes, in the delete's transaction, what goes with the entry (an app's credentials),
+    /// and returns the events of those deletes, made from the entry's delete `event`.
+    fn delete_owned(
+        _transaction: &DatabaseTransaction,
+        _guid: Uuid,
+        _event: &AuditEvent,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
 impl DirectoryTable for Organization {
@@ -216,6 +236,9 @@ impl DirectoryTable for Organization {
                 .await?,
             store
                 .count(registry::Entity::find().filter(registry::Column::OrganizationGuid.eq(guid)))
+                .await?,
+            store
+                .roles_with(role::Column::OrganizationGuid.eq(guid))
                 .await?,
         ))
     }
@@ -279,6 +302,7 @@ impl DirectoryTable for Space {
                 .credentials_with(registry_credential::Column::SpaceGuid.eq(guid))
                 .await?,
             0,
+            store.roles_with(role::Column::SpaceGuid.eq(guid)).await?,
         ))
     }
 }
@@ -334,6 +358,8 @@ impl DirectoryTable for App {
         store: &SeaOrmDirectoryStore,
         guid: Uuid,
     ) -> Result<Dependents, StoreError> {
+        // An app's credentials go with it; one can only refuse the delete when it was created
+        // for the app while the delete ran.
         Ok(Dependents::new(
             0,
             0,
@@ -341,7 +367,53 @@ impl DirectoryTable for App {
                 .credentials_with(registry_credential::Column::AppGuid.eq(guid))
                 .await?,
             0,
+            0,
         ))
+    }
+
+    async fn delete_owned(
+        transaction: &DatabaseTransaction,
+        guid: Uuid,
+        event: &AuditEvent,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        // As Cloud Controller: an app's credentials are deleted with it, each with its own
+        // event. Only the credentials read here are deleted, so the events name exactly them;
+        // one created for the app meanwhile makes the app's delete refuse (its foreign key).
+        let owned = registry_credential::Entity::find()
+            .filter(registry_credential::Column::AppGuid.eq(guid))
+            .all(transaction)
+            .await
+            .map_err(store_error)?;
+        if owned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let guids: Vec<Uuid> = owned.iter().map(|credential| credential.guid).collect();
+        // Labels first, as `CredentialStore::delete` orders them, although their foreign key
+        // cascades.
+        registry_credential_label::Entity::delete_many()
+            .filter(registry_credential_label::Column::CredentialGuid.is_in(guids.clone()))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        registry_credential::Entity::delete_many()
+            .filter(registry_credential::Column::Guid.is_in(guids))
+            .exec(transaction)
+            .await
+            .map_err(store_error)?;
+        owned
+            .into_iter()
+            .map(|row| {
+                let credential = credential_store::to_domain(row)?;
+                // The adapter names the new events: the domain's clock and ids stay with the
+                // services, and this delete happens inside the store's transaction.
+                let guid = AuditEventGuid::from_uuid(Uuid::now_v7());
+                Ok(AuditEvent::credential_deleted_with(
+                    event,
+                    &credential,
+                    guid,
+                ))
+            })
+            .collect()
     }
 }
 
@@ -420,20 +492,30 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         let transaction = self.db.begin().await.map_err(store_error)?;
         // The foreign keys make the delete itself refuse when anything still refers to the row,
         // so a concurrent insert can never leave an orphan; the counts only explain the refusal.
-        match E::Entity::delete_many()
-            .filter(E::columns().guid.eq(uuid))
-            .exec(&transaction)
-            .await
-            .map_err(store_error)
-        {
-            Ok(result) => changed(result.rows_affected)?,
+        // One transaction: what the entry owns goes with it, and every delete's event is
+        // written, or nothing is.
+        let deleted = async {
+            let owned = E::delete_owned(&transaction, uuid, event).await?;
+            let result = E::Entity::delete_many()
+                .filter(E::columns().guid.eq(uuid))
+                .exec(&transaction)
+                .await
+                .map_err(store_error)?;
+            changed(result.rows_affected)?;
+            Ok(owned)
+        };
+        let owned = match deleted.await {
+            Ok(owned) => owned,
             Err(StoreError::MissingParent) => {
                 drop(transaction);
                 return Err(StoreError::InUse(E::dependents(self, uuid).await?));
             }
             Err(error) => return Err(error),
-        }
-        audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
+        };
+        let mut events = Vec::with_capacity(owned.len() + 1);
+        events.push(event.clone());
+        events.extend(owned);
+        audit_store::insert_in(&transaction, &events).await?;
         transaction.commit().await.map_err(store_error)
     }
 }
@@ -450,6 +532,19 @@ impl DirectoryStore for SeaOrmDirectoryStore {
 
     fn apps(&self) -> &dyn DirectoryEntries<App> {
         self
+    }
+
+    fn roles(&self) -> &dyn RoleStore {
+        self
+    }
+
+    #[tracing::instrument(name = "db.directory.permission_facts", skip_all, fields(otel.kind = "client"))]
+    async fn permission_facts(
+        &self,
+        user: &str,
+        spaces: &[SpaceGuid],
+    ) -> Result<PermissionFacts, StoreError> {
+        self.read_permission_facts(user, spaces).await
     }
 
     #[tracing::instrument(name = "db.directory.space_organizations", skip_all, fields(otel.kind = "client"))]

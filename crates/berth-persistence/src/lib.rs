@@ -10,6 +10,7 @@ mod idempotency_store;
 pub mod keys;
 mod paging;
 mod registry_store;
+mod role_store;
 pub mod sealing;
 
 use std::time::Duration;

@@ -94,6 +94,32 @@ pub struct AuthConfig {
     pub scope_claim: String,
     /// The claim holding `<role>:<guid>` strings.
     pub roles_claim: String,
+    /// `BERTH_AUTH__PROFILE`: which tokens Berth reads, `berth` (the default: Berth's own
+    /// `berth.*` tokens, which dev mode and `berth token` mint) or `uaa` (Cloud Foundry UAA's
+    /// tokens as they are; docs/AUTHORIZATION.md).
+    pub profile: AuthProfileSetting,
+    /// `BERTH_AUTH__ROLES_SOURCE`: where organization and space roles come from: `claims`,
+    /// `directory` (`/v3/roles`) or `both` (the default).
+    pub roles_source: RolesSourceSetting,
+}
+
+/// `auth.profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthProfileSetting {
+    #[default]
+    Berth,
+    Uaa,
+}
+
+/// `auth.roles_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolesSourceSetting {
+    Claims,
+    Directory,
+    #[default]
+    Both,
 }
 
 impl Default for AuthConfig {
@@ -107,6 +133,8 @@ impl Default for AuthConfig {
             leeway_seconds: 30,
             scope_claim: "scope".into(),
             roles_claim: "roles".into(),
+            profile: AuthProfileSetting::default(),
+            roles_source: RolesSourceSetting::default(),
         }
     }
 }

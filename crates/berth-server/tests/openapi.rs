@@ -31,6 +31,8 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "/v3/spaces/{guid}",
         "/v3/apps",
         "/v3/apps/{guid}",
+        "/v3/roles",
+        "/v3/roles/{guid}",
         "/api/v1/organizations/{org_id}/registry",
         "/api/v1/organizations/{org_id}/registry/credentials",
         "/api/v1/organizations/{org_id}/registry/credentials/{credential_id}/rotate",
@@ -47,9 +49,9 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    // 27, resolve and explain (pull secrets), verify, renew and the pull credential's rotation,
-    // and the two audit event reads.
-    assert_eq!(operations, 34);
+    // 27, resolve and explain (pull secrets), verify, renew, the pull credential's rotation, the
+    // two audit event reads and the four role routes.
+    assert_eq!(operations, 38);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -64,6 +66,8 @@ fn every_route_is_described_with_bearer_auth_and_both_envelopes() {
         "PullSecretsBody",
         "ResolveAnswer",
         "ExplainAnswer",
+        "RoleBody",
+        "RoleResource",
     ] {
         assert!(schemas.contains_key(schema), "{schema} is missing");
     }

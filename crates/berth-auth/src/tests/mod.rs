@@ -6,6 +6,7 @@ mod config;
 mod jwks_file;
 mod jwks_url;
 mod mint;
+mod uaa;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -221,6 +222,8 @@ impl JwksServer {
             App::new()
                 .app_data(data.clone())
                 .route("/jwks.json", web::get().to(serve_jwks))
+                // UAA's path for the same document.
+                .route("/token_keys", web::get().to(serve_jwks))
         })
         .workers(1)
         .disable_signals()

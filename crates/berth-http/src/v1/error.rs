@@ -57,6 +57,17 @@ impl V1Error {
         )
     }
 
+    /// A valid token whose scopes do not allow this kind of request (UAA's
+    /// `cloud_controller.read` to read, `cloud_controller.write` to write).
+    pub fn insufficient_scope() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the token lacks the scope for this request (cloud_controller.read to read, \
+             cloud_controller.write to write)",
+        )
+    }
+
     pub fn organization_not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -11,6 +11,8 @@ use berth_domain::actor::Actor;
 use serde_json::{Map, Value};
 
 use crate::body::{BodyError, MAX_BODY_BYTES, read_json};
+use berth_auth::AuthFailure;
+
 use crate::caller::authenticate_request;
 use error::{Detail, V1Error};
 
@@ -31,7 +33,10 @@ impl FromRequest for V1Caller {
             authenticated
                 .await
                 .map(Self)
-                .map_err(|_| V1Error::unauthorized())
+                .map_err(|failure| match failure {
+                    AuthFailure::InsufficientScope => V1Error::insufficient_scope(),
+                    AuthFailure::Missing | AuthFailure::Invalid => V1Error::unauthorized(),
+                })
         })
     }
 }

@@ -115,6 +115,15 @@ pub fn relationship_guid<'a>(
     kind: RelationshipKind,
     problems: &mut Problems,
 ) -> Option<&'a str> {
+    named_relationship_guid(value, kind.as_str(), problems)
+}
+
+/// [`relationship_guid`] for any relationship name (a role's `user`, too).
+pub fn named_relationship_guid<'a>(
+    value: &'a Value,
+    kind: &str,
+    problems: &mut Problems,
+) -> Option<&'a str> {
     let guid = value
         .as_object()
         .filter(|object| object.len() == 1)
@@ -152,7 +161,7 @@ pub fn required_parent<'a>(
     }
 }
 
-fn reject_unknown_fields_with(
+pub fn reject_unknown_fields_with(
     map: &Map<String, Value>,
     allowed: &[&str],
     what: &str,

@@ -10,6 +10,7 @@ use berth_domain::directory_service::DirectoryError;
 use berth_domain::metadata::MetadataLimitError;
 use berth_domain::ports::StoreError;
 use berth_domain::pull_secret_service::PullSecretError;
+use berth_domain::role_service::RoleError;
 use serde::Serialize;
 
 /// One V3 error: an HTTP status and Cloud Foundry's code, title and detail.
@@ -282,6 +283,28 @@ impl From<DirectoryError> for V3Error {
             DirectoryError::NotAuthorized => V3Error::not_authorized(),
             DirectoryError::Store(store) => from_store(store),
             _ => V3Error::unknown(&error),
+        }
+    }
+}
+
+impl From<RoleError> for V3Error {
+    fn from(error: RoleError) -> Self {
+        match &error {
+            RoleError::NotFound => V3Error::resource_not_found(error.to_string()),
+            RoleError::NotAuthorized => V3Error::not_authorized(),
+            RoleError::InvalidRelationship(_)
+            | RoleError::NoOrganizationRole
+            | RoleError::GuidTaken(_)
+            | RoleError::Contended
+            | RoleError::SpaceRolesRemain(_) => V3Error::unprocessable(&[error.to_string()]),
+            // Cloud Controller answers a role held twice with its uniqueness error.
+            RoleError::AlreadyHeld { .. } => V3Error::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                10016,
+                "CF-UniquenessError",
+                error.to_string(),
+            ),
+            RoleError::Store(store) => from_store(store),
         }
     }
 }

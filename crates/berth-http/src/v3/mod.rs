@@ -9,6 +9,7 @@ pub mod presenters;
 pub mod pull_secrets;
 pub mod query;
 pub mod registry_credentials;
+pub mod roles;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +29,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     credential_verification::configure(config);
     directory::configure(config);
     audit_events::configure(config);
+    roles::configure(config);
 }
 
 /// A V3 resource whose other methods answer 405 with `Allow`, in the V3 envelope.
@@ -56,6 +58,8 @@ impl FromRequest for V3Caller {
                 Ok(actor) => Ok(Self(actor)),
                 Err(AuthFailure::Missing) => Err(V3Error::not_authenticated()),
                 Err(AuthFailure::Invalid) => Err(V3Error::invalid_auth_token()),
+                // Cloud Controller: a token without the read or write scope is NotAuthorized.
+                Err(AuthFailure::InsufficientScope) => Err(V3Error::not_authorized()),
             }
         })
     }

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use berth_domain::actor::RoleTarget;
 use berth_domain::credential::RegistryCredential;
 use berth_domain::directory::{App, Organization, Space};
 use berth_domain::listing::{Page, PageRequest};
 use berth_domain::metadata::Metadata;
+use berth_domain::roles::RoleAssignment;
 use serde::Serialize;
 
 use super::query::format_timestamp;
@@ -309,6 +311,68 @@ pub struct Pagination {
     pub last: Href,
     pub next: Option<Href>,
     pub previous: Option<Href>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoleRelationships {
+    pub user: ToOne,
+    pub organization: ToOne,
+    pub space: ToOne,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoleLinks {
+    #[serde(rename = "self")]
+    pub self_: Link,
+    /// The organization of an organization role. (No `user` link: Berth serves no users.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Link>,
+    /// The space of a space role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space: Option<Link>,
+}
+
+/// Cloud Foundry's role resource: an organization role has `space: {"data": null}`, a space
+/// role `organization: {"data": null}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoleResource {
+    #[schema(format = Uuid)]
+    pub guid: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// Such as `space_developer`.
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub relationships: RoleRelationships,
+    pub links: RoleLinks,
+}
+
+impl RoleResource {
+    pub fn new(role: &RoleAssignment, links: &Links) -> Self {
+        let (organization, space) = match role.role.target() {
+            RoleTarget::Organization(organization) => (Some(organization), None),
+            RoleTarget::Space(space) => (None, Some(space)),
+        };
+        Self {
+            guid: role.guid.to_string(),
+            created_at: format_timestamp(role.created_at),
+            updated_at: format_timestamp(role.updated_at),
+            type_: role.role.role_type().as_str(),
+            relationships: RoleRelationships {
+                user: to_one(Some(&role.user)),
+                organization: to_one(organization),
+                space: to_one(space),
+            },
+            links: RoleLinks {
+                self_: links.link(&format!("/v3/roles/{}", role.guid)),
+                organization: organization
+                    .map(|guid| links.link(&format!("/v3/organizations/{guid}"))),
+                space: space.map(|guid| links.link(&format!("/v3/spaces/{guid}"))),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

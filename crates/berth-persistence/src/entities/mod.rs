@@ -8,4 +8,5 @@ pub mod registry;
 pub mod registry_credential;
 pub mod registry_credential_label;
 pub mod registry_robot;
+pub mod role;
 pub mod space;

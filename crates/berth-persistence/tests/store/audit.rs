@@ -4,9 +4,9 @@ use berth_domain::ambient::Ambient;
 use berth_domain::audit::{
     AuditActor, AuditData, AuditEvent, AuditEventStore, AuditEventType, AuditQuery, AuditTarget,
 };
-use berth_domain::credential::ScopeTarget;
-use berth_domain::directory::{Organization, ResourceName};
-use berth_domain::ids::{OrganizationGuid, SpaceGuid};
+use berth_domain::credential::{RegistryCredential, ScopeTarget};
+use berth_domain::directory::{App, Organization, ResourceName, Space};
+use berth_domain::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use berth_domain::listing::{CredentialQuery, PageRequest};
 use berth_domain::metadata::Metadata;
 use berth_domain::permissions::{AuditVisibility, CredentialVisibility};
@@ -47,7 +47,7 @@ async fn all_events(store: &SeaOrmAuditStore) -> Vec<AuditEvent> {
 }
 
 /// Makes every insert into the audit table fail, as a full disk or a broken constraint would.
-async fn refuse_audit_inserts(harness: &Harness) {
+pub async fn refuse_audit_inserts(harness: &Harness) {
     let db = &harness.connection;
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
         db.execute_unprepared(
@@ -315,4 +315,124 @@ async fn pruning_deletes_old_events_in_batches_from_every_replica() {
     let mut expected: Vec<_> = recent.iter().map(|e| e.guid).collect();
     expected.sort();
     assert_eq!(left, expected);
+}
+
+/// An organization, a space and an app in it, and a credential held by the app.
+async fn app_with_credential(harness: &Harness) -> (App, RegistryCredential) {
+    let org = organization(harness).await;
+    let now = berth_domain::now();
+    let space = Space {
+        guid: SpaceGuid::from_uuid(uuid::Uuid::new_v4()),
+        name: ResourceName::parse("s").unwrap(),
+        organization: org,
+        created_at: now,
+        updated_at: now,
+    };
+    harness
+        .directory
+        .spaces()
+        .insert(&space, &crate::audit_event())
+        .await
+        .unwrap();
+    let app = App {
+        guid: AppGuid::from_uuid(uuid::Uuid::new_v4()),
+        name: ResourceName::parse("web").unwrap(),
+        space: space.guid,
+        organization: org,
+        created_at: now,
+        updated_at: now,
+    };
+    harness
+        .directory
+        .apps()
+        .insert(&app, &crate::audit_event())
+        .await
+        .unwrap();
+    let owned = credential(
+        ScopeTarget::App {
+            organization: org,
+            space: space.guid,
+            app: app.guid,
+        },
+        "owned.io",
+        &[("env", "prod")],
+    );
+    harness
+        .credentials
+        .insert(&owned, &password("p1"), &crate::audit_event())
+        .await
+        .unwrap();
+    (app, owned)
+}
+
+/// An app's delete writes its own event and one per credential that went with it, by the same
+/// actor, in the credential's organization and space.
+#[tokio::test]
+async fn an_app_delete_records_each_credential_it_takes() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let store = SeaOrmAuditStore::new(harness.connection.clone());
+    let (app, owned) = app_with_credential(&harness).await;
+    let deleted = AuditEvent::new(
+        AuditEventType::AppDelete,
+        AuditActor::system(),
+        AuditTarget::new(app.guid, "app", "web"),
+        AuditData::new(),
+    )
+    .in_space(app.organization, app.space);
+    harness
+        .directory
+        .apps()
+        .delete(app.guid, &deleted)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(deleted.guid).await.unwrap(),
+        Some(deleted.clone())
+    );
+    let credential_events = store
+        .list(&AuditQuery {
+            types: Some(vec![AuditEventType::CredentialDelete]),
+            ..everything()
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(credential_events.len(), 1);
+    let event = &credential_events[0];
+    assert_eq!(event.target, AuditTarget::credential(&owned));
+    assert_eq!(event.actor, deleted.actor);
+    assert_eq!(event.organization, Some(app.organization));
+    assert_eq!(event.space, Some(app.space));
+    assert!(harness.credentials.get(owned.guid).await.unwrap().is_none());
+}
+
+/// With the events refused, an app's delete takes neither the app nor its credentials.
+#[tokio::test]
+async fn a_refused_event_keeps_the_app_and_its_credentials() {
+    let (keys, _) = ring(&["k1"], "k1");
+    let harness = Harness::new(keys).await;
+    let (app, owned) = app_with_credential(&harness).await;
+    refuse_audit_inserts(&harness).await;
+    assert!(
+        harness
+            .directory
+            .apps()
+            .delete(app.guid, &crate::audit_event())
+            .await
+            .is_err()
+    );
+    assert!(
+        harness
+            .directory
+            .apps()
+            .get(app.guid)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        harness.credentials.get(owned.guid).await.unwrap(),
+        Some(owned.clone())
+    );
 }

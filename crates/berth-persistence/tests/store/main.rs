@@ -7,6 +7,7 @@ mod idempotency;
 mod migrations;
 mod pools;
 mod pull_secrets;
+mod roles;
 mod sealing;
 mod stores;
 

@@ -45,6 +45,16 @@ pub(crate) struct BatchedAccessLog {
 impl AccessLog for BatchedAccessLog {
     async fn record(&self, events: Vec<AuditEvent>) {
         for event in events {
+            // Queued at once when there is room (no timer on the hot path); else waited for.
+            let event = match self.queue.try_send(event) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(event)) => event,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    metrics::counter!(LOST).increment(1);
+                    tracing::error!("an audit access event was lost: the writer has stopped");
+                    continue;
+                }
+            };
             let queued = tokio::time::timeout(ENQUEUE_WAIT, self.queue.send(event)).await;
             if !matches!(queued, Ok(Ok(()))) {
                 metrics::counter!(LOST).increment(1);

@@ -16,6 +16,7 @@ use berth_domain::idempotency::IdempotencyService;
 use berth_domain::ports::{RegistryProvisioner, RegistryVerifier};
 use berth_domain::pull_secret_service::PullSecretService;
 use berth_domain::registry_service::{RegistryService, RegistrySettings};
+use berth_domain::role_service::RoleService;
 use berth_domain::verification_service::VerificationService;
 use berth_http::health::Readiness;
 use berth_http::ops::OpsProbe;
@@ -133,11 +134,7 @@ impl Application {
             verifier: registry_verifier,
             registry: runtime.registry,
             links: Links::new(&runtime.external_url),
-            authenticator: Arc::new(Authenticator::new(
-                verifier,
-                runtime.scope_claim,
-                runtime.roles_claim,
-            )),
+            authenticator: Arc::new(Authenticator::with_rules(verifier, runtime.claim_rules)),
             readiness,
             access_log: Arc::new(access_log),
         };
@@ -314,6 +311,7 @@ impl SharedParts {
                 self.access_log.clone(),
             )
             .with_ambient(self.ambient.clone()),
+            roles: RoleService::new(directory_store.clone()).with_ambient(self.ambient.clone()),
             directory: DirectoryService::new(directory_store).with_ambient(self.ambient.clone()),
             registries,
             links: self.links.clone(),

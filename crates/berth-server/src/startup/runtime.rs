@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth_auth::AuthSettings;
+use berth_auth::{AuthProfile, AuthSettings, ClaimRules, RolesSource};
 use berth_domain::registry::QuotaGb;
 use berth_domain::registry_service::RegistrySettings;
 use berth_harbor::HarborSettings;
@@ -15,7 +15,7 @@ use berth_persistence::sealing::KeyRing;
 use berth_registry_probe::{NetworkPolicy, PolicyError};
 use secrecy::SecretString;
 
-use crate::config::Settings;
+use crate::config::{AuthProfileSetting, RolesSourceSetting, Settings};
 use crate::dev;
 
 /// Dev mode (the embedded default) or production.
@@ -46,8 +46,8 @@ pub struct Runtime {
     pub pool: PoolSettings,
     pub keys: Arc<KeyRing>,
     pub auth: AuthSettings,
-    pub scope_claim: String,
-    pub roles_claim: String,
+    /// How claims become an actor (`auth.profile`, the claim names, `auth.roles_source`).
+    pub claim_rules: ClaimRules,
     pub workers: Option<usize>,
     /// How long in-flight requests may run after SIGTERM before the process exits anyway.
     pub shutdown_timeout: Duration,
@@ -205,8 +205,19 @@ impl Runtime {
             pool,
             keys: Arc::new(keys),
             auth,
-            scope_claim: settings.auth.scope_claim,
-            roles_claim: settings.auth.roles_claim,
+            claim_rules: ClaimRules {
+                profile: match settings.auth.profile {
+                    AuthProfileSetting::Berth => AuthProfile::Berth,
+                    AuthProfileSetting::Uaa => AuthProfile::Uaa,
+                },
+                scope_claim: settings.auth.scope_claim,
+                roles_claim: settings.auth.roles_claim,
+                roles_source: match settings.auth.roles_source {
+                    RolesSourceSetting::Claims => RolesSource::Claims,
+                    RolesSourceSetting::Directory => RolesSource::Directory,
+                    RolesSourceSetting::Both => RolesSource::Both,
+                },
+            },
             workers: settings.workers,
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
             // Dev mode applies migrations on start; production needs `berth migrate`.

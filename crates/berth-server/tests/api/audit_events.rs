@@ -167,8 +167,41 @@ async fn every_change_is_recorded_and_no_secret_reaches_an_event() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = app.delete(&format!("{registry}?purge=true")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // A credential still held by the app goes with it, with its own event.
+    let owned = app
+        .credential(json!({
+            "location": "owned.example.com",
+            "username": "owned-bot",
+            "password": "owned-pw-3c9e41",
+            "relationships": {"app": {"data": {"guid": application}}},
+        }))
+        .await;
+    secrets.push("owned-pw-3c9e41".into());
+    let owned = owned["guid"].as_str().unwrap().to_owned();
     let (status, _) = app.delete(&format!("/v3/apps/{application}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let member = uuid::Uuid::new_v4();
+    let developer = uuid::Uuid::new_v4();
+    for (role, body) in [
+        (
+            member,
+            json!({"type": "organization_user", "relationships": {
+                "user": {"data": {"guid": "dev-user"}},
+                "organization": {"data": {"guid": organization}}}}),
+        ),
+        (
+            developer,
+            json!({"type": "space_developer", "relationships": {
+                "user": {"data": {"guid": "dev-user"}},
+                "space": {"data": {"guid": space}}}}),
+        ),
+    ] {
+        let (status, body) = app.put(&format!("/v3/roles/{role}"), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, _) = app.delete(&format!("/v3/roles/{developer}")).await;
+    assert!(status.is_success(), "{status}");
 
     let access = wait_for_events(&app, "audit.registry_credential.access", 1).await;
     let event = &access["resources"][0];
@@ -199,6 +232,8 @@ async fn every_change_is_recorded_and_no_secret_reaches_an_event() {
         "audit.registry_robot.rotate",
         "audit.registry_robot.delete",
         "audit.app.delete",
+        "audit.role.upsert",
+        "audit.role.delete",
     ] {
         assert!(
             recorded.contains(expected),
@@ -238,6 +273,65 @@ async fn every_change_is_recorded_and_no_secret_reaches_an_event() {
     );
     let (status, shown) = app.get(&format!("{EVENTS}/{guid}")).await;
     assert_eq!((status, &shown), (StatusCode::OK, create));
+
+    // The app's delete: its event and the one of the credential that went with it, by the same
+    // actor, in the app's space.
+    let (_, app_deletes) = app
+        .get(&format!(
+            "{EVENTS}?types=audit.app.delete&target_guids={application}"
+        ))
+        .await;
+    assert_eq!(
+        app_deletes["pagination"]["total_results"], 1,
+        "{app_deletes}"
+    );
+    let (_, owned_deletes) = app
+        .get(&format!(
+            "{EVENTS}?types=audit.registry_credential.delete&target_guids={owned}"
+        ))
+        .await;
+    assert_eq!(
+        owned_deletes["pagination"]["total_results"], 1,
+        "{owned_deletes}"
+    );
+    let owned_delete = &owned_deletes["resources"][0];
+    assert_eq!(owned_delete["actor"], app_deletes["resources"][0]["actor"]);
+    assert_eq!(owned_delete["target"]["name"], "owned.example.com");
+    assert_eq!(owned_delete["organization"]["guid"], organization.as_str());
+    assert_eq!(owned_delete["space"]["guid"], space.as_str());
+
+    // Role events sit where the role is held: an organization role in its organization, a
+    // space role in its space too.
+    let (_, member_events) = app.get(&format!("{EVENTS}?target_guids={member}")).await;
+    assert_eq!(
+        types_of(&member_events),
+        BTreeSet::from(["audit.role.upsert".to_owned()])
+    );
+    let upsert = &member_events["resources"][0];
+    assert_eq!(
+        upsert["target"],
+        json!({"guid": member.to_string(), "type": "role", "name": "organization_user"})
+    );
+    assert_eq!(upsert["organization"]["guid"], organization.as_str());
+    assert_eq!(upsert["space"], Value::Null);
+    assert_eq!(upsert["data"]["request"]["user_guid"], "dev-user");
+    let (_, developer_events) = app
+        .get(&format!(
+            "{EVENTS}?target_guids={developer}&order_by=created_at"
+        ))
+        .await;
+    let kinds: Vec<&str> = developer_events["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["audit.role.upsert", "audit.role.delete"]);
+    for event in developer_events["resources"].as_array().unwrap() {
+        assert_eq!(event["organization"]["guid"], organization.as_str());
+        assert_eq!(event["space"]["guid"], space.as_str());
+        assert_eq!(event["target"]["name"], "space_developer");
+    }
 
     let stored = raw_events(&app).await;
     for secret in &secrets {
@@ -323,6 +417,23 @@ async fn a_change_whose_event_cannot_be_written_does_not_commit() {
     use sea_orm::ConnectionTrait;
     let app = TestApp::spawn().await;
     let organization = app.organization("o").await;
+    // Another organization holds what the later checks change, so "o" stays deletable.
+    let holder = app.organization("holder").await;
+    let space = app.space(&holder, "s").await;
+    let application = app.app(&space, "web").await;
+    let credential = app
+        .credential(
+            json!({"location": "app.example.com", "username": "u", "password": "p",
+               "relationships": {"app": {"data": {"guid": application}}}}),
+        )
+        .await;
+    let credential = credential["guid"].as_str().unwrap().to_owned();
+    let kept = uuid::Uuid::new_v4();
+    let (status, _) = app
+        .put(&format!("/v3/roles/{kept}"), role(&holder, "kept-user"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let refused = uuid::Uuid::new_v4();
     // The event's table gone: every event insert fails, as on a full disk, on both databases.
     app.connect()
         .await
@@ -343,11 +454,45 @@ async fn a_change_whose_event_cannot_be_written_does_not_commit() {
         "no internals: {body}"
     );
     let (_, list) = app.get("/v3/registry_credentials").await;
-    assert_eq!(list["pagination"]["total_results"], 0);
+    assert_eq!(
+        list["pagination"]["total_results"], 1,
+        "the app's credential alone"
+    );
     let (status, _) = app
         .delete(&format!("/v3/organizations/{organization}"))
         .await;
     assert!(status.is_server_error());
     let (status, _) = app.get(&format!("/v3/organizations/{organization}")).await;
     assert_eq!(status, StatusCode::OK, "the organization stays");
+
+    // Roles: neither a new role nor a role's delete commits without its event.
+    let (status, _) = app
+        .put(
+            &format!("/v3/roles/{refused}"),
+            role(&holder, "refused-user"),
+        )
+        .await;
+    assert!(status.is_server_error());
+    let (status, _) = app.get(&format!("/v3/roles/{refused}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the role was not stored");
+    let (status, _) = app.delete(&format!("/v3/roles/{kept}")).await;
+    assert!(status.is_server_error());
+    let (status, _) = app.get(&format!("/v3/roles/{kept}")).await;
+    assert_eq!(status, StatusCode::OK, "the role stays");
+
+    // An app's delete takes its credentials only with every event written.
+    let (status, _) = app.delete(&format!("/v3/apps/{application}")).await;
+    assert!(status.is_server_error());
+    let (status, _) = app.get(&format!("/v3/apps/{application}")).await;
+    assert_eq!(status, StatusCode::OK, "the app stays");
+    let (status, _) = app
+        .get(&format!("/v3/registry_credentials/{credential}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "its credential stays");
+}
+
+fn role(organization: &str, user: &str) -> Value {
+    json!({"type": "organization_user", "relationships": {
+        "user": {"data": {"guid": user}},
+        "organization": {"data": {"guid": organization}}}})
 }

@@ -133,9 +133,20 @@ async fn deleting_a_directory_resource_in_use_is_refused_and_deletes_nothing() {
     let organization = app.organization("o").await;
     let space = app.space(&organization, "s").await;
     let application = app.app(&space, "a").await;
-    let credential = app
-        .credential(json!({"location": "r.io", "username": "u", "password": "p", "relationships": {"app": {"data": {"guid": application}}}}))
+    app.credential(json!({"location": "r.io", "username": "u", "password": "p",
+        "relationships": {"app": {"data": {"guid": application}}},
+        "metadata": {"labels": {"team": "blue"}}}))
         .await;
+    let role = uuid::Uuid::new_v4();
+    let (status, body) = app
+        .put(
+            &format!("/v3/roles/{role}"),
+            json!({"type": "organization_user", "relationships": {
+                "user": {"data": {"guid": "someone"}},
+                "organization": {"data": {"guid": organization}}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 
     let (status, body) = app
         .delete(&format!("/v3/organizations/{organization}"))
@@ -144,19 +155,13 @@ async fn deleting_a_directory_resource_in_use_is_refused_and_deletes_nothing() {
     assert_v3_error(&body, 10008, "CF-UnprocessableEntity");
     assert_eq!(
         detail(&body),
-        "Organization still has 1 space and 1 registry credential: delete them first"
+        "Organization still has 1 space, 1 registry credential and 1 role: delete them first"
     );
     let (status, body) = app.delete(&format!("/v3/spaces/{space}")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         detail(&body),
         "Space still has 1 app and 1 registry credential: delete them first"
-    );
-    let (status, body) = app.delete(&format!("/v3/apps/{application}")).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        detail(&body),
-        "App still has 1 registry credential: delete them first"
     );
     for path in [
         format!("/v3/organizations/{organization}"),
@@ -170,11 +175,15 @@ async fn deleting_a_directory_resource_in_use_is_refused_and_deletes_nothing() {
         );
     }
 
-    app.delete(&format!(
-        "/v3/registry_credentials/{}",
-        credential["guid"].as_str().unwrap()
-    ))
-    .await;
+    assert_eq!(
+        app.delete(&format!("/v3/roles/{role}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/v3/spaces/{space}")).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the app is still there"
+    );
     assert_eq!(
         app.delete(&format!("/v3/apps/{application}")).await.0,
         StatusCode::NO_CONTENT
@@ -192,6 +201,69 @@ async fn deleting_a_directory_resource_in_use_is_refused_and_deletes_nothing() {
     let (status, body) = app.get(&format!("/v3/organizations/{organization}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(detail(&body), "Organization not found");
+}
+
+/// As Cloud Controller: an app goes with its credentials (and their labels), in one
+/// transaction; the credentials of other apps and of its space stay.
+#[tokio::test]
+async fn deleting_an_app_deletes_its_credentials() {
+    let app = TestApp::spawn().await;
+    let organization = app.organization("o").await;
+    let space = app.space(&organization, "s").await;
+    let doomed = app.app(&space, "doomed").await;
+    let kept = app.app(&space, "kept").await;
+    let credential = |kind: &str, guid: &str, location: &str| {
+        json!({"location": location, "username": "u", "password": "p",
+            "relationships": {kind: {"data": {"guid": guid}}},
+            "metadata": {"labels": {"team": "blue"}}})
+    };
+    let mut gone = Vec::new();
+    for location in ["r.io", "other.io/team"] {
+        gone.push(app.credential(credential("app", &doomed, location)).await);
+    }
+    let stays = [
+        app.credential(credential("app", &kept, "r.io")).await,
+        app.credential(credential("space", &space, "r.io")).await,
+    ];
+
+    assert_eq!(
+        app.delete(&format!("/v3/apps/{doomed}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    for credential in &gone {
+        let (status, _) = app
+            .get(&format!(
+                "/v3/registry_credentials/{}",
+                credential["guid"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    for credential in &stays {
+        let (status, _) = app
+            .get(&format!(
+                "/v3/registry_credentials/{}",
+                credential["guid"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    use sea_orm::ConnectionTrait;
+    let db = app.connect().await;
+    let labels = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM registry_credential_labels".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(
+        labels, 2,
+        "only the labels of the credentials kept are left"
+    );
 }
 
 #[tokio::test]

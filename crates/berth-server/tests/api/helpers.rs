@@ -130,13 +130,20 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.raw_json(method, path, Some(&self.admin_token), body)
+            .await
+    }
+
+    /// A request with `token` (or none), its answer read as JSON (`null` when empty).
+    pub async fn raw_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let response = self
-            .raw(
-                method,
-                path,
-                Some(&self.admin_token),
-                body.map(|b| b.to_string()),
-            )
+            .raw(method, path, token, body.map(|b| b.to_string()))
             .await;
         let status = response.status();
         let text = response.text().await.unwrap();

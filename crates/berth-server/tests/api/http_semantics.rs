@@ -103,6 +103,16 @@ async fn head_answers_like_get_without_a_body_on_every_get_route() {
         .await;
     let credential = credential["guid"].as_str().unwrap();
     let app_guid = app.app(&space, "web").await;
+    let role = uuid::Uuid::new_v4();
+    let (status, _) = app
+        .put(
+            &format!("/v3/roles/{role}"),
+            json!({"type": "organization_user", "relationships": {
+                "user": {"data": {"guid": "someone"}},
+                "organization": {"data": {"guid": organization}}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (_, events) = app.get("/v3/audit_events?per_page=1").await;
     let event = events["resources"][0]["guid"].as_str().unwrap().to_owned();
     for path in paths.clone() {
@@ -117,6 +127,9 @@ async fn head_answers_like_get_without_a_body_on_every_get_route() {
         }
         if path == format!("/v3/audit_events/{space}") {
             paths.push(format!("/v3/audit_events/{event}"));
+        }
+        if path == format!("/v3/roles/{space}") {
+            paths.push(format!("/v3/roles/{role}"));
         }
     }
     paths.extend(
@@ -164,7 +177,7 @@ async fn head_answers_like_get_without_a_body_on_every_get_route() {
     // The routes were reached, not merely answered 404: all but the unknown route and the
     // `{guid}` paths filled with another kind's id.
     assert!(
-        successes >= paths.len() - 5,
+        successes >= paths.len() - 6,
         "{successes} of {}",
         paths.len()
     );

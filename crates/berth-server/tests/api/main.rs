@@ -17,5 +17,7 @@ mod lifecycle;
 mod permissions;
 mod pull_secrets;
 mod registries;
+mod roles;
 mod sealing;
+mod uaa;
 mod verification;
