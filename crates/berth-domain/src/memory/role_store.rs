@@ -198,7 +198,7 @@ impl MemoryDirectoryStore {
             if let Some(space) = role.space() {
                 facts.space_organizations.push((space, role.organization));
             }
-            facts.roles.push(role.role.clone());
+            facts.roles.push(role.role);
         }
         facts.space_organizations.extend(
             spaces
