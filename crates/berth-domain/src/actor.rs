@@ -40,13 +40,20 @@ pub enum ApiAccess {
     Unrestricted,
     /// As Cloud Controller decides: `read` from `cloud_controller.read` (or an admin scope),
     /// `write` from `cloud_controller.write` (or `cloud_controller.admin`).
-    Scoped { read: bool, write: bool },
+    Scoped {
+        /// Whether the token may read.
+        read: bool,
+        /// Whether the token may write.
+        write: bool,
+    },
 }
 
 /// Whether a request only reads (`GET`, `HEAD`, and the read-only actions) or may change state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Only reads.
     Read,
+    /// May change state.
     Write,
 }
 
@@ -93,17 +100,26 @@ pub enum RoleError {
 /// The eight role types of Cloud Foundry, as named on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RoleType {
+    /// `organization_manager`.
     OrganizationManager,
+    /// `organization_auditor`.
     OrganizationAuditor,
+    /// `organization_user`.
     OrganizationUser,
+    /// `organization_billing_manager`.
     OrganizationBillingManager,
+    /// `space_manager`.
     SpaceManager,
+    /// `space_developer`.
     SpaceDeveloper,
+    /// `space_auditor`.
     SpaceAuditor,
+    /// `space_supporter`.
     SpaceSupporter,
 }
 
 impl RoleType {
+    /// Every role type, organization roles first.
     pub const ALL: [Self; 8] = [
         Self::OrganizationManager,
         Self::OrganizationAuditor,
@@ -115,6 +131,7 @@ impl RoleType {
         Self::SpaceSupporter,
     ];
 
+    /// The name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OrganizationManager => "organization_manager",
@@ -183,11 +200,14 @@ impl fmt::Display for RoleType {
 /// Where a role is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RoleTarget {
+    /// An organization role's organization.
     Organization(OrganizationGuid),
+    /// A space role's space.
     Space(SpaceGuid),
 }
 
 impl Role {
+    /// The role's type.
     pub fn role_type(&self) -> RoleType {
         match self {
             Self::OrganizationManager(_) => RoleType::OrganizationManager,
@@ -201,6 +221,7 @@ impl Role {
         }
     }
 
+    /// Where the role is held.
     pub fn target(&self) -> RoleTarget {
         match *self {
             Self::OrganizationManager(organization)

@@ -183,6 +183,7 @@ pub trait DirectoryStore: Send + Sync {
     fn spaces(&self) -> &dyn DirectoryEntries<Space>;
     /// The apps.
     fn apps(&self) -> &dyn DirectoryEntries<App>;
+    /// The roles, on the same database.
     fn roles(&self) -> &dyn RoleStore;
     /// The permission lookup of a caller whose directory roles count, in ONE indexed statement:
     /// the roles `user` holds in the directory, and the organization of each space of `spaces`
@@ -207,6 +208,7 @@ pub trait DirectoryStore: Send + Sync {
 
 /// What [`RoleStore::upsert`] found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RoleUpsert {
     /// The role was stored.
     Created,
@@ -220,7 +222,9 @@ pub enum RoleUpsert {
 
 /// What [`RoleStore::delete`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RoleRemoval {
+    /// The role was deleted and its event written.
     Deleted,
     /// Nothing was deleted: the role is the user's last in its organization and the user still
     /// holds this many roles in the organization's spaces.

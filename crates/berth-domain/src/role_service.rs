@@ -15,26 +15,37 @@ use crate::roles::{RoleAssignment, RoleGrant, RoleGuid, RoleQuery};
 
 /// What can go wrong in a role use case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RoleError {
+    /// No such role, or one the caller may not see.
     #[error("Role not found")]
     NotFound,
+    /// The caller may not make this change.
     #[error("You are not authorized to perform the requested action")]
     NotAuthorized,
+    /// The role's organization or space does not exist (or is not visible).
     #[error("Invalid {0}. Ensure that the {0} exists and you have access to it.")]
     InvalidRelationship(RelationshipKind),
+    /// A space role for a user without a role in the space's organization.
     #[error(
         "Users cannot be assigned roles in a space if they do not have a role in that space's \
          organization."
     )]
     NoOrganizationRole,
     #[error("User '{user}' already has '{kind}' role in {target}.")]
+    /// The user holds this role under another guid.
     AlreadyHeld {
+        /// The user's guid.
         user: String,
+        /// The role's type.
         kind: RoleType,
+        /// Where, as Cloud Controller names it.
         target: String,
     },
+    /// The guid names a different role.
     #[error("Role '{0}' exists with another type, user, organization or space.")]
     GuidTaken(RoleGuid),
+    /// The user's last organization role, while the user holds this many space roles there.
     #[error(
         "Cannot delete the user's last role in the organization while the user has {0} \
          role(s) in its spaces: delete those first."
@@ -43,6 +54,7 @@ pub enum RoleError {
     /// Other role writes in the organization kept its row locked longer than the store waits.
     #[error("The organization's roles are being changed by another request; try again")]
     Contended,
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -50,7 +62,9 @@ pub enum RoleError {
 /// Whether a `PUT` created the role or found it already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolePut {
+    /// The role was stored.
     Created,
+    /// The same role was there already.
     Unchanged,
 }
 

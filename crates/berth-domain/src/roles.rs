@@ -32,6 +32,10 @@ pub struct UserGuid(String);
 impl UserGuid {
     /// # Errors
     /// [`InvalidUserGuid`] unless 1 to [`MAX_USER_GUID_LEN`] visible ASCII characters.
+    /// The user guid `text`.
+    ///
+    /// # Errors
+    /// [`InvalidUserGuid`] unless 1 to [`MAX_USER_GUID_LEN`] visible ASCII characters.
     pub fn parse(text: &str) -> Result<Self, InvalidUserGuid> {
         if text.is_empty()
             || text.len() > MAX_USER_GUID_LEN
@@ -42,6 +46,7 @@ impl UserGuid {
         Ok(Self(text.to_owned()))
     }
 
+    /// The guid as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -57,15 +62,22 @@ impl fmt::Display for UserGuid {
 /// that the permission lookup needs no join and an organization's roles are one index range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleAssignment {
+    /// The role's guid.
     pub guid: RoleGuid,
+    /// Who holds it.
     pub user: UserGuid,
+    /// The role and where it is held.
     pub role: Role,
+    /// The role's organization, or its space's.
     pub organization: OrganizationGuid,
+    /// When it was stored.
     pub created_at: OffsetDateTime,
+    /// When it last changed (roles never change: its creation).
     pub updated_at: OffsetDateTime,
 }
 
 impl RoleAssignment {
+    /// A space role's space; `None` for an organization role.
     pub fn space(&self) -> Option<SpaceGuid> {
         match self.role.target() {
             RoleTarget::Space(space) => Some(space),
@@ -82,14 +94,18 @@ impl RoleAssignment {
 /// What a `PUT /v3/roles/{guid}` asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleGrant {
+    /// Who is to hold the role.
     pub user: UserGuid,
+    /// The role and where.
     pub role: Role,
 }
 
 /// How roles can be ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleOrderField {
+    /// `created_at`.
     CreatedAt,
+    /// `updated_at`.
     UpdatedAt,
 }
 
@@ -100,12 +116,19 @@ pub struct RoleQuery {
     pub visibility: DirectoryVisibility,
     /// Set by the use case: the caller's subject, whose own roles are always visible.
     pub viewer: Option<String>,
+    /// Only these role guids.
     pub guids: Option<Vec<uuid::Uuid>>,
+    /// Only roles of these types.
     pub types: Option<Vec<RoleType>>,
+    /// Only roles of these users.
     pub user_guids: Option<Vec<String>>,
+    /// Only the organization roles of these organizations (as Cloud Controller).
     pub organization_guids: Option<Vec<uuid::Uuid>>,
+    /// Only roles in these spaces.
     pub space_guids: Option<Vec<uuid::Uuid>>,
+    /// The order; [`RoleQuery::order_or_default`] when `None`.
     pub order: Option<Ordering<RoleOrderField>>,
+    /// The page asked for.
     pub page: PageRequest,
 }
 
@@ -122,8 +145,11 @@ impl RoleQuery {
 /// What the permission lookup needs from the directory, read in one statement: the roles the
 /// directory gives the subject, and the organization of each space the caller has a role in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PermissionFacts {
+    /// The roles the directory gives the subject.
     pub roles: Vec<Role>,
+    /// The organization of each space the caller has a role in (that exists).
     pub space_organizations: Vec<(SpaceGuid, OrganizationGuid)>,
 }
 

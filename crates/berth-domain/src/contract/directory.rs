@@ -3,11 +3,13 @@
 use uuid::Uuid;
 
 use super::{Stores, credential, event, organization, password};
+use crate::ambient::Ambient;
+use crate::audit::{AuditActor, AuditData, AuditEvent, AuditEventType, AuditQuery, AuditTarget};
 use crate::credential::ScopeTarget;
 use crate::directory::{App, Organization, ResourceName, Space};
 use crate::ids::{AppGuid, OrganizationGuid, SpaceGuid};
 use crate::listing::{Direction, DirectoryOrderField, DirectoryQuery, Ordering, PageRequest};
-use crate::permissions::DirectoryVisibility;
+use crate::permissions::{AuditVisibility, DirectoryVisibility};
 use crate::ports::StoreError;
 
 fn space(organization: OrganizationGuid, name: &str) -> Space {
@@ -34,7 +36,8 @@ fn app(space: &Space, name: &str) -> App {
 }
 
 /// Entries read back as written; a duplicate guid is a conflict, a missing parent refused, an
-/// update of an unknown entry not found, a delete of a used entry counts what uses it.
+/// update of an unknown entry not found, a delete of a used entry counts what uses it, and an
+/// app's delete takes its credentials.
 pub async fn entries_round_trip_with_parents_and_dependents(stores: &Stores) {
     let directory = &stores.directory;
     let organization = organization(stores).await;
@@ -100,10 +103,6 @@ pub async fn entries_round_trip_with_parents_and_dependents(stores: &Stores) {
         .insert(&app_credential, &password("p"), &event())
         .await
         .unwrap();
-    match directory.apps().delete(web.guid, &event()).await {
-        Err(StoreError::InUse(dependents)) => assert_eq!(dependents.credentials, 1),
-        other => panic!("expected InUse, got {other:?}"),
-    }
     match directory.spaces().delete(dev.guid, &event()).await {
         Err(StoreError::InUse(dependents)) => {
             assert_eq!((dependents.apps, dependents.credentials), (1, 1));
@@ -120,12 +119,12 @@ pub async fn entries_round_trip_with_parents_and_dependents(stores: &Stores) {
         }
         other => panic!("expected InUse, got {other:?}"),
     }
-    stores
-        .credentials
-        .delete(app_credential.guid, &event())
-        .await
-        .unwrap();
+    // An app's credentials go with it.
     directory.apps().delete(web.guid, &event()).await.unwrap();
+    assert_eq!(
+        stores.credentials.get(app_credential.guid).await.unwrap(),
+        None
+    );
     directory.spaces().delete(dev.guid, &event()).await.unwrap();
     directory
         .organizations()
@@ -268,5 +267,116 @@ pub async fn lists_filter_order_and_page(stores: &Stores) {
         })
         .await,
         (both, 2)
+    );
+}
+
+/// An app's delete deletes its credentials (and no other) and keeps the app's event and one
+/// `audit.registry_credential.delete` per credential, at the app delete's time and by its actor.
+pub async fn an_app_delete_takes_its_credentials_with_their_events(stores: &Stores) {
+    let directory = &stores.directory;
+    let organization = organization(stores).await;
+    let dev = space(organization, "dev");
+    directory.spaces().insert(&dev, &event()).await.unwrap();
+    let web = app(&dev, "web");
+    let worker = app(&dev, "worker");
+    for entry in [&web, &worker] {
+        directory.apps().insert(entry, &event()).await.unwrap();
+    }
+    let target = |app: &App| ScopeTarget::App {
+        organization,
+        space: dev.guid,
+        app: app.guid,
+    };
+    let owned = [
+        credential(target(&web), "a.io", &[]),
+        credential(target(&web), "b.io", &[]),
+    ];
+    let kept = credential(target(&worker), "a.io", &[]);
+    for credential in owned.iter().chain([&kept]) {
+        stores
+            .credentials
+            .insert(credential, &password("p"), &event())
+            .await
+            .unwrap();
+    }
+    let app_delete = AuditEvent::new(
+        &Ambient::system(),
+        AuditEventType::AppDelete,
+        AuditActor::system(),
+        AuditTarget::new(web.guid, "app", "web"),
+        AuditData::new(),
+    );
+    directory
+        .apps()
+        .delete(web.guid, &app_delete)
+        .await
+        .unwrap();
+    assert_eq!(directory.apps().get(web.guid).await.unwrap(), None);
+    for credential in &owned {
+        assert_eq!(stores.credentials.get(credential.guid).await.unwrap(), None);
+    }
+    assert!(stores.credentials.get(kept.guid).await.unwrap().is_some());
+
+    let events = stores
+        .audit_events
+        .list(&AuditQuery {
+            visibility: AuditVisibility::Everything,
+            types: Some(vec![
+                AuditEventType::AppDelete,
+                AuditEventType::CredentialDelete,
+            ]),
+            page: PageRequest::new(1, 100).unwrap(),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| event.event_type == AuditEventType::AppDelete)
+            .collect::<Vec<_>>(),
+        vec![&app_delete]
+    );
+    let mut deleted: Vec<_> = events
+        .iter()
+        .filter(|event| event.event_type == AuditEventType::CredentialDelete)
+        .map(|event| {
+            assert_eq!(event.created_at, app_delete.created_at);
+            assert_eq!(event.actor, app_delete.actor);
+            assert_eq!(
+                (event.organization, event.space),
+                (Some(organization), Some(dev.guid))
+            );
+            assert_ne!(event.guid, app_delete.guid);
+            (event.target.guid.clone(), event.target.clone())
+        })
+        .collect();
+    deleted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected: Vec<_> = owned
+        .iter()
+        .map(|credential| {
+            let target = AuditTarget::credential(credential);
+            (target.guid.clone(), target)
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(deleted, expected, "one event per credential the app took");
+
+    // An app without credentials writes its event only.
+    let worker_delete = event();
+    stores
+        .credentials
+        .delete(kept.guid, &event())
+        .await
+        .unwrap();
+    directory
+        .apps()
+        .delete(worker.guid, &worker_delete)
+        .await
+        .unwrap();
+    assert_eq!(
+        stores.audit_events.get(worker_delete.guid).await.unwrap(),
+        Some(worker_delete)
     );
 }

@@ -24,6 +24,7 @@ pub mod credentials;
 pub mod directory;
 pub mod idempotency;
 pub mod registries;
+pub mod roles;
 
 use std::sync::Arc;
 
@@ -92,6 +93,13 @@ macro_rules! store_contract_tests {
             credentials::pull_matches_read_every_level_and_open_only_the_winners,
             directory::entries_round_trip_with_parents_and_dependents,
             directory::lists_filter_order_and_page,
+            directory::an_app_delete_takes_its_credentials_with_their_events,
+            roles::upserts_follow_cloud_controllers_rules,
+            roles::the_last_organization_role_stays_while_space_roles_need_it,
+            roles::permission_facts_give_the_users_roles_and_every_spaces_organization,
+            roles::lists_filter_order_page_and_keep_to_the_visible,
+            roles::role_writes_keep_their_event_and_refused_ones_none,
+            roles::organizations_and_spaces_with_roles_refuse_deletion,
             registries::a_claimed_registry_reads_back_as_written_and_is_one_per_organization,
             registries::only_the_lease_holder_writes_a_registry_or_records_its_robots,
             registries::the_managed_robot_and_its_credential_are_written_and_deleted_together,

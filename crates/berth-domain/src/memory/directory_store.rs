@@ -7,12 +7,13 @@ use time::OffsetDateTime;
 
 use super::credential_store::page_of;
 use super::{MemoryDatabase, Tables};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditEventGuid};
 use crate::directory::{App, Dependents, DirectoryEntry, Organization, Space};
 use crate::ids::{OrganizationGuid, SpaceGuid, TypedGuid};
 use crate::listing::{Direction, DirectoryOrderField, DirectoryQuery, Ordering, Page};
 use crate::permissions::DirectoryVisibility;
-use crate::ports::{DirectoryEntries, DirectoryStore, StoreError};
+use crate::ports::{DirectoryEntries, DirectoryStore, RoleStore, StoreError};
+use crate::roles::PermissionFacts;
 
 /// Organizations, spaces and apps in a [`MemoryDatabase`].
 #[derive(Clone, Debug)]
@@ -25,6 +26,10 @@ impl MemoryDirectoryStore {
     pub fn new(database: MemoryDatabase) -> Self {
         Self { database }
     }
+
+    pub(super) fn database(&self) -> &MemoryDatabase {
+        &self.database
+    }
 }
 
 /// What the memory store needs of each kind of entry beyond [`DirectoryEntry`].
@@ -36,6 +41,18 @@ trait Row: DirectoryEntry {
     fn parents_exist(&self, tables: &Tables) -> bool;
     fn visible(&self, visibility: &DirectoryVisibility) -> bool;
     fn dependents(guid: Self::Guid, tables: &Tables) -> Dependents;
+    /// Whether something the entry owns is under a write lock its delete must wait for.
+    fn owned_locked(_guid: Self::Guid, _tables: &Tables) -> bool {
+        false
+    }
+    /// Deletes what the entry owns and goes with it; the events of those deletes.
+    fn delete_owned(
+        _guid: Self::Guid,
+        _tables: &mut Tables,
+        _event: &AuditEvent,
+    ) -> Vec<AuditEvent> {
+        Vec::new()
+    }
 }
 
 fn space_visible(
@@ -80,16 +97,17 @@ impl Row for Organization {
         }
     }
     fn dependents(guid: OrganizationGuid, tables: &Tables) -> Dependents {
-        Dependents {
-            spaces: count(tables.spaces.values(), |space| space.organization == guid),
-            apps: 0,
-            credentials: count(tables.credentials.values(), |row| {
+        Dependents::new(
+            count(tables.spaces.values(), |space| space.organization == guid),
+            0,
+            count(tables.credentials.values(), |row| {
                 row.credential.target.organization() == Some(guid)
             }),
-            registries: count(tables.registries.values(), |row| {
+            count(tables.registries.values(), |row| {
                 row.registry.organization() == guid
             }),
-        }
+            count(tables.roles.values(), |role| role.organization == guid),
+        )
     }
 }
 
@@ -113,14 +131,15 @@ impl Row for Space {
         space_visible(visibility, self.organization, self.guid)
     }
     fn dependents(guid: SpaceGuid, tables: &Tables) -> Dependents {
-        Dependents {
-            spaces: 0,
-            apps: count(tables.apps.values(), |app| app.space == guid),
-            credentials: count(tables.credentials.values(), |row| {
+        Dependents::new(
+            0,
+            count(tables.apps.values(), |app| app.space == guid),
+            count(tables.credentials.values(), |row| {
                 row.credential.target.space() == Some(guid)
             }),
-            registries: 0,
-        }
+            0,
+            count(tables.roles.values(), |role| role.space() == Some(guid)),
+        )
     }
 }
 
@@ -144,15 +163,42 @@ impl Row for App {
     fn visible(&self, visibility: &DirectoryVisibility) -> bool {
         space_visible(visibility, self.organization, self.space)
     }
-    fn dependents(guid: crate::ids::AppGuid, tables: &Tables) -> Dependents {
-        Dependents {
-            spaces: 0,
-            apps: 0,
-            credentials: count(tables.credentials.values(), |row| {
-                row.credential.target.app() == Some(guid)
-            }),
-            registries: 0,
-        }
+    fn dependents(_: crate::ids::AppGuid, _: &Tables) -> Dependents {
+        // An app's credentials go with it.
+        Dependents::default()
+    }
+
+    fn owned_locked(guid: crate::ids::AppGuid, tables: &Tables) -> bool {
+        tables.credentials.values().any(|row| {
+            row.credential.target.app() == Some(guid)
+                && tables.locked_credentials.contains(&row.credential.guid)
+        })
+    }
+
+    fn delete_owned(
+        guid: crate::ids::AppGuid,
+        tables: &mut Tables,
+        event: &AuditEvent,
+    ) -> Vec<AuditEvent> {
+        // As Cloud Controller (and the sea-orm adapter): an app's credentials are deleted with
+        // it, each with its own event at the app delete's time.
+        let owned: Vec<_> = tables
+            .credentials
+            .values()
+            .filter(|row| row.credential.target.app() == Some(guid))
+            .map(|row| row.credential.clone())
+            .collect();
+        owned
+            .iter()
+            .map(|credential| {
+                tables.credentials.remove(&credential.guid);
+                AuditEvent::credential_deleted_with(
+                    event,
+                    credential,
+                    AuditEventGuid::from_uuid(uuid::Uuid::now_v7()),
+                )
+            })
+            .collect()
     }
 }
 
@@ -228,17 +274,28 @@ where
     }
 
     async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tables = self.database.tables();
-        if !E::table(&mut tables).contains_key(&guid) {
-            return Err(StoreError::NotFound);
+        loop {
+            let seen = {
+                let mut tables = self.database.tables();
+                if !E::table(&mut tables).contains_key(&guid) {
+                    return Err(StoreError::NotFound);
+                }
+                let dependents = E::dependents(guid, &tables);
+                if !dependents.is_empty() {
+                    return Err(StoreError::InUse(dependents));
+                }
+                if !E::owned_locked(guid, &tables) {
+                    let owned = E::delete_owned(guid, &mut tables, event);
+                    E::table(&mut tables).remove(&guid);
+                    tables.record(std::slice::from_ref(event));
+                    tables.record(&owned);
+                    return Ok(());
+                }
+                tables.version
+            };
+            // Waits for the writer holding an owned credential, as its row lock makes it.
+            self.database.changed(seen, None).await;
         }
-        let dependents = E::dependents(guid, &tables);
-        if !dependents.is_empty() {
-            return Err(StoreError::InUse(dependents));
-        }
-        E::table(&mut tables).remove(&guid);
-        tables.record(std::slice::from_ref(event));
-        Ok(())
     }
 }
 
@@ -254,6 +311,18 @@ impl DirectoryStore for MemoryDirectoryStore {
 
     fn apps(&self) -> &dyn DirectoryEntries<App> {
         self
+    }
+
+    fn roles(&self) -> &dyn RoleStore {
+        self
+    }
+
+    async fn permission_facts(
+        &self,
+        user: &str,
+        spaces: &[SpaceGuid],
+    ) -> Result<PermissionFacts, StoreError> {
+        Ok(self.read_permission_facts(user, spaces))
     }
 
     async fn space_organizations(

@@ -2,7 +2,7 @@
 //! `memory`).
 //!
 //! [`MemoryDatabase`] is one database: its stores ([`MemoryDatabase::credentials`],
-//! [`MemoryDatabase::directory`], [`MemoryDatabase::registries`],
+//! [`MemoryDatabase::directory`] (with its roles), [`MemoryDatabase::registries`],
 //! [`MemoryDatabase::idempotency`], [`MemoryDatabase::audit_events`],
 //! [`MemoryDatabase::access_log`]) share its tables, so a directory entry that a credential
 //! refers to is [`InUse`](crate::ports::StoreError::InUse), as in the sea-orm adapter. They keep
@@ -26,6 +26,7 @@ mod directory_store;
 mod idempotency_store;
 mod provisioner;
 mod registry_store;
+mod role_store;
 mod verifier;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,6 +52,7 @@ use crate::directory::{App, Organization, Space};
 use crate::ids::{AppGuid, CredentialGuid, OrganizationGuid, SpaceGuid};
 use crate::ports::Lease;
 use crate::registry::{Registry, RegistryId, RobotCredential, RobotId};
+use crate::roles::{RoleAssignment, RoleGuid};
 
 /// One in-memory database: the tables every memory store reads and writes.
 #[derive(Clone)]
@@ -177,6 +179,7 @@ struct Tables {
     /// Credentials under a write lock ([`crate::ports::CredentialStore::lock`]).
     locked_credentials: HashSet<CredentialGuid>,
     registries: BTreeMap<RegistryId, RegistryRow>,
+    roles: BTreeMap<RoleGuid, RoleAssignment>,
     robots: BTreeMap<RobotId, RobotCredential>,
     /// By (principal, key).
     idempotency: HashMap<(String, String), IdempotencyRow>,

@@ -305,6 +305,8 @@ impl From<RoleError> for V3Error {
                 error.to_string(),
             ),
             RoleError::Store(store) => from_store(store),
+            // A variant added to the domain after this surface: a 500 until it is mapped.
+            _ => V3Error::unknown(&error),
         }
     }
 }

@@ -365,48 +365,6 @@ async fn app_with_credential(harness: &Harness) -> (App, RegistryCredential) {
     (app, owned)
 }
 
-/// An app's delete writes its own event and one per credential that went with it, by the same
-/// actor, in the credential's organization and space.
-#[tokio::test]
-async fn an_app_delete_records_each_credential_it_takes() {
-    let (keys, _) = ring(&["k1"], "k1");
-    let harness = Harness::new(keys).await;
-    let store = SeaOrmAuditStore::new(harness.connection.clone());
-    let (app, owned) = app_with_credential(&harness).await;
-    let deleted = AuditEvent::new(
-        AuditEventType::AppDelete,
-        AuditActor::system(),
-        AuditTarget::new(app.guid, "app", "web"),
-        AuditData::new(),
-    )
-    .in_space(app.organization, app.space);
-    harness
-        .directory
-        .apps()
-        .delete(app.guid, &deleted)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get(deleted.guid).await.unwrap(),
-        Some(deleted.clone())
-    );
-    let credential_events = store
-        .list(&AuditQuery {
-            types: Some(vec![AuditEventType::CredentialDelete]),
-            ..everything()
-        })
-        .await
-        .unwrap()
-        .items;
-    assert_eq!(credential_events.len(), 1);
-    let event = &credential_events[0];
-    assert_eq!(event.target, AuditTarget::credential(&owned));
-    assert_eq!(event.actor, deleted.actor);
-    assert_eq!(event.organization, Some(app.organization));
-    assert_eq!(event.space, Some(app.space));
-    assert!(harness.credentials.get(owned.guid).await.unwrap().is_none());
-}
-
 /// With the events refused, an app's delete takes neither the app nor its credentials.
 #[tokio::test]
 async fn a_refused_event_keeps_the_app_and_its_credentials() {
