@@ -922,7 +922,12 @@ fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
     let (from, parents, parents_join, guid) = match owner {
         RequestedOwner::Foundation => {
             let sql = format!(
-                r#"SELECT NULL AS "context_organization", NULL AS "context_space", {CHAIN} FROM "registry_credentials" AS "c" WHERE "c"."scope_key" = 'foundation' AND "c"."location" IN ({locations})"#
+                concat!(
+                    r#"SELECT NULL AS "context_organization", NULL AS "context_space", {} "#,
+                    r#"FROM "registry_credentials" AS "c" "#,
+                    r#"WHERE "c"."scope_key" = 'foundation' AND "c"."location" IN ({})"#,
+                ),
+                CHAIN, locations,
             );
             return Statement::from_sql_and_values(backend, sql, values);
         }
@@ -935,13 +940,23 @@ fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
         RequestedOwner::Space(guid) => (
             r#""spaces" AS "o""#,
             r#""o"."organization_guid" AS "context_organization", "o"."guid" AS "context_space""#,
-            r#" OR ("c"."scope" = 'organization' AND "c"."organization_guid" = "o"."organization_guid")"#,
+            concat!(
+                r#" OR ("c"."scope" = 'organization' AND "#,
+                r#""c"."organization_guid" = "o"."organization_guid")"#,
+            ),
             guid.as_uuid(),
         ),
         RequestedOwner::App(guid) => (
             r#""apps" AS "o""#,
-            r#""o"."organization_guid" AS "context_organization", "o"."space_guid" AS "context_space""#,
-            r#" OR ("c"."scope" = 'space' AND "c"."space_guid" = "o"."space_guid") OR ("c"."scope" = 'organization' AND "c"."organization_guid" = "o"."organization_guid")"#,
+            concat!(
+                r#""o"."organization_guid" AS "context_organization", "#,
+                r#""o"."space_guid" AS "context_space""#,
+            ),
+            concat!(
+                r#" OR ("c"."scope" = 'space' AND "c"."space_guid" = "o"."space_guid")"#,
+                r#" OR ("c"."scope" = 'organization' AND "#,
+                r#""c"."organization_guid" = "o"."organization_guid")"#,
+            ),
             guid.as_uuid(),
         ),
     };
@@ -951,7 +966,12 @@ fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
     bind(&mut guid_value, guid.into());
     let guid = guid_value;
     let sql = format!(
-        r#"SELECT {parents}, {CHAIN} FROM {from} LEFT JOIN "registry_credentials" AS "c" ON "c"."location" IN ({locations}) AND ("c"."scope_key" IN ({own_key}, 'foundation'){parents_join}) WHERE "o"."guid" = {guid}"#
+        concat!(
+            r#"SELECT {}, {} FROM {} LEFT JOIN "registry_credentials" AS "c" "#,
+            r#"ON "c"."location" IN ({}) AND ("c"."scope_key" IN ({}, 'foundation'){}) "#,
+            r#"WHERE "o"."guid" = {}"#,
+        ),
+        parents, CHAIN, from, locations, own_key, parents_join, guid,
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
