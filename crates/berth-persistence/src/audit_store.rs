@@ -229,8 +229,7 @@ impl SeaOrmAuditStore {
         if batch.len() <= ROWS_PER_STATEMENT {
             return insert_in(&self.db, batch).await;
         }
-        use sea_orm::TransactionTrait;
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         insert_in(&transaction, batch).await?;
         transaction.commit().await.map_err(store_error)
     }

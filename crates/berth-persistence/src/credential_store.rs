@@ -116,7 +116,7 @@ impl SeaOrmCredentialStore {
             rows.push(self.credential_row(credential, password)?);
             label_rows_all.extend(label_rows(credential));
         }
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             credentials::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(&transaction)
@@ -700,7 +700,7 @@ impl CredentialStore for SeaOrmCredentialStore {
                 .map(drop)
                 .map_err(store_error);
         }
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         credentials::Entity::insert(row)
             .exec_without_returning(&transaction)
             .await
@@ -767,7 +767,7 @@ impl CredentialStore for SeaOrmCredentialStore {
     async fn delete(&self, guid: CredentialGuid, event: &AuditEvent) -> Result<(), StoreError> {
         // The credential row first, then its labels: the order an update locks them in, so a
         // delete and an update of one credential wait for each other instead of deadlocking.
-        let transaction = self.db.begin().await.map_err(lock_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(lock_error)?;
         let result = credentials::Entity::delete_by_id(guid.as_uuid())
             .exec(&transaction)
             .await

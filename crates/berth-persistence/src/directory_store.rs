@@ -12,7 +12,7 @@ use berth_domain::roles::PermissionFacts;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Select,
 };
 
 use crate::entities::{
@@ -425,7 +425,7 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         fields(otel.kind = "client", berth.directory = E::KIND.as_str())
     )]
     async fn insert(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         E::Entity::insert(entry.row())
             .exec_without_returning(&transaction)
             .await
@@ -441,7 +441,7 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
     )]
     async fn update(&self, entry: &E, event: &AuditEvent) -> Result<(), StoreError> {
         let columns = E::columns();
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         let result = E::Entity::update_many()
             .col_expr(columns.name, Expr::value(entry.name().as_str()))
             .col_expr(columns.updated_at, Expr::value(entry.updated_at()))
@@ -489,7 +489,7 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
     )]
     async fn delete(&self, guid: E::Guid, event: &AuditEvent) -> Result<(), StoreError> {
         let uuid = guid.as_uuid();
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         // The foreign keys make the delete itself refuse when anything still refers to the row,
         // so a concurrent insert can never leave an orphan; the counts only explain the refusal.
         // One transaction: what the entry owns goes with it, and every delete's event is

@@ -254,3 +254,18 @@ pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, 
         .map(|migration| migration.name().to_owned())
         .collect())
 }
+
+/// Begins a transaction that writes. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+/// first (waiting the busy timeout for it), never upgraded from a read halfway through, which
+/// SQLite refuses at once (`SQLITE_BUSY`) when another writer holds it. Every write transaction
+/// that reads before it writes (audit events ride in most of them) needs it across processes.
+pub(crate) async fn begin_write(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::TransactionTrait;
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..sea_orm::TransactionOptions::default()
+    })
+    .await
+}

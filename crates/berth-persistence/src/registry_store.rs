@@ -15,7 +15,7 @@ use berth_domain::registry::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -190,7 +190,7 @@ impl SeaOrmRegistryStore {
                 Err(StoreError::Conflict)
             };
         }
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         let result = update.exec(&transaction).await.map_err(store_error)?;
         if result.rows_affected != 1 {
             return Err(StoreError::Conflict);
@@ -418,7 +418,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         holder: LeaseHolder,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         Self::hold_in(&transaction, id.as_uuid(), holder).await?;
         Self::delete_managed_credentials(
             &transaction,
@@ -498,7 +498,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         holder: LeaseHolder,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         Self::hold_in(&transaction, robot.registry().as_uuid(), holder).await?;
         Self::write_robot(&transaction, robot, None).await?;
         audit_store::insert_in(&transaction, events).await?;
@@ -514,7 +514,7 @@ impl RegistryStore for SeaOrmRegistryStore {
         password: &Password,
         events: &[AuditEvent],
     ) -> Result<CredentialGuid, StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         Self::hold_in(&transaction, robot.registry().as_uuid(), holder).await?;
         let guid = self
             .credentials
@@ -528,7 +528,7 @@ impl RegistryStore for SeaOrmRegistryStore {
 
     #[tracing::instrument(name = "db.registries.delete_robot", skip_all, fields(otel.kind = "client"))]
     async fn delete_robot(&self, id: RobotId, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await.map_err(store_error)?;
+        let transaction = crate::begin_write(&self.db).await.map_err(store_error)?;
         Self::delete_managed_credentials(
             &transaction,
             Condition::all().add(robot::Column::Id.eq(id.as_uuid())),
