@@ -4,7 +4,7 @@ use crate::audit_event;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use berth_domain::credential::{RequestedOwner, Scope, ScopeTarget};
+use berth_domain::credential::{RequestedOwner, ScopeTarget};
 use berth_domain::directory::{App, ResourceName, Space};
 use berth_domain::ids::{AppGuid, SpaceGuid};
 use berth_domain::image_reference::ImageReference;
@@ -83,60 +83,10 @@ async fn every_level_and_candidate_is_read_in_one_statement() {
         "one statement for the context, every level and every candidate"
     );
     assert_eq!(lookup.context, context);
-
-    let mut found: Vec<(Scope, String)> = lookup
-        .matches
-        .iter()
-        .map(|m| (m.scope, m.location.to_string()))
-        .collect();
-    found.sort();
-    assert_eq!(
-        found,
-        [
-            (Scope::Foundation, "docker.io".to_owned()),
-            (Scope::Foundation, "r.example.com".to_owned()),
-            (Scope::Organization, "example.com".to_owned()),
-            (Scope::Organization, "r.example.com/team".to_owned()),
-        ]
-    );
-    let winners: Vec<_> = query
-        .clone()
-        .resolve(&lookup.context, &lookup.matches)
-        .into_iter()
-        .map(|r| r.winner.map(|w| w.guid))
-        .collect();
-    assert_eq!(
-        winners,
-        [
-            Some(stored[0].guid),
-            Some(stored[1].guid),
-            Some(stored[3].guid),
-            None
-        ]
-    );
-    // Only the winners' passwords were opened: the shadowed foundation `r.example.com` was not.
-    let mut opened: Vec<_> = lookup
-        .passwords
-        .iter()
-        .map(|(guid, p)| (*guid, p.expose().to_owned()))
-        .collect();
-    opened.sort();
-    let mut expected = vec![
-        (stored[0].guid, "pw-0".to_owned()),
-        (stored[1].guid, "pw-1".to_owned()),
-        (stored[3].guid, "pw-3".to_owned()),
-    ];
-    expected.sort();
-    assert_eq!(opened, expected);
-
-    // Explain opens nothing.
-    let lookup = store
-        .pull_matches(&query, Reveal::Nothing)
-        .await
-        .unwrap()
-        .unwrap();
+    // What it finds, and which passwords it opens, is the store contract's
+    // (`contract::credentials::pull_matches_read_every_level_and_open_only_the_winners`, run on
+    // this store too): here, only that it is one statement.
     assert_eq!(lookup.matches.len(), 4);
-    assert!(lookup.passwords.is_empty());
 }
 
 #[tokio::test]
