@@ -7,11 +7,15 @@
 //! - `GET /v3/registry_credentials/{guid}`: one primary-key `SELECT`;
 //! - `POST /v3/registry_credentials`: one `INSERT` of a credential row;
 //! - `GET /v3/registry_credentials?organization_guids=..&label_selector=..&per_page=..`: the
-//!   page query and its count (counted only when the page is full, as Berth's store does).
+//!   page query and its count (counted only when the page is full, as Berth's store does);
+//! - `POST /v3/registry_credentials/actions/resolve`: the pull lookup's one statement, exactly
+//!   as Berth's store builds it (`berth_persistence::pull_statement`), built once per distinct
+//!   body and then only run: no body decoding, no candidates, no seals opened, no answer built.
 //!
 //! No authentication, no permission rules, no sealing, no validation: that is Berth's work,
 //! and what the ratios show the price of.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -60,6 +64,11 @@ pub fn run(args: FloorArgs) -> anyhow::Result<()> {
                 .route("/v3/registry_credentials/{guid}", web::get().to(select_one))
                 .route("/v3/registry_credentials", web::post().to(insert_one))
                 .route("/v3/registry_credentials", web::get().to(list_page))
+                .route(
+                    "/v3/registry_credentials/actions/resolve",
+                    web::post().to(pull_lookup),
+                )
+                .app_data(web::Data::new(PullStatements::default()))
         })
         .workers(workers)
         .bind(&args.listen)
@@ -192,6 +201,73 @@ async fn list_page(
             "pagination": { "total_results": count },
             "resources": resources,
         })),
+        Err(error) => failed(error),
+    }
+}
+
+/// The pull lookup's statement of each body seen, per worker.
+#[derive(Default)]
+struct PullStatements(RefCell<HashMap<web::Bytes, Statement>>);
+
+/// The statement Berth's store runs for a resolve body (`images` and an app).
+fn pull_lookup_statement(backend: DbBackend, body: &[u8]) -> anyhow::Result<Statement> {
+    use berth_domain::credential::RequestedOwner;
+    use berth_domain::ids::AppGuid;
+    use berth_domain::image_reference::ImageReference;
+    use berth_domain::pull_secrets::{PullRequest, PullSubject};
+
+    let body: serde_json::Value = serde_json::from_slice(body)?;
+    let app = body["relationships"]["app"]["data"]["guid"]
+        .as_str()
+        .context("the floor resolves an app's images only")?;
+    let subjects = body["images"]
+        .as_array()
+        .context("no images")?
+        .iter()
+        .map(|image| {
+            let text = image.as_str().context("an image that is not a string")?;
+            Ok(PullSubject::Image(ImageReference::parse(text)?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let owner = RequestedOwner::App(AppGuid::parse(app)?);
+    let query = PullRequest::new(owner, subjects)?.into_query();
+    Ok(berth_persistence::pull_statement(backend, &query))
+}
+
+async fn pull_lookup(
+    db: web::Data<DatabaseConnection>,
+    statements: web::Data<PullStatements>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let cached = statements.0.borrow().get(&body).cloned();
+    let statement = match cached {
+        Some(statement) => statement,
+        None => match pull_lookup_statement(db.get_database_backend(), &body) {
+            Ok(statement) => {
+                statements.0.borrow_mut().insert(body, statement.clone());
+                statement
+            }
+            Err(error) => return HttpResponse::BadRequest().body(error.to_string()),
+        },
+    };
+    match db.query_all_raw(statement).await {
+        Ok(rows) => {
+            let found: Result<Vec<_>, sea_orm::DbErr> = rows
+                .iter()
+                .map(|row| {
+                    Ok(serde_json::json!({
+                        "guid": row.try_get_by_index::<Option<Uuid>>(2)?,
+                        "scope": row.try_get_by_index::<Option<String>>(3)?,
+                        "location": row.try_get_by_index::<Option<String>>(4)?,
+                        "username": row.try_get_by_index::<Option<String>>(5)?,
+                    }))
+                })
+                .collect();
+            match found {
+                Ok(found) => HttpResponse::Ok().json(serde_json::json!({ "matches": found })),
+                Err(error) => failed(error),
+            }
+        }
         Err(error) => failed(error),
     }
 }

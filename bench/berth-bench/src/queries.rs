@@ -14,13 +14,26 @@ use uuid::Uuid;
 
 const COLUMNS: &str = r#""guid", "scope", "scope_key", "organization_guid", "space_guid", "app_guid", "location", "username", "password_ciphertext", "password_key_label", "labels", "annotations", "created_at", "updated_at", "revision""#;
 
-/// `$1` audit events spread evenly over every organization (PostgreSQL), one a second back from
-/// now, so none is past the retention Berth prunes at start; shaped as Berth writes them, on the
-/// index Berth lists them by: `(organization_guid, created_at, guid)`.
+/// `$1` audit events (PostgreSQL): `$3` of them in organization `$2`, the one the growth runs
+/// list, whatever the total, and the rest spread evenly over every other organization. The
+/// measured list then reads the same page and counts the same entries in every set, so only the
+/// table's size differs between them. One a second back from now, so none is past the retention
+/// Berth prunes at start; shaped as Berth writes them, on the index Berth lists them by:
+/// `(organization_guid, created_at, guid)`.
 pub const SEED_AUDIT_EVENTS: &str = r#"
 WITH "orgs" AS (
-    SELECT "guid", row_number() OVER (ORDER BY "guid") - 1 AS "i" FROM "organizations"
-), "total" AS (SELECT count(*) AS "c" FROM "orgs")
+    SELECT "guid", row_number() OVER (ORDER BY "guid") - 1 AS "i"
+    FROM "organizations" WHERE "guid" <> $2
+), "total" AS (SELECT count(*) AS "c" FROM "orgs"),
+"events" AS (
+    SELECT "n", $2::uuid AS "organization_guid"
+    FROM generate_series(0, LEAST($3::bigint, $1::bigint) - 1) AS "n"
+    UNION ALL
+    SELECT "n", "orgs"."guid"
+    FROM generate_series(LEAST($3::bigint, $1::bigint), $1::bigint - 1) AS "n"
+    CROSS JOIN "total"
+    JOIN "orgs" ON "orgs"."i" = "n" % "total"."c"
+)
 INSERT INTO "audit_events" ("guid", "created_at", "type", "actor_guid", "actor_type",
     "actor_name", "target_guid", "target_type", "target_name", "data", "organization_guid",
     "space_guid")
@@ -31,10 +44,8 @@ SELECT gen_random_uuid(),
     'bench-user', 'user', 'bench-user',
     gen_random_uuid()::text, 'registry_credential', 'registry.example.com/team',
     '{"request":{"password":"[PRIVATE DATA HIDDEN]","username":"robot"}}',
-    "orgs"."guid", NULL
-FROM generate_series(0, $1::bigint - 1) AS "n"
-CROSS JOIN "total"
-JOIN "orgs" ON "orgs"."i" = "n" % "total"."c"
+    "events"."organization_guid", NULL
+FROM "events"
 "#;
 
 const AUDIT_COLUMNS: &str = r#""guid", "created_at", "type", "actor_guid", "actor_type", "actor_name", "target_guid", "target_type", "target_name", "data", "organization_guid", "space_guid""#;

@@ -32,6 +32,9 @@ const APPS_PER_SPACE: usize = 10;
 const CREDENTIALS_PER_BATCH: usize = 2_000;
 /// How many guids the GET and PATCH scripts cycle through.
 const SAMPLE: usize = 20_000;
+/// The audit events of the measured organization (`list_organization`) in every set: the same
+/// page and count whatever the table holds (`queries::SEED_AUDIT_EVENTS`).
+const MEASURED_ORGANIZATION_EVENTS: usize = 1_000;
 
 #[derive(Debug, clap::Args)]
 pub struct SeedArgs {
@@ -46,7 +49,8 @@ pub struct SeedArgs {
     organizations: usize,
     #[arg(long, default_value_t = 0)]
     registry_organizations: usize,
-    /// Audit events spread evenly over every organization (`queries::SEED_AUDIT_EVENTS`).
+    /// Audit events: 1,000 in the measured organization, the rest spread evenly over the others
+    /// (`queries::SEED_AUDIT_EVENTS`).
     #[arg(long, default_value_t = 0)]
     audit_events: usize,
     /// Folder for `dataset.json` and the id lists.
@@ -262,7 +266,11 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         db.execute_raw(sea_orm::Statement::from_sql_and_values(
             db.get_database_backend(),
             crate::queries::SEED_AUDIT_EVENTS,
-            [i64::try_from(args.audit_events)?.into()],
+            [
+                i64::try_from(args.audit_events)?.into(),
+                data_organizations[0].guid.as_uuid().into(),
+                i64::try_from(MEASURED_ORGANIZATION_EVENTS)?.into(),
+            ],
         ))
         .await?;
     }

@@ -896,8 +896,9 @@ impl CredentialStore for SeaOrmCredentialStore {
 /// outer join brings every credential of the chain stored under a candidate location: the
 /// owner's own and the foundation's by their scope key, the parents' by their guid columns
 /// (which only the joined row knows), all probed through the location index. Written by hand:
-/// building it with sea-query per request cost more than running it.
-fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
+/// building it with sea-query per request cost more than running it. Public for the benchmark's
+/// floor, which runs this very statement without the rest of a resolution around it.
+pub fn pull_statement(backend: DbBackend, query: &PullQuery) -> Statement {
     const CHAIN: &str = r#""c"."guid", "c"."scope", "c"."location", "c"."username", "c"."password_ciphertext", "c"."password_key_label""#;
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(query.locations().len() + 2);
     let mut bind = |sql: &mut String, value: sea_orm::Value| {

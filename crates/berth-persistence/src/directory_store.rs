@@ -1,6 +1,8 @@
 //! [`DirectoryStore`] on sea-orm: one routine per operation for organizations, spaces and apps,
 //! each kind's table described once by a [`DirectoryTable`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use berth_domain::audit::{AuditEvent, AuditEventGuid};
 use berth_domain::directory::{App, Dependents, DirectoryEntry, Organization, ResourceName, Space};
@@ -20,6 +22,7 @@ use crate::entities::{
 };
 use crate::errors::{corrupt, store_error};
 use crate::paging::fetch_page;
+use crate::permission_cache::{Lookup, PermissionCache};
 use crate::{audit_store, credential_store};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -28,11 +31,30 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct SeaOrmDirectoryStore {
     db: DatabaseConnection,
+    /// The permission lookup's answers, shared by every store of the process.
+    permissions: Arc<PermissionCache>,
 }
 
 impl SeaOrmDirectoryStore {
+    /// The store, reading the permission lookup from the database on every call.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            permissions: Arc::new(PermissionCache::disabled()),
+        }
+    }
+
+    /// Answers the permission lookup from `cache` (one per process, shared by every store on
+    /// it, so that a role written through any of them clears it).
+    #[must_use]
+    pub fn with_permission_cache(mut self, cache: Arc<PermissionCache>) -> Self {
+        self.permissions = cache;
+        self
+    }
+
+    /// Forgets the cached permission lookups: a role or the directory changed.
+    pub(crate) fn permissions_changed(&self) {
+        self.permissions.invalidate();
     }
 
     pub(crate) fn connection(&self) -> &DatabaseConnection {
@@ -516,7 +538,10 @@ impl<E: DirectoryTable> DirectoryEntries<E> for SeaOrmDirectoryStore {
         events.push(event.clone());
         events.extend(owned);
         audit_store::insert_in(&transaction, &events).await?;
-        transaction.commit().await.map_err(store_error)
+        transaction.commit().await.map_err(store_error)?;
+        // A deleted space leaves the token space roles' facts; the cache forgets them.
+        self.permissions_changed();
+        Ok(())
     }
 }
 
@@ -544,7 +569,13 @@ impl DirectoryStore for SeaOrmDirectoryStore {
         user: &str,
         spaces: &[SpaceGuid],
     ) -> Result<PermissionFacts, StoreError> {
-        self.read_permission_facts(user, spaces).await
+        let generation = match self.permissions.lookup(user, spaces) {
+            Lookup::Hit(facts) => return Ok(facts),
+            Lookup::Miss(generation) => generation,
+        };
+        let facts = self.read_permission_facts(user, spaces).await?;
+        self.permissions.store(generation, user, spaces, &facts);
+        Ok(facts)
     }
 
     #[tracing::instrument(name = "db.directory.space_organizations", skip_all, fields(otel.kind = "client"))]

@@ -9,6 +9,7 @@ mod errors;
 mod idempotency_store;
 pub mod keys;
 mod paging;
+pub mod permission_cache;
 mod registry_store;
 mod role_store;
 pub mod sealing;
@@ -19,10 +20,11 @@ use berth_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 pub use audit_store::SeaOrmAuditStore;
-pub use credential_store::SeaOrmCredentialStore;
+pub use credential_store::{SeaOrmCredentialStore, pull_statement};
 pub use deadline::Deadline;
 pub use directory_store::SeaOrmDirectoryStore;
 pub use idempotency_store::SeaOrmIdempotencyStore;
+pub use permission_cache::PermissionCache;
 pub use registry_store::SeaOrmRegistryStore;
 pub use sea_orm::DatabaseConnection as Connection;
 

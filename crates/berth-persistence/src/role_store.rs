@@ -195,6 +195,7 @@ impl RoleStore for SeaOrmDirectoryStore {
             Ok(_) => {
                 audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
                 transaction.commit().await.map_err(store_error)?;
+                self.permissions_changed();
                 Ok(RoleUpsert::Created)
             }
             Err(StoreError::Conflict) => {
@@ -301,6 +302,7 @@ impl RoleStore for SeaOrmDirectoryStore {
         }
         audit_store::insert_in(&transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await.map_err(store_error)?;
+        self.permissions_changed();
         Ok(RoleRemoval::Deleted)
     }
 }

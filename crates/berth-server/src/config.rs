@@ -101,7 +101,16 @@ pub struct AuthConfig {
     /// `BERTH_AUTH__ROLES_SOURCE`: where organization and space roles come from: `claims`,
     /// `directory` (`/v3/roles`) or `both` (the default).
     pub roles_source: RolesSourceSetting,
+    /// `BERTH_AUTH__PERMISSION_CACHE_MS`: how long this process keeps a caller's permission
+    /// lookup (directory roles and the organizations of the token's spaces): the longest another
+    /// replica's role change takes to count here (this replica's own count at once). 0 reads the
+    /// directory on every request.
+    pub permission_cache_ms: u64,
 }
+
+/// `auth.permission_cache_ms` unless set: a revoked role stops counting on every replica
+/// within a second.
+pub const DEFAULT_PERMISSION_CACHE_MS: u64 = 1_000;
 
 /// `auth.profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -135,6 +144,7 @@ impl Default for AuthConfig {
             roles_claim: "roles".into(),
             profile: AuthProfileSetting::default(),
             roles_source: RolesSourceSetting::default(),
+            permission_cache_ms: DEFAULT_PERMISSION_CACHE_MS,
         }
     }
 }

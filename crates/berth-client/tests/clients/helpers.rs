@@ -69,6 +69,9 @@ impl Berth {
                 leeway_seconds: 5,
             },
             claim_rules: berth_auth::ClaimRules::berth("scope".into(), "roles".into()),
+            permission_cache_ttl: Duration::from_millis(
+                berth_server::config::DEFAULT_PERMISSION_CACHE_MS,
+            ),
             workers: Some(1),
             shutdown_timeout: Duration::from_secs(5),
             migrate_on_start: true,

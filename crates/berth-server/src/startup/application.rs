@@ -25,7 +25,7 @@ use berth_http::v3;
 use berth_http::v3::presenters::Links;
 use berth_persistence::sealing::KeyRing;
 use berth_persistence::{
-    Deadline, SeaOrmAuditStore, SeaOrmCredentialStore, SeaOrmDirectoryStore,
+    Deadline, PermissionCache, SeaOrmAuditStore, SeaOrmCredentialStore, SeaOrmDirectoryStore,
     SeaOrmIdempotencyStore, SeaOrmRegistryStore, WorkerPools,
 };
 use tracing_actix_web::TracingLogger;
@@ -81,6 +81,8 @@ impl Application {
         let call_deadline = runtime.pool.call_deadline();
         // The one clock and id source every service runs on.
         let ambient = Ambient::system();
+        // One per process: a role written through any store clears it for all.
+        let permission_cache = Arc::new(PermissionCache::new(runtime.permission_cache_ttl));
         // The reconciler works on the shared pool; requests on their worker's own pool.
         if let Some(provisioner) = provisioner.clone() {
             let registries = RegistryService::new(
@@ -89,7 +91,8 @@ impl Application {
                     call_deadline,
                 )),
                 Arc::new(Deadline::new(
-                    SeaOrmDirectoryStore::new(db.clone()),
+                    SeaOrmDirectoryStore::new(db.clone())
+                        .with_permission_cache(permission_cache.clone()),
                     call_deadline,
                 )),
                 provisioner,
@@ -114,7 +117,8 @@ impl Application {
                         call_deadline,
                     )),
                     Arc::new(Deadline::new(
-                        SeaOrmDirectoryStore::new(db.clone()),
+                        SeaOrmDirectoryStore::new(db.clone())
+                            .with_permission_cache(permission_cache.clone()),
                         call_deadline,
                     )),
                 )
@@ -137,6 +141,7 @@ impl Application {
             authenticator: Arc::new(Authenticator::with_rules(verifier, runtime.claim_rules)),
             readiness,
             access_log: Arc::new(access_log),
+            permission_cache,
         };
         berth_http::prometheus::handle();
         let listener = TcpListener::bind(&runtime.listen).with_context(|| {
@@ -256,6 +261,8 @@ struct SharedParts {
     authenticator: Arc<Authenticator>,
     readiness: Readiness,
     access_log: Arc<dyn AccessLog>,
+    /// The permission lookup's answers (`auth.permission_cache_ms`), shared by every worker.
+    permission_cache: Arc<PermissionCache>,
 }
 
 impl SharedParts {
@@ -265,7 +272,8 @@ impl SharedParts {
         let db = self.pools.open();
         let deadline = self.call_deadline;
         let directory_store = Arc::new(Deadline::new(
-            SeaOrmDirectoryStore::new(db.clone()),
+            SeaOrmDirectoryStore::new(db.clone())
+                .with_permission_cache(self.permission_cache.clone()),
             deadline,
         ));
         let credential_store = Arc::new(Deadline::new(

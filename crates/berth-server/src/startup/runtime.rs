@@ -48,6 +48,8 @@ pub struct Runtime {
     pub auth: AuthSettings,
     /// How claims become an actor (`auth.profile`, the claim names, `auth.roles_source`).
     pub claim_rules: ClaimRules,
+    /// How long a caller's permission lookup is kept (`auth.permission_cache_ms`).
+    pub permission_cache_ttl: Duration,
     pub workers: Option<usize>,
     /// How long in-flight requests may run after SIGTERM before the process exits anyway.
     pub shutdown_timeout: Duration,
@@ -218,6 +220,7 @@ impl Runtime {
                     RolesSourceSetting::Both => RolesSource::Both,
                 },
             },
+            permission_cache_ttl: Duration::from_millis(settings.auth.permission_cache_ms),
             workers: settings.workers,
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
             // Dev mode applies migrations on start; production needs `berth migrate`.

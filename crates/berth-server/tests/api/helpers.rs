@@ -210,9 +210,14 @@ impl TestApp {
     /// Starts a second Berth on the same database, as another replica would be (its own pool
     /// and workers), and returns its address.
     pub async fn replica(&self) -> String {
-        let application = Application::build(runtime(self.db.url(), &self.key_spec, "k1"))
-            .await
-            .unwrap();
+        self.replica_configured(|_| {}).await
+    }
+
+    /// A second Berth on the same database, its runtime adjusted by `configure`.
+    pub async fn replica_configured(&self, configure: impl FnOnce(&mut Runtime)) -> String {
+        let mut runtime = runtime(self.db.url(), &self.key_spec, "k1");
+        configure(&mut runtime);
+        let application = Application::build(runtime).await.unwrap();
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         address

@@ -6,7 +6,11 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_v3_error, detail, token};
+use berth_auth::RolesSource;
+use berth_server::startup::Runtime;
+use berth_testkit::TestDatabase;
+
+use crate::helpers::{TestApp, assert_v3_error, detail, key_spec, token};
 
 const USER: &str = "0e2c9c56-7b1f-4b4e-9d0e-3f1a2b3c4d5e";
 
@@ -386,4 +390,105 @@ async fn fifty_identical_puts_over_two_replicas_give_exactly_one_role() {
     }
     let (_, list) = app.get(&format!("/v3/roles?space_guids={space}")).await;
     assert_eq!(list["pagination"]["total_results"], 1);
+}
+
+/// The status of `GET path` at the Berth at `address` with `token`.
+async fn status_at(app: &TestApp, address: &str, path: &str, token: &str) -> StatusCode {
+    app.client
+        .get(format!("{address}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The permission lookup is cached per process (`auth.permission_cache_ms`): a role removed
+/// through one replica stops counting there at once, and on another replica that had cached it
+/// within the stated bound, never later.
+#[tokio::test]
+async fn a_removed_role_stops_counting_at_once_here_and_within_the_cache_bound_elsewhere() {
+    let directory_roles = |runtime: &mut Runtime| {
+        runtime.claim_rules.roles_source = RolesSource::Directory;
+    };
+    let app = TestApp::spawn_configured(
+        TestDatabase::new().await,
+        key_spec(&["k1"]),
+        "k1",
+        directory_roles,
+    )
+    .await;
+    let replica = app.replica_configured(directory_roles).await;
+    let organization = app.organization("o").await;
+    let credential = app
+        .credential(json!({
+            "location": "r.example.com/team",
+            "username": "u",
+            "password": "p",
+            "relationships": {"organization": {"data": {"guid": organization}}},
+        }))
+        .await;
+    let path = format!(
+        "/v3/registry_credentials/{}",
+        credential["guid"].as_str().unwrap()
+    );
+    let reader = token(USER, &[], Duration::from_secs(600));
+    assert_eq!(
+        status_at(&app, &replica, &path, &reader).await,
+        StatusCode::NOT_FOUND
+    );
+
+    // Granted through this replica: it counts here at once, on the other within the bound (the
+    // other cached "no role" a moment ago).
+    let role = new_path();
+    let (status, _) = app
+        .put(
+            &role,
+            role_body("organization_manager", USER, "organization", &organization),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        status_at(&app, &app.address, &path, &reader).await,
+        StatusCode::OK
+    );
+    let bound = Duration::from_millis(berth_server::config::DEFAULT_PERMISSION_CACHE_MS);
+    until_status(&app, &replica, &path, &reader, StatusCode::OK, bound).await;
+
+    // Removed through this replica: refused here at once, elsewhere within the bound.
+    assert_eq!(
+        status_at(&app, &replica, &path, &reader).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.delete(&role).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_at(&app, &app.address, &path, &reader).await,
+        StatusCode::NOT_FOUND
+    );
+    until_status(&app, &replica, &path, &reader, StatusCode::NOT_FOUND, bound).await;
+}
+
+/// Polls `GET path` at `address` every 20 ms until it answers `wanted`; fails after twice the
+/// `bound` (the slack is for a loaded test machine, the bound is the cache's).
+async fn until_status(
+    app: &TestApp,
+    address: &str,
+    path: &str,
+    token: &str,
+    wanted: StatusCode,
+    bound: Duration,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let status = status_at(app, address, path, token).await;
+        if status == wanted {
+            return;
+        }
+        assert!(
+            started.elapsed() < bound * 2,
+            "still {status} after {:?}, wanted {wanted}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
