@@ -265,6 +265,16 @@ mod tests {
         )
     }
 
+    /// An audit store on a fresh, migrated database (kept alive by the returned handle).
+    async fn migrated_store() -> (TestDatabase, SeaOrmAuditStore) {
+        let db = TestDatabase::new().await;
+        let connection = berth_persistence::connect(db.url(), &PoolSettings::default())
+            .await
+            .unwrap();
+        berth_persistence::migrate(&connection).await.unwrap();
+        (db, SeaOrmAuditStore::new(connection))
+    }
+
     async fn stored(store: &SeaOrmAuditStore) -> u64 {
         let query = AuditQuery {
             visibility: AuditVisibility::Everything,
@@ -278,12 +288,7 @@ mod tests {
     /// still queued at shutdown before the writer stops: nothing recorded is lost.
     #[tokio::test]
     async fn queued_events_are_written_in_batches_and_at_shutdown() {
-        let db = TestDatabase::new().await;
-        let connection = berth_persistence::connect(db.url(), &PoolSettings::default())
-            .await
-            .unwrap();
-        berth_persistence::migrate(&connection).await.unwrap();
-        let store = SeaOrmAuditStore::new(connection);
+        let (_db, store) = migrated_store().await;
         let (log, writer) = AccessLogWriter::start(store.clone());
 
         log.record((0..FLUSH_ROWS + 1).map(access).collect()).await;
@@ -299,12 +304,7 @@ mod tests {
     /// batches larger than a statement's worth are split, and every event is written.
     #[tokio::test]
     async fn a_full_buffer_makes_recording_wait_and_loses_nothing() {
-        let db = TestDatabase::new().await;
-        let connection = berth_persistence::connect(db.url(), &PoolSettings::default())
-            .await
-            .unwrap();
-        berth_persistence::migrate(&connection).await.unwrap();
-        let store = SeaOrmAuditStore::new(connection);
+        let (_db, store) = migrated_store().await;
         let (log, writer) = AccessLogWriter::start(store.clone());
         let total = QUEUE_CAPACITY * 2 + 7;
         let recorders = (0..4).map(|part| {
@@ -325,12 +325,7 @@ mod tests {
     /// that counts them; another reader's are another row.
     #[tokio::test]
     async fn the_reveals_of_one_batch_are_coalesced_per_reader_and_credential() {
-        let db = TestDatabase::new().await;
-        let connection = berth_persistence::connect(db.url(), &PoolSettings::default())
-            .await
-            .unwrap();
-        berth_persistence::migrate(&connection).await.unwrap();
-        let store = SeaOrmAuditStore::new(connection);
+        let (_db, store) = migrated_store().await;
         let (log, writer) = AccessLogWriter::start(store.clone());
         log.record(
             (0..400)
