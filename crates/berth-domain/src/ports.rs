@@ -187,7 +187,9 @@ pub trait DirectoryStore: Send + Sync {
     fn roles(&self) -> &dyn RoleStore;
     /// The permission lookup of a caller whose directory roles count, in ONE indexed statement:
     /// the roles `user` holds in the directory, and the organization of each space of `spaces`
-    /// (the token's space roles) and of each space the directory gives a role in.
+    /// (the token's space roles) and of each space the directory gives a role in. An adapter may
+    /// keep an answer for a stated, bounded time, provided a role written through it counts from
+    /// its next answer on.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`].
