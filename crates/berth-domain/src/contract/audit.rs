@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::registries::{lease, managed_credential};
+use super::registries::{lease, managed_credential, pull_robot_activated};
 use super::{Stores, credential, organization, password, update};
 use crate::ambient::{Ambient, FixedClock, SystemIds};
 use crate::audit::AuditOrderField;
@@ -19,9 +19,7 @@ use crate::ids::{OrganizationGuid, SpaceGuid};
 use crate::listing::{Direction, Ordering, PageRequest, TimestampFilter};
 use crate::permissions::AuditVisibility;
 use crate::ports::{LeaseHolder, StoreError};
-use crate::registry::{
-    ProvisionedRobotId, QuotaGb, Registry, RegistryId, RobotCredential, RobotId, RobotSpec,
-};
+use crate::registry::{QuotaGb, Registry, RegistryId};
 
 /// An event of `kind` at `at`, with every kind of data value (a secret hidden), placed as given.
 fn event_at(
@@ -213,19 +211,7 @@ pub async fn registry_writes_keep_their_events_and_refused_ones_none(stores: &St
     ));
     assert!(!kept(stores, &refused).await);
 
-    let mut robot = RobotCredential::creating(
-        RobotId::from_uuid(Uuid::now_v7()),
-        registry.id(),
-        RobotSpec::pull_robot(),
-        crate::now(),
-    );
-    store.insert_robot(&robot).await.unwrap();
-    robot.activate(
-        ProvisionedRobotId::new(8),
-        "robot$p+berth-pull".into(),
-        None,
-        crate::now(),
-    );
+    let robot = pull_robot_activated(store.as_ref(), &registry, 8).await;
     let lost = in_org(AuditEventType::RobotUpdate);
     assert!(matches!(
         store

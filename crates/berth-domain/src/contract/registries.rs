@@ -7,7 +7,7 @@ use crate::credential::{RegistryCredential, ScopeTarget, Username};
 use crate::ids::{CredentialGuid, OrganizationGuid};
 use crate::location::RegistryLocation;
 use crate::metadata::{LabelKey, LabelValue, Metadata};
-use crate::ports::{Lease, LeaseHolder, StoreError};
+use crate::ports::{Lease, LeaseHolder, RegistryStore, StoreError};
 use crate::registry::{
     ExpiresInDays, MANAGED_BY_LABEL, MANAGED_BY_REGISTRY, ProvisionedProjectId, ProvisionedQuotaId,
     ProvisionedRobotId, QuotaGb, Registry, RegistryId, RobotAccess, RobotCredential, RobotId,
@@ -19,6 +19,29 @@ pub(super) fn lease(holder: LeaseHolder) -> Lease {
         holder,
         until: crate::now() + time::Duration::seconds(60),
     }
+}
+
+/// The platform pull robot of `registry`, stored as being created, then activated in memory as
+/// Harbor's answer `provisioned` would activate it (not saved yet).
+pub(super) async fn pull_robot_activated(
+    store: &dyn RegistryStore,
+    registry: &Registry,
+    provisioned: i64,
+) -> RobotCredential {
+    let mut robot = RobotCredential::creating(
+        RobotId::from_uuid(Uuid::now_v7()),
+        registry.id(),
+        RobotSpec::pull_robot(),
+        crate::now(),
+    );
+    store.insert_robot(&robot).await.unwrap();
+    robot.activate(
+        ProvisionedRobotId::new(provisioned),
+        "robot$p+berth-pull".into(),
+        None,
+        crate::now(),
+    );
+    robot
 }
 
 /// The platform pull robot's credential: organization-scoped at the project's location,
@@ -207,19 +230,7 @@ pub async fn the_managed_robot_and_its_credential_are_written_and_deleted_togeth
         .await
         .unwrap();
 
-    let mut robot = RobotCredential::creating(
-        RobotId::from_uuid(Uuid::now_v7()),
-        registry.id(),
-        RobotSpec::pull_robot(),
-        crate::now(),
-    );
-    store.insert_robot(&robot).await.unwrap();
-    robot.activate(
-        ProvisionedRobotId::new(8),
-        "robot$p+berth-pull".into(),
-        None,
-        crate::now(),
-    );
+    let robot = pull_robot_activated(store.as_ref(), &registry, 8).await;
     let credential = managed_credential(&registry, "robot$p+berth-pull");
     // Not the lease holder: neither the robot nor the credential is written.
     assert!(matches!(
@@ -277,19 +288,7 @@ pub async fn the_managed_robot_and_its_credential_are_written_and_deleted_togeth
     assert!(stores.credentials.get(guid).await.unwrap().is_none());
 
     // So does deleting the registry.
-    let mut second = RobotCredential::creating(
-        RobotId::from_uuid(Uuid::now_v7()),
-        registry.id(),
-        RobotSpec::pull_robot(),
-        crate::now(),
-    );
-    store.insert_robot(&second).await.unwrap();
-    second.activate(
-        ProvisionedRobotId::new(9),
-        "robot$p+berth-pull".into(),
-        None,
-        crate::now(),
-    );
+    let second = pull_robot_activated(store.as_ref(), &registry, 9).await;
     let fresh = store
         .update_managed_robot(&second, holder, &credential, &password("s3"), &[])
         .await
