@@ -1,4 +1,4 @@
-//! The contract of [`RegistryStore`](crate::ports::RegistryStore).
+//! The contract of [`RegistryStore`].
 
 use uuid::Uuid;
 
